@@ -1,0 +1,26 @@
+# sudo make run   set up what is missing, then start bpftop (ARGS="--tab syscalls -d 2")
+# sudo make test  set up what is missing (with test extras), then run the tests
+SHELL := /bin/bash
+VENV := .venv
+ARGS ?=
+
+.PHONY: run test setup setup-test bench clean
+
+run: setup
+	@$(VENV)/bin/bpftop $(ARGS)
+
+setup:
+	@bash scripts/setup.sh
+
+setup-test:
+	@bash scripts/setup.sh --test
+
+# pytest's own exit code goes through untouched: 5 (nothing collected) fails too.
+test: setup-test
+	@BPFTOP_REQUIRE_BPF=1 $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	@$(VENV)/bin/python bench/syscall_overhead
+
+clean:
+	rm -rf $(VENV) build *.egg-info

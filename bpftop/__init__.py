@@ -1,0 +1,3 @@
+"""bpftop: a top-style terminal console for Linux kernel observability on eBPF."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,95 @@
+"""Hook ladders: ordered strategies, the first that loads wins.
+
+Each strategy has a cheap feature check (does the tracepoint exist, does the
+kernel have kprobes) and a loader that compiles and attaches. Every rung that
+fails keeps its reason, for the probes screen and ``bpftop doctor``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, List, Optional, Sequence, Tuple, TypeVar
+
+from ..errors import NoStrategyError, PrivilegeError
+from ..model import HookAttempt, HookKind
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Strategy(Generic[T]):
+    name: str
+    kind: HookKind
+    hooks: Tuple[str, ...]
+    # Returns why this rung cannot work here, or "" when it may.
+    check: Callable[[], str]
+    # Compiles and attaches; raises on failure. Returns what the collector keeps.
+    load: Callable[[], T]
+
+
+@dataclass
+class Climb(Generic[T]):
+    attempts: List[HookAttempt] = field(default_factory=list)
+    loaded: Optional[T] = None
+    strategy: Optional[Strategy] = None
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    # BCC prints compiler diagnostics to stderr and raises a bare message;
+    # keep the line short enough for a table cell.
+    return (text[:300] + "...") if len(text) > 300 else (text or type(exc).__name__)
+
+
+def climb(
+    strategies: Sequence[Strategy[T]],
+    try_all: bool = False,
+    release: Callable[[Any], None] = lambda _: None,
+) -> Climb[T]:
+    """Try the rungs in order and keep the first that loads.
+
+    With ``try_all`` every rung is tried (``bpftop doctor``): the ones after
+    the winner are loaded, recorded and released again with ``release``.
+    A missing privilege is not a property of a rung: it stops the climb.
+    """
+    result: Climb[T] = Climb()
+    for strategy in strategies:
+        if result.loaded is not None and not try_all:
+            result.attempts.append(
+                HookAttempt(strategy.name, strategy.kind, strategy.hooks, None, "not tried: a higher rung loaded")
+            )
+            continue
+        t0 = time.monotonic()
+        try:
+            why_not = strategy.check()
+            if why_not:
+                result.attempts.append(
+                    HookAttempt(strategy.name, strategy.kind, strategy.hooks, False, why_not, time.monotonic() - t0)
+                )
+                continue
+            loaded = strategy.load()
+        except PrivilegeError:
+            raise
+        except Exception as exc:  # a rung failing is expected: keep why
+            result.attempts.append(
+                HookAttempt(strategy.name, strategy.kind, strategy.hooks, False, _reason(exc), time.monotonic() - t0)
+            )
+            continue
+        elapsed = time.monotonic() - t0
+        if result.loaded is None:
+            result.loaded, result.strategy = loaded, strategy
+            result.attempts.append(HookAttempt(strategy.name, strategy.kind, strategy.hooks, True, "chosen", elapsed))
+        else:
+            release(loaded)
+            result.attempts.append(
+                HookAttempt(strategy.name, strategy.kind, strategy.hooks, True, "works; a higher rung was chosen", elapsed)
+            )
+    return result
+
+
+def require(result: Climb[T], what: str) -> Climb[T]:
+    if result.loaded is None:
+        reasons = "; ".join(f"{a.strategy}: {a.reason}" for a in result.attempts)
+        raise NoStrategyError(f"{what}: no hook could be loaded ({reasons})")
+    return result

@@ -1,0 +1,167 @@
+// bpftop syscalls collector: per-syscall count, errors and latency, and
+// per-process counts, aggregated in the kernel.
+//
+// Feature blocks, chosen by the loader with integer -D flags only:
+//   USE_RAW_TP      raw tracepoints sys_enter/sys_exit (cheapest measured);
+//                   otherwise the classic raw_syscalls tracepoints
+//   LATENCY         time each call (needs sys_enter and a per-thread map)
+//   PER_PROCESS     count per process as well
+// Sizes and syscall numbers: NR_SYSCALLS, MAX_PROCS, MAX_THREADS,
+// MAX_FILTER_PIDS, SC_EXIT, SC_EXIT_GROUP, SC_EXECVE, SC_EXECVEAT.
+//
+// Counters are cumulative and never cleared from user space: the reader
+// takes differences, so no count is lost between a read and a reset.
+
+#include <uapi/linux/ptrace.h>
+#include <linux/sched.h>
+
+struct sc_stat {
+    u64 count;
+    u64 errors;
+    u64 total_ns;
+    u64 timed;
+};
+
+// Slot NR_SYSCALLS collects numbers outside the table (-1, x32, future).
+BPF_PERCPU_ARRAY(sc_stats, struct sc_stat, NR_SYSCALLS + 1);
+
+// Process filter, changed at run time by user space without recompiling.
+// filter_mode[0]: 0 = everyone, 1 = only tgids in filter_pids,
+// 2 = everyone except tgids in filter_pids.
+BPF_ARRAY(filter_mode, u32, 1);
+BPF_HASH(filter_pids, u32, u8, MAX_FILTER_PIDS);
+
+#ifdef PER_PROCESS
+struct proc_stat {
+    u64 count;
+    char comm[TASK_COMM_LEN];
+};
+BPF_PERCPU_HASH(proc_stats, u32, struct proc_stat, MAX_PROCS);
+BPF_PERCPU_ARRAY(untracked, u64, 1);
+#endif
+
+#ifdef LATENCY
+// tid -> entry time. LRU so threads killed inside a syscall cannot fill it.
+BPF_TABLE("lru_hash", u32, u64, start, MAX_THREADS);
+#endif
+
+static __always_inline int skip_tgid(u32 tgid)
+{
+    u32 zero = 0;
+    u32 *mode = filter_mode.lookup(&zero);
+    if (!mode || *mode == 0)
+        return 0;
+    int listed = filter_pids.lookup(&tgid) != NULL;
+    return *mode == 1 ? !listed : listed;
+}
+
+static __always_inline void on_enter(u32 id)
+{
+#ifdef LATENCY
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (skip_tgid(pid_tgid >> 32))
+        return;
+    // exit and exit_group never return: an entry would only linger.
+    if (id == SC_EXIT || id == SC_EXIT_GROUP)
+        return;
+    u32 tid = (u32)pid_tgid;
+    u64 ts = bpf_ktime_get_ns();
+    start.update(&tid, &ts);
+#endif
+}
+
+static __always_inline void on_exit(u32 id, long ret)
+{
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32;
+    if (skip_tgid(tgid))
+        return;
+
+    u32 slot = id < NR_SYSCALLS ? id : NR_SYSCALLS;
+    struct sc_stat *s = sc_stats.lookup(&slot);
+    if (!s)
+        return;
+    s->count++;
+    // -4095..-1 are errno values; larger "negative" returns are addresses.
+    if (ret < 0 && ret >= -4095)
+        s->errors++;
+
+#ifdef LATENCY
+    u32 tid = (u32)pid_tgid;
+    u64 *tsp = start.lookup(&tid);
+    if (tsp) {
+        s->total_ns += bpf_ktime_get_ns() - *tsp;
+        s->timed++;
+        start.delete(&tid);
+    }
+#endif
+
+#ifdef PER_PROCESS
+    struct proc_stat *p = proc_stats.lookup(&tgid);
+    if (p) {
+        p->count++;
+        // After exec the process has a new name.
+        if ((id == SC_EXECVE || id == SC_EXECVEAT) && ret == 0)
+            bpf_get_current_comm(&p->comm, sizeof(p->comm));
+    } else {
+        struct proc_stat init = {.count = 1};
+        bpf_get_current_comm(&init.comm, sizeof(init.comm));
+        if (proc_stats.update(&tgid, &init) != 0) {
+            u32 zero = 0;
+            u64 *n = untracked.lookup(&zero);
+            if (n)
+                (*n)++;
+        }
+    }
+#endif
+}
+
+#ifdef USE_RAW_TP
+
+// args[0] is the task's struct pt_regs: the syscall number at exit is the
+// saved orig_ax (x86_64) / syscallno (arm64), part of the user ABI.
+static __always_inline u32 exit_syscall_nr(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    long nr = -1;
+#if defined(__x86_64__)
+    bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax);
+#elif defined(__aarch64__)
+    bpf_probe_read_kernel(&nr, sizeof(nr), &regs->syscallno);
+#else
+#error "raw tracepoint rung supports x86_64 and arm64; the tracepoint rung covers the rest"
+#endif
+    return (u32)nr;
+}
+
+int bpftop_sc_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+    on_exit(exit_syscall_nr(ctx), (long)ctx->args[1]);
+    return 0;
+}
+
+#ifdef LATENCY
+int bpftop_sc_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+    on_enter((u32)ctx->args[1]);
+    return 0;
+}
+#endif
+
+#else  // classic tracepoints; BCC attaches TRACEPOINT_PROBEs when loading
+
+TRACEPOINT_PROBE(raw_syscalls, sys_exit)
+{
+    on_exit((u32)args->id, args->ret);
+    return 0;
+}
+
+#ifdef LATENCY
+TRACEPOINT_PROBE(raw_syscalls, sys_enter)
+{
+    on_enter((u32)args->id);
+    return 0;
+}
+#endif
+
+#endif

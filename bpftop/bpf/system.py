@@ -1,0 +1,185 @@
+"""What this kernel and this process allow: privileges, tracefs, headers,
+lockdown, kprobes. Plain file reads; BCC is not imported here."""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from ..errors import PrivilegeError, FeatureError
+
+TRACEFS = "/sys/kernel/tracing"
+DEBUGFS_TRACING = "/sys/kernel/debug/tracing"
+SECURITYFS = "/sys/kernel/security"
+
+CAP_SYS_ADMIN = 21
+CAP_PERFMON = 38
+CAP_BPF = 39
+
+
+def effective_caps() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return 0
+
+
+def check_privileges() -> None:
+    """Raise PrivilegeError with one clear line when BPF cannot be loaded.
+
+    BCC reads tracefs and kallsyms and creates perf events, which needs
+    CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON on kernels that split them.
+    """
+    caps = effective_caps()
+    has = lambda bit: bool(caps >> bit & 1)  # noqa: E731
+    if has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON)):
+        return
+    who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()}"
+    raise PrivilegeError(
+        f"bpftop needs root (CAP_SYS_ADMIN, or CAP_BPF and CAP_PERFMON) to load eBPF "
+        f"programs; running as {who} without them. Try: sudo bpftop"
+    )
+
+
+def _is_tracefs(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, "events"))
+
+
+@dataclass(frozen=True)
+class TracefsInfo:
+    path: str
+    mounted_by_us: bool
+
+
+_tracefs: Optional[TracefsInfo] = None
+
+
+def ensure_tracefs() -> TracefsInfo:
+    """Find tracefs, mounting it at /sys/kernel/tracing when it is absent.
+
+    BCC reads tracepoint formats from /sys/kernel/debug/tracing when that
+    exists, else from /sys/kernel/tracing, so the mount goes to the latter.
+    """
+    global _tracefs
+    if _tracefs is not None and _is_tracefs(_tracefs.path):
+        return _tracefs
+    for path in (DEBUGFS_TRACING, TRACEFS):
+        if _is_tracefs(path):
+            _tracefs = TracefsInfo(path, mounted_by_us=False)
+            return _tracefs
+    if not os.path.isdir(TRACEFS):
+        raise FeatureError(f"tracefs is not available: {TRACEFS} does not exist (kernel without CONFIG_TRACING?)")
+    res = subprocess.run(
+        ["mount", "-t", "tracefs", "tracefs", TRACEFS], capture_output=True, text=True
+    )
+    if res.returncode != 0 or not _is_tracefs(TRACEFS):
+        detail = (res.stderr or res.stdout).strip() or f"exit {res.returncode}"
+        raise FeatureError(f"tracefs is not mounted and mounting it at {TRACEFS} failed: {detail}")
+    _tracefs = TracefsInfo(TRACEFS, mounted_by_us=True)
+    return _tracefs
+
+
+def tracepoint_exists(category: str, event: str) -> bool:
+    info = ensure_tracefs()
+    return os.path.isfile(os.path.join(info.path, "events", category, event, "format"))
+
+
+def kprobes_available() -> Tuple[bool, str]:
+    info = ensure_tracefs()
+    if os.path.exists(os.path.join(info.path, "kprobe_events")):
+        return True, ""
+    return False, f"kernel has no kprobes ({info.path}/kprobe_events absent: CONFIG_KPROBES off)"
+
+
+@dataclass(frozen=True)
+class HeadersInfo:
+    path: Optional[str]  # what BCC will use, resolved
+    version: Optional[str]  # kernel version the headers are for
+    matches_running: bool
+    note: str
+
+
+def _headers_version(build: str) -> Optional[str]:
+    for rel in ("include/generated/utsrelease.h", "include/config/kernel.release"):
+        try:
+            with open(os.path.join(build, rel)) as f:
+                text = f.read()
+        except OSError:
+            continue
+        if '"' in text:
+            return text.split('"')[1]
+        return text.strip() or None
+    return None
+
+
+def kernel_headers() -> HeadersInfo:
+    release = platform.release()
+    build = f"/lib/modules/{release}/build"
+    if os.path.isdir(os.path.join(build, "include")):
+        real = os.path.realpath(build)
+        version = _headers_version(real)
+        matches = version == release
+        note = "" if matches else (
+            f"headers are for {version or 'another kernel'}, not {release}: safe for bpftop's "
+            "programs, which read tracepoint arguments and pt_regs only"
+        )
+        return HeadersInfo(real, version, matches, note)
+    if os.path.exists("/sys/kernel/kheaders.tar.xz"):
+        return HeadersInfo("/sys/kernel/kheaders.tar.xz", release, True, "built into the kernel (CONFIG_IKHEADERS)")
+    candidates = sorted(glob.glob("/usr/src/linux-headers-*"))
+    hint = f" ({', '.join(candidates)} installed but not linked)" if candidates else ""
+    return HeadersInfo(None, None, False, f"no kernel headers at {build}{hint}; run: sudo make setup")
+
+
+def lockdown_mode() -> str:
+    path = os.path.join(SECURITYFS, "lockdown")
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except FileNotFoundError:
+        if not os.path.ismount(SECURITYFS):
+            return "unknown (securityfs not mounted)"
+        return "none (no lockdown LSM)"
+    except OSError as e:
+        return f"unknown ({e.strerror})"
+    for word in text.split():
+        if word.startswith("["):
+            return word.strip("[]")
+    return text
+
+
+def read_sysctl(name: str) -> Optional[str]:
+    try:
+        with open("/proc/sys/" + name.replace(".", "/")) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def btf_available() -> bool:
+    return os.path.exists("/sys/kernel/btf/vmlinux")
+
+
+def ensure_securityfs() -> bool:
+    """Mount securityfs (to read the lockdown mode) when it is absent and we
+    may; True when this call mounted it."""
+    if os.path.ismount(SECURITYFS) or not os.path.isdir(SECURITYFS) or os.geteuid() != 0:
+        return False
+    res = subprocess.run(["mount", "-t", "securityfs", "securityfs", SECURITYFS], capture_output=True)
+    return res.returncode == 0
+
+
+def bcc_version() -> str:
+    try:
+        import bcc  # type: ignore
+    except ImportError:
+        return "not importable (install python3-bpfcc)"
+    return getattr(bcc, "__version__", "unknown version")

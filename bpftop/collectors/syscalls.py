@@ -1,0 +1,256 @@
+"""Syscalls collector: per-syscall count, errors and latency, per-process
+counts (like bcc's syscount, both views at once).
+
+Kernel counters are cumulative; each ``collect()`` reports the difference
+since the previous one, so reading never races with resetting.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from ..bpf import ladder, loader, system
+from ..model import HookKind, ProcessRow, SyscallRow, SyscallsSnapshot
+from . import syscall_names
+from .base import Collector
+from .pidfilter import PidFilter
+
+MAX_PROCS = 10240
+MAX_THREADS = 65536
+MAX_FILTER_PIDS = 1024
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One syscall's cumulative kernel counters, summed over CPUs."""
+
+    count: int = 0
+    errors: int = 0
+    total_ns: int = 0
+    timed: int = 0
+
+    def minus(self, other: "Counter") -> "Counter":
+        return Counter(
+            self.count - other.count,
+            self.errors - other.errors,
+            self.total_ns - other.total_ns,
+            self.timed - other.timed,
+        )
+
+
+def sum_percpu(values: Iterable) -> Counter:
+    count = errors = total = timed = 0
+    for v in values:
+        count += v.count
+        errors += v.errors
+        total += v.total_ns
+        timed += v.timed
+    return Counter(count, errors, total, timed)
+
+
+def syscall_rows(
+    current: Mapping[int, Counter],
+    previous: Mapping[int, Counter],
+    nr_syscalls: int,
+    latency: bool,
+    namer=syscall_names.name,
+) -> Tuple[SyscallRow, ...]:
+    """Rows for the syscalls called in the interval, busiest first."""
+    rows = []
+    for nr, cur in current.items():
+        delta = cur.minus(previous.get(nr, Counter()))
+        if delta.count <= 0:
+            continue
+        label = namer(nr) if nr < nr_syscalls else "(other)"
+        rows.append(
+            SyscallRow(
+                syscall=label,
+                nr=nr,
+                count=delta.count,
+                errors=delta.errors,
+                total_ns=delta.total_ns if latency else None,
+                timed=delta.timed if latency else 0,
+            )
+        )
+    rows.sort(key=lambda r: (-r.count, r.syscall))
+    return tuple(rows)
+
+
+def process_rows(
+    current: Mapping[int, Tuple[int, str]], previous: Mapping[int, int]
+) -> Tuple[ProcessRow, ...]:
+    rows = [
+        ProcessRow(pid, comm, count - previous.get(pid, 0))
+        for pid, (count, comm) in current.items()
+        if count - previous.get(pid, 0) > 0
+    ]
+    rows.sort(key=lambda r: (-r.count, r.pid))
+    return tuple(rows)
+
+
+def _comm(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+class SyscallsCollector(Collector[SyscallsSnapshot]):
+    tab = "syscalls"
+    title = "Syscalls"
+
+    def __init__(self, pids: Sequence[int] = (), latency: bool = True, per_process: bool = True) -> None:
+        super().__init__()
+        self.latency = latency
+        self.per_process = per_process
+        self.filter = PidFilter(pids)
+        self.nr_syscalls = max(512, max(syscall_names.table(), default=0) + 1)
+        self._prev: Dict[int, Counter] = {}
+        self._prev_procs: Dict[int, int] = {}
+        self._prev_untracked = 0
+        self._last = time.monotonic()
+
+    # -- ladder -----------------------------------------------------------
+    def _defines(self, raw_tp: bool) -> Dict[str, int]:
+        def nr(name: str, default: int) -> int:
+            try:
+                return syscall_names.number(name)
+            except KeyError:
+                return default  # a number no syscall has: the test never matches
+
+        never = 0xFFFFFFF
+        return {
+            "USE_RAW_TP": raw_tp,
+            "LATENCY": self.latency,
+            "PER_PROCESS": self.per_process,
+            "NR_SYSCALLS": self.nr_syscalls,
+            "MAX_PROCS": MAX_PROCS,
+            "MAX_THREADS": MAX_THREADS,
+            "MAX_FILTER_PIDS": MAX_FILTER_PIDS,
+            "SC_EXIT": nr("exit", never),
+            "SC_EXIT_GROUP": nr("exit_group", never),
+            "SC_EXECVE": nr("execve", never),
+            "SC_EXECVEAT": nr("execveat", never),
+        }
+
+    def strategies(self) -> List[ladder.Strategy]:
+        raw_hooks = ("sys_exit", "sys_enter") if self.latency else ("sys_exit",)
+        tp_hooks = tuple(f"raw_syscalls:{h}" for h in raw_hooks)
+        return [
+            ladder.Strategy("raw tracepoints", HookKind.RAW_TRACEPOINT, raw_hooks, self._check_raw, self._load_raw),
+            ladder.Strategy("raw_syscalls tracepoints", HookKind.TRACEPOINT, tp_hooks, self._check_tp, self._load_tp),
+        ]
+
+    @staticmethod
+    def _check_raw() -> str:
+        if platform.machine() not in ("x86_64", "aarch64"):
+            return f"reads the syscall number from pt_regs, written for x86_64 and arm64 only (this is {platform.machine()})"
+        bcc = loader.import_bcc()
+        if not bcc.BPF.support_raw_tracepoint():
+            return "kernel has no raw tracepoints (before 4.17)"
+        return ""
+
+    @staticmethod
+    def _check_tp() -> str:
+        missing = [e for e in ("sys_enter", "sys_exit") if not system.tracepoint_exists("raw_syscalls", e)]
+        return f"tracepoint raw_syscalls:{missing[0]} not found" if missing else ""
+
+    def _load_raw(self):
+        bpf = loader.compile_program("syscalls", self._defines(raw_tp=True))
+        try:
+            bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=b"bpftop_sc_exit")
+            if self.latency:
+                bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"bpftop_sc_enter")
+        except Exception:
+            loader.close_program(bpf)
+            raise
+        return bpf
+
+    def _load_tp(self):
+        return loader.compile_program("syscalls", self._defines(raw_tp=False))
+
+    def _on_loaded(self) -> None:
+        self.filter.bind(self._bpf["filter_mode"], self._bpf["filter_pids"])
+        # Counts made between attaching and writing the filter are not the
+        # operator's: the first interval starts from here.
+        self._prev = self._read_counters()
+        procs, self._prev_untracked = self._read_processes()
+        self._prev_procs = {pid: count for pid, (count, _) in procs.items()}
+        self._last = time.monotonic()
+
+    # -- run-time filter ----------------------------------------------------
+    def set_pid_filter(self, pids: Sequence[int], exclude: bool = False) -> None:
+        """Change the kernel-side process filter; no recompiling."""
+        with self._lock:
+            self.filter.set(pids, exclude)
+
+    # -- reading --------------------------------------------------------------
+    def _read_counters(self) -> Dict[int, Counter]:
+        table = self._bpf["sc_stats"]
+        try:
+            items = list(table.items_lookup_batch())
+        except Exception:
+            # Kernels before 5.6 have no batch lookups: one lookup per slot.
+            items = [(k, table.getvalue(k)) for k in table.keys()]
+        out = {}
+        for key, percpu in items:
+            c = sum_percpu(percpu)
+            if c.count:
+                out[getattr(key, "value", key)] = c
+        return out
+
+    def _read_processes(self) -> Tuple[Dict[int, Tuple[int, str]], int]:
+        if not self.per_process:
+            return {}, 0
+        table = self._bpf["proc_stats"]
+        current: Dict[int, Tuple[int, str]] = {}
+        for key in list(table.keys()):
+            try:
+                percpu = table.getvalue(key)
+            except KeyError:
+                continue
+            count, comm = 0, ""
+            for v in percpu:
+                count += v.count
+                comm = comm or _comm(bytes(v.comm))
+            current[key.value] = (count, comm)
+        untracked = sum(self._bpf["untracked"].getvalue(0))
+        return current, untracked
+
+    def _forget_dead(self, current: Mapping[int, Tuple[int, str]]) -> None:
+        """Drop exited processes from the kernel map once their last counts
+        have been reported, so the map does not fill up with the dead."""
+        table = self._bpf["proc_stats"]
+        for pid in list(current):
+            if not os.path.exists(f"/proc/{pid}"):
+                try:
+                    del table[table.Key(pid)]
+                except KeyError:
+                    pass
+                self._prev_procs.pop(pid, None)
+
+    def _read(self) -> SyscallsSnapshot:
+        now = time.monotonic()
+        counters = self._read_counters()
+        procs, untracked = self._read_processes()
+        rows = syscall_rows(counters, self._prev, self.nr_syscalls, self.latency)
+        proc_rows = process_rows(procs, self._prev_procs)
+        snapshot = SyscallsSnapshot(
+            interval_s=now - self._last,
+            taken_at=time.time(),
+            rows=rows,
+            processes=proc_rows,
+            latency=self.latency,
+            pid_filter=self.filter.pids,
+            pid_exclude=self.filter.exclude,
+            hook=self.hook,
+            untracked_calls=untracked - self._prev_untracked,
+        )
+        self._prev = counters
+        self._prev_procs = {pid: count for pid, (count, _) in procs.items()}
+        self._prev_untracked = untracked
+        self._last = now
+        if self.per_process:
+            self._forget_dead(procs)
+        return snapshot

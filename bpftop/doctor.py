@@ -1,0 +1,70 @@
+"""``bpftop doctor``: what this kernel allows and, per collector, which hooks
+load here, which one bpftop picks, and why the others fail."""
+
+from __future__ import annotations
+
+import platform
+from typing import List, TextIO
+
+from .bpf import system
+from .errors import BpftopError, PrivilegeError
+from .tabs import TABS
+
+
+def _facts() -> List[tuple]:
+    rows = [("kernel", f"{platform.release()} {platform.machine()}")]
+    headers = system.kernel_headers()
+    if headers.path:
+        text = f"{headers.path} ({headers.version or 'version unknown'})"
+        if headers.note:
+            text += f"\n{'':14}{headers.note}"
+    else:
+        text = headers.note
+    rows.append(("headers", text))
+    mounted_sec = system.ensure_securityfs()
+    lockdown = system.lockdown_mode()
+    rows.append(("lockdown", lockdown + ("  (securityfs mounted by bpftop to read it)" if mounted_sec else "")))
+    try:
+        tracefs = system.ensure_tracefs()
+        rows.append(("tracefs", tracefs.path + ("  (was not mounted: mounted by bpftop)" if tracefs.mounted_by_us else "")))
+        ok, why = system.kprobes_available()
+        rows.append(("kprobes", "available" if ok else f"no: {why}"))
+    except BpftopError as e:
+        rows.append(("tracefs", f"unavailable: {e}"))
+    rows.append(("BTF", "/sys/kernel/btf/vmlinux" if system.btf_available() else "absent (no fentry, no CO-RE)"))
+    stats = system.read_sysctl("kernel.bpf_stats_enabled")
+    rows.append(("bpf stats", f"kernel.bpf_stats_enabled = {stats}" if stats is not None else "sysctl absent"))
+    rows.append(("bcc", system.bcc_version()))
+    return rows
+
+
+def run(out: TextIO) -> int:
+    print("bpftop doctor", file=out)
+    print(file=out)
+    for name, value in _facts():
+        print(f"{name:<14}{value}", file=out)
+    try:
+        system.check_privileges()
+    except PrivilegeError as e:
+        print(f"\ncollectors not tried: {e}", file=out)
+        return e.exit_code
+    status = 0
+    for spec in TABS.values():
+        print(f"\n{spec.id} collector (every rung is tried, then released)", file=out)
+        try:
+            attempts = spec.make_collector().probe_all()
+        except BpftopError as e:
+            print(f"  failed: {e}", file=out)
+            status = e.exit_code
+            continue
+        chosen = next((a for a in attempts if a.ok), None)
+        for a in attempts:
+            mark = "chosen" if a is chosen else ("works" if a.ok else "fails")
+            hooks = ", ".join(a.hooks)
+            print(f"  [{mark:^6}] {a.strategy} ({a.kind.value}: {hooks}) {a.seconds:.2f}s", file=out)
+            if a.ok is False:
+                print(f"           {a.reason}", file=out)
+        if chosen is None:
+            print("  no hook loads here: this tab cannot run on this kernel", file=out)
+            status = 2
+    return status

@@ -1,0 +1,35 @@
+"""Every key and what it does: the bindings and the help screen both read
+this list. Each action has a letter key; F-keys only alias (they get lost
+over some SSH clients and terminals)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Tuple
+
+
+class Key(NamedTuple):
+    keys: str  # Textual key names, comma separated
+    action: str
+    label: str  # as shown in help
+    description: str
+    footer: str = ""  # short label when shown in the footer
+
+
+KEYS: Tuple[Key, ...] = (
+    Key("q", "quit", "q", "quit (also Ctrl-C)", footer="quit"),
+    Key("ctrl+c", "quit", "Ctrl-C", "quit"),
+    Key("question_mark,f1", "help", "? F1", "this help", footer="help"),
+    Key("p,space", "toggle_pause", "p space", "pause / resume the display", footer="pause"),
+    Key("tab", "next_tab", "Tab", "next tab"),
+    Key("shift+tab", "previous_tab", "Shift-Tab", "previous tab"),
+    Key("1", "show_tab(0)", "1", "first tab (syscalls)"),
+    Key("2", "show_tab(1)", "2", "second tab"),
+    Key("3", "show_tab(2)", "3", "third tab"),
+    Key("4", "show_tab(3)", "4", "fourth tab"),
+    Key("less_than_sign", "sort(-1)", "<", "sort by the column to the left", footer="sort"),
+    Key("greater_than_sign", "sort(1)", ">", "sort by the column to the right", footer="sort"),
+    Key("r", "reverse_sort", "r", "reverse the sort order"),
+    Key("plus,equals_sign", "interval(1)", "+", "longer refresh interval", footer="slower"),
+    Key("minus,underscore", "interval(-1)", "-", "shorter refresh interval", footer="faster"),
+    Key("w", "switch_table", "w", "move between the tables of a tab"),
+)

@@ -1,0 +1,32 @@
+"""Messages from collector threads to the UI, in one place.
+
+Posting a Textual message is thread-safe. A burst of snapshots for one tab
+(a slow terminal, a paused UI thread) collapses to the newest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+from .model import CollectorStatus
+
+
+class SnapshotReady(Message):
+    def __init__(self, tab: str, snapshot: Any) -> None:
+        super().__init__()
+        self.tab = tab
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotReady) and message.tab == self.tab
+
+
+class StatusChanged(Message):
+    def __init__(self, status: CollectorStatus) -> None:
+        super().__init__()
+        self.status = status
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, StatusChanged) and message.status.tab == self.status.tab

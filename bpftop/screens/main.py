@@ -1,0 +1,43 @@
+"""The main screen: a title bar, one tab per collector, the key footer."""
+
+from __future__ import annotations
+
+import platform
+import socket
+from typing import Dict, Sequence, Type
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from ..tabs import TabSpec
+from ..views.base import TabView
+
+
+class MainScreen(Screen):
+    CSS_PATH = "main.tcss"
+
+    def __init__(self, tabs: Sequence[TabSpec], views: Dict[str, Type[TabView]], initial: str) -> None:
+        super().__init__()
+        self.tab_specs = list(tabs)
+        self.view_types = views
+        self.initial = initial
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.title_text(), id="titlebar")
+        with TabbedContent(initial=self.initial, id="tabs"):
+            for i, spec in enumerate(self.tab_specs, start=1):
+                with TabPane(f"{i} {spec.title}", id=spec.id):
+                    yield self.view_types[spec.id](id=f"view-{spec.id}")
+        yield Footer()
+
+    def title_text(self) -> str:
+        interval = getattr(self.app, "interval", 1.0)
+        state = "  [reverse] PAUSED [/reverse]" if getattr(self.app, "paused", False) else ""
+        return (
+            f"[b]bpftop[/b]  {socket.gethostname()}  Linux {platform.release()}"
+            f"  interval {interval:g}s{state}"
+        )
+
+    def refresh_title(self) -> None:
+        self.query_one("#titlebar", Static).update(self.title_text())

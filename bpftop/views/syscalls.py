@@ -1,0 +1,37 @@
+"""The Syscalls tab: per-syscall and per-process top tables."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from ..model import SyscallsSnapshot
+from ..tables import syscall_summary, syscall_tables
+from ..widgets.top_table import TopTable
+from .base import TabView
+
+
+class SyscallsView(TabView):
+    DEFAULT_CSS = """
+    SyscallsView #syscalls-table {
+        height: 2fr;
+    }
+    SyscallsView #processes-table {
+        height: 1fr;
+        border-top: solid $primary-darken-2;
+    }
+    """
+
+    tab = "syscalls"
+
+    def compose(self) -> ComposeResult:
+        yield self.status_widget()
+        yield Static("", classes="tab-summary")
+        yield TopTable(id="syscalls-table")
+        yield TopTable(id="processes-table")
+
+    def render_snapshot(self, snapshot: SyscallsSnapshot) -> None:
+        calls, procs = syscall_tables(snapshot)
+        self.query_one(".tab-summary", Static).update(syscall_summary(snapshot))
+        self.query_one("#syscalls-table", TopTable).show(calls)
+        self.query_one("#processes-table", TopTable).show(procs)

@@ -1,0 +1,90 @@
+"""A sortable top table that renders a ``tables.Table`` and keeps the cursor
+on the same row across refreshes."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from ..tables import Table
+
+
+class TopTable(DataTable):
+    DEFAULT_CSS = """
+    TopTable {
+        height: 1fr;
+    }
+    """
+
+    def __init__(self, *, id: Optional[str] = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self.model: Optional[Table] = None
+        self.sort_column: Optional[int] = None  # None: the table's own default
+        self.reverse = False
+        self._shape: tuple = ()
+
+    @property
+    def view(self) -> Optional[Table]:
+        """The table as it is shown: sorted, as text snapshots render it."""
+        if self.model is None:
+            return None
+        return self.model.sorted_by(self.sort_column, self.reverse)
+
+    def show(self, table: Table) -> None:
+        self.model = table
+        if self.sort_column is None or self.sort_column >= len(table.columns):
+            self.sort_column = table.sort_column
+        self._render_view()
+
+    def cycle_sort(self, step: int) -> None:
+        if self.model is None:
+            return
+        self.sort_column = (self.sort_column + step) % len(self.model.columns)
+        self._render_view()
+
+    def toggle_reverse(self) -> None:
+        self.reverse = not self.reverse
+        self._render_view()
+
+    def _labels(self, table: Table) -> list:
+        labels = []
+        for i, col in enumerate(table.columns):
+            mark = ""
+            if i == self.sort_column:
+                descending = col.numeric != self.reverse
+                mark = " v" if descending else " ^"
+            label = Text(col.header + mark, style="bold" if mark else "")
+            labels.append(label)
+        return labels
+
+    def _render_view(self) -> None:
+        view = self.view
+        if view is None:
+            return
+        shape = (view.name, tuple(c.header for c in view.columns), self.sort_column, self.reverse)
+        cursor_key = None
+        if self.row_count and 0 <= self.cursor_row < self.row_count:
+            cursor_key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
+        if shape != self._shape:
+            self.clear(columns=True)
+            for col, label in zip(view.columns, self._labels(view)):
+                self.add_column(label, key=col.key)
+            self._shape = shape
+        else:
+            self.clear()
+        if not view.rows:
+            self.add_row(*([Text(view.empty, style="dim italic")] + [""] * (len(view.columns) - 1)), key="__empty__")
+            return
+        for row in view.rows:
+            cells = [
+                Text(cell, justify="right" if col.numeric else "left")
+                for col, cell in zip(view.columns, view.cells(row))
+            ]
+            self.add_row(*cells, key=str(row[view.key_column]))
+        if cursor_key is not None and cursor_key != "__empty__":
+            try:
+                self.move_cursor(row=self.get_row_index(cursor_key), animate=False, scroll=False)
+            except Exception:
+                pass  # that row is gone this interval

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Idempotent set-up for bpftop on Debian/Ubuntu: distribution packages (BCC's
+# Python bindings, bpftool, kernel headers), a headers fallback when the
+# running kernel has none, and a virtualenv that sees the distribution's bcc.
+# Quick when nothing is missing: every step checks before it acts.
+#
+#   scripts/setup.sh          set up for running bpftop
+#   scripts/setup.sh --test   also install the test extras
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv="$here/.venv"
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (try: sudo make run)"
+command -v apt-get >/dev/null || die "needs a Debian or Ubuntu system (apt-get not found)"
+
+release=$(uname -r)
+arch=$(dpkg --print-architecture)
+
+missing=()
+need_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed' || missing+=("$1"); }
+
+need_pkg python3-bpfcc
+need_pkg python3-venv
+need_pkg python3-pip
+need_pkg tmux
+# bpftool: its own package on Debian, part of linux-tools on Ubuntu.
+if ! command -v bpftool >/dev/null 2>&1 || ! bpftool version >/dev/null 2>&1; then
+    if apt-cache show bpftool >/dev/null 2>&1; then missing+=(bpftool); else missing+=(linux-tools-common "linux-tools-$release"); fi
+fi
+
+apt_updated=0
+apt_update() {
+    if [ "$apt_updated" = 0 ]; then
+        say "apt-get update"
+        apt-get update -qq
+        apt_updated=1
+    fi
+}
+apt_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt_update
+    say "installing ${missing[*]}"
+    apt_install "${missing[@]}"
+fi
+
+# Kernel headers. BCC looks in /lib/modules/$release/{build,source}; the
+# kernel may also carry its own (CONFIG_IKHEADERS), which BCC finds itself.
+headers_ok() { [ -e "/lib/modules/$release/build/include" ] || [ -e /sys/kernel/kheaders.tar.xz ]; }
+if ! headers_ok; then
+    if apt-cache show "linux-headers-$release" >/dev/null 2>&1 || { apt_update; apt-cache show "linux-headers-$release" >/dev/null 2>&1; }; then
+        say "installing linux-headers-$release"
+        apt_install "linux-headers-$release" || true
+    fi
+fi
+if ! headers_ok; then
+    # No headers for this exact kernel (custom or cloud kernels). Fall back to
+    # the distribution's: enough for bpftop, whose programs read tracepoint
+    # arguments (described by the live tracefs format files) and never
+    # dereference kernel structs whose layout could differ.
+    meta="linux-headers-$arch"
+    apt-cache show "$meta" >/dev/null 2>&1 || meta=linux-headers-generic
+    if ! dpkg-query -W -f='${Status}' "$meta" 2>/dev/null | grep -q 'ok installed'; then
+        apt_update
+        say "no headers for kernel $release; installing the distribution's ($meta)"
+        apt_install "$meta"
+    fi
+    build=$(ls -d /usr/src/linux-headers-*-"$arch" /usr/src/linux-headers-*-generic 2>/dev/null | sort -V | tail -n 1 || true)
+    [ -n "$build" ] || die "no kernel headers found under /usr/src after installing $meta"
+    source_dir=${build%-"$arch"}-common
+    [ -d "$source_dir" ] || source_dir=$build
+    mkdir -p "/lib/modules/$release"
+    ln -sfn "$build" "/lib/modules/$release/build"
+    ln -sfn "$source_dir" "/lib/modules/$release/source"
+    say "kernel $release has no headers: linked /lib/modules/$release/build -> $build and source -> $source_dir"
+fi
+
+# A venv on the distribution's python3, with system site packages, so that the
+# distribution's bcc module (python3-bpfcc) is importable from it.
+if [ ! -x "$venv/bin/python" ]; then
+    say "creating $venv"
+    /usr/bin/python3 -m venv --system-site-packages "$venv"
+fi
+stamp="$venv/.bpftop-installed$extras"
+if [ ! -e "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
+    say "installing bpftop$extras into $venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here$extras"
+    touch "$stamp"
+fi
+"$venv/bin/python" -c 'import bcc' 2>/dev/null || die "the venv cannot import bcc (python3-bpfcc)"
