@@ -4,6 +4,7 @@ to tab views, and keys to actions."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 from typing import Callable, Dict, List, Optional, Sequence, Type
 
@@ -85,7 +86,7 @@ class BpftopApp(App):
         try:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, self.exit, 128 + sig)
+                loop.add_signal_handler(sig, functools.partial(self.exit, return_code=128 + sig))
         except (RuntimeError, NotImplementedError, ValueError):
             pass  # not the main thread (tests): nothing to install
 
