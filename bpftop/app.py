@@ -14,6 +14,7 @@ from textual.widgets import TabbedContent
 
 from .collectors.base import Collector
 from .keys import KEYS
+from .model import CollectorStatus
 from .messages import SnapshotReady, StatusChanged
 from .runner import CollectorRunner
 from .screens.help import HelpScreen
@@ -62,6 +63,8 @@ class BpftopApp(App):
         self.runners: Dict[str, CollectorRunner] = {}
         self.paused = False
         self._held: Dict[str, object] = {}  # snapshots that arrived while paused
+        # Latest status per tab; a view mounted after it arrived reads it here.
+        self.statuses: Dict[str, CollectorStatus] = {}
 
     # -- lifecycle ----------------------------------------------------------
     def get_default_screen(self) -> MainScreen:
@@ -113,6 +116,7 @@ class BpftopApp(App):
             view.show_snapshot(message.snapshot)
 
     def on_status_changed(self, message: StatusChanged) -> None:
+        self.statuses[message.status.tab] = message.status
         view = self.view(message.status.tab)
         if view is not None:
             view.set_status(message.status)

@@ -68,7 +68,7 @@ def compile_program(name: str, defines: Mapping[str, Union[int, bool]]) -> Any:
     text = source(name)
     flags = define_flags(defines)
     with _compile_lock:
-        return bcc.BPF(text=text, cflags=flags)
+        return bcc.BPF(text=text.encode(), cflags=flags)
 
 
 def close_program(bpf: Any) -> None:

@@ -171,9 +171,12 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         return loader.compile_program("syscalls", self._defines(raw_tp=False))
 
     def _on_loaded(self) -> None:
-        self.filter.bind(self._bpf["filter_mode"], self._bpf["filter_pids"])
-        # Counts made between attaching and writing the filter are not the
-        # operator's: the first interval starts from here.
+        self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
+        self._baseline()
+
+    def _baseline(self) -> None:
+        """Start a new interval now. Counts made under another filter (or
+        before the filter was written) are not the operator's to see."""
         self._prev = self._read_counters()
         procs, self._prev_untracked = self._read_processes()
         self._prev_procs = {pid: count for pid, (count, _) in procs.items()}
@@ -184,10 +187,12 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         """Change the kernel-side process filter; no recompiling."""
         with self._lock:
             self.filter.set(pids, exclude)
+            if self._bpf is not None:
+                self._baseline()
 
     # -- reading --------------------------------------------------------------
     def _read_counters(self) -> Dict[int, Counter]:
-        table = self._bpf["sc_stats"]
+        table = self._bpf[b"sc_stats"]
         try:
             items = list(table.items_lookup_batch())
         except Exception:
@@ -203,7 +208,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
     def _read_processes(self) -> Tuple[Dict[int, Tuple[int, str]], int]:
         if not self.per_process:
             return {}, 0
-        table = self._bpf["proc_stats"]
+        table = self._bpf[b"proc_stats"]
         current: Dict[int, Tuple[int, str]] = {}
         for key in list(table.keys()):
             try:
@@ -215,13 +220,13 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
                 count += v.count
                 comm = comm or _comm(bytes(v.comm))
             current[key.value] = (count, comm)
-        untracked = sum(self._bpf["untracked"].getvalue(0))
+        untracked = sum(self._bpf[b"untracked"].getvalue(0))
         return current, untracked
 
     def _forget_dead(self, current: Mapping[int, Tuple[int, str]]) -> None:
         """Drop exited processes from the kernel map once their last counts
         have been reported, so the map does not fill up with the dead."""
-        table = self._bpf["proc_stats"]
+        table = self._bpf[b"proc_stats"]
         for pid in list(current):
             if not os.path.exists(f"/proc/{pid}"):
                 try:

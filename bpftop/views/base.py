@@ -52,6 +52,11 @@ class TabView(Vertical):
         self.status: Optional[CollectorStatus] = None
         self.snapshot: Any = None
 
+    def on_mount(self) -> None:
+        status = getattr(self.app, "statuses", {}).get(self.tab)
+        if status is not None:
+            self.set_status(status)
+
     def status_widget(self) -> Static:
         return Static("waiting for the collector...", classes="tab-status")
 

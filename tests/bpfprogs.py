@@ -1,0 +1,57 @@
+"""Test helpers about the kernel's BPF programs (via bpftool) and privileges."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+# Names bpftop's programs carry in the kernel (raw tracepoint rung; the
+# classic-tracepoint rung gets BCC's generated name).
+OUR_NAMES = ("bpftop_", "tracepoint__raw")
+
+
+def bpf_skip_reason():
+    if os.geteuid() != 0:
+        return "needs root to load eBPF programs (run: sudo make test)"
+    if not shutil.which("bpftool"):
+        return "bpftool is not installed (make test installs it)"
+    try:
+        import bcc  # noqa: F401
+    except ImportError:
+        return "BCC's Python module (python3-bpfcc) is not importable"
+    return None
+
+
+def prog_list():
+    out = subprocess.run(["bpftool", "prog", "list", "-j"], capture_output=True, text=True, check=True).stdout
+    return json.loads(out or "[]")
+
+
+def prog_ids():
+    return {p["id"] for p in prog_list()}
+
+
+def ours(progs, before=frozenset()):
+    return [p for p in progs if p["id"] not in before and p.get("name", "").startswith(OUR_NAMES)]
+
+
+def wait_until_gone(before, timeout=5.0):
+    """Programs of ours loaded since ``before`` that are still there after
+    ``timeout`` (the kernel frees them a moment after their last fd closes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = ours(prog_list(), before)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def wait_until_loaded(before, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = ours(prog_list(), before)
+        if found:
+            return found
+        time.sleep(0.2)
+    return []

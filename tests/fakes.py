@@ -1,0 +1,64 @@
+"""A collector without BPF for UI tests: scripted snapshots, same interface."""
+
+import itertools
+import time
+
+from bpftop.collectors.base import Collector
+from bpftop.model import (
+    CollectorState,
+    HookAttempt,
+    HookKind,
+    ProcessRow,
+    SyscallRow,
+    SyscallsSnapshot,
+)
+
+
+def snapshot(seq=0, rows=None, processes=None):
+    rows = rows if rows is not None else [
+        SyscallRow("read", 0, 300 + seq, 2, 3_000_000, 300 + seq),
+        SyscallRow("write", 1, 100, 0, 9_000_000, 100),
+        SyscallRow("openat", 257, 50, 50, 500_000, 50),
+    ]
+    processes = processes if processes is not None else [
+        ProcessRow(42, "nginx", 400),
+        ProcessRow(7, "sshd", 50),
+    ]
+    return SyscallsSnapshot(
+        interval_s=1.0, taken_at=time.time(), rows=tuple(rows), processes=tuple(processes),
+        latency=True, hook="fake",
+    )
+
+
+class FakeCollector(Collector):
+    tab = "syscalls"
+    title = "Syscalls"
+
+    def __init__(self, snapshots=None, fail=None):
+        super().__init__()
+        self._snapshots = iter(snapshots) if snapshots is not None else (snapshot(i) for i in itertools.count())
+        self._fail = fail
+        self.stopped = False
+        self.collects = 0
+
+    def strategies(self):
+        return []
+
+    def start(self):
+        attempt = HookAttempt("fake", HookKind.TRACEPOINT, ("fake:hook",), True, "chosen")
+        if self._fail:
+            from bpftop.errors import NoStrategyError
+            self.set_status(CollectorState.FAILED, self._fail, (HookAttempt("fake", HookKind.TRACEPOINT, ("fake:hook",), False, self._fail),))
+            raise NoStrategyError(self._fail)
+        self._bpf = object()
+        self.set_status(CollectorState.RUNNING, "", (attempt,))
+        return self.status
+
+    def _read(self):
+        self.collects += 1
+        return next(self._snapshots)
+
+    def stop(self):
+        self.stopped = True
+        self._bpf = None
+        self.set_status(CollectorState.STOPPED)

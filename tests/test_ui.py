@@ -1,0 +1,128 @@
+"""The TUI driven by Pilot with a fake collector (no BPF, no root)."""
+
+import asyncio
+
+from textual.widgets import TabbedContent
+
+from bpftop.app import BpftopApp, step_interval
+from bpftop.screens.help import HelpScreen
+from bpftop.widgets.top_table import TopTable
+
+from fakes import FakeCollector, snapshot
+
+
+def column_texts(table: TopTable, col: int):
+    return [str(table.get_row_at(i)[col]) for i in range(table.row_count)]
+
+
+async def wait_rows(pilot, table, n=1, timeout=5.0):
+    for _ in range(int(timeout / 0.05)):
+        if table.model is not None and table.row_count >= n:
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("table never filled")
+
+
+async def test_tab_shows_rows_and_status():
+    collector = FakeCollector()
+    app = BpftopApp([collector], interval=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.screen.query_one("#syscalls-table", TopTable)
+        await wait_rows(pilot, table, 3)
+        assert column_texts(table, 0) == ["read", "write", "openat"]
+        procs = app.screen.query_one("#processes-table", TopTable)
+        assert column_texts(procs, 1) == ["nginx", "sshd"]
+        assert "running on fake" in str(app.screen.query_one(".tab-status").render())
+    assert collector.stopped  # leaving the app detaches
+
+
+async def test_sort_keys_and_reverse():
+    app = BpftopApp([FakeCollector()], interval=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.screen.query_one("#syscalls-table", TopTable)
+        await wait_rows(pilot, table, 3)
+        await pilot.press("less_than_sign")  # to SYSCALL, A-Z
+        assert table.sort_column == 0
+        assert column_texts(table, 0) == ["openat", "read", "write"]
+        await pilot.press("r")
+        assert column_texts(table, 0) == ["write", "read", "openat"]
+        await pilot.press("r", "greater_than_sign", "greater_than_sign", "greater_than_sign")  # ERRORS
+        assert table.sort_column == 3
+        assert column_texts(table, 0)[0] == "openat"
+        # A refresh keeps the chosen order.
+        await pilot.pause(0.3)
+        assert column_texts(table, 0)[0] == "openat"
+
+
+async def test_pause_holds_the_screen_and_resume_shows_latest():
+    app = BpftopApp([FakeCollector()], interval=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.screen.query_one("#syscalls-table", TopTable)
+        await wait_rows(pilot, table, 3)
+        await pilot.press("p")
+        assert "PAUSED" in str(app.screen.query_one("#titlebar").render())
+        frozen = column_texts(table, 1)
+        await pilot.pause(0.5)
+        assert column_texts(table, 1) == frozen
+        await pilot.press("space")
+        await pilot.pause(0.3)
+        assert column_texts(table, 1) != frozen
+        assert "PAUSED" not in str(app.screen.query_one("#titlebar").render())
+
+
+async def test_help_opens_and_closes():
+    app = BpftopApp([FakeCollector()], interval=0.5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = " ".join(str(s.render()) for s in app.screen.query("Static"))
+        assert "quit" in text and "pause" in text and "sort" in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_quit_key_exits_and_stops_collectors():
+    collector = FakeCollector()
+    app = BpftopApp([collector], interval=0.1)
+    async with app.run_test() as pilot:
+        await pilot.press("q")
+        await pilot.pause(0.2)
+    assert app.return_code == 0
+    assert collector.stopped
+
+
+async def test_interval_keys_change_the_runner():
+    app = BpftopApp([FakeCollector()], interval=1.0)
+    async with app.run_test() as pilot:
+        await pilot.press("plus")
+        assert app.interval == 2.0 and app.runners["syscalls"].interval == 2.0
+        await pilot.press("minus", "minus")
+        assert app.interval == 0.5
+        assert "interval 0.5s" in str(app.screen.query_one("#titlebar").render())
+
+
+def test_interval_steps_stop_at_the_ends():
+    assert step_interval(60.0, 1) == 60.0
+    assert step_interval(0.25, -1) == 0.25
+    assert step_interval(1.5, 1) == 2.0
+
+
+async def test_failed_collector_shows_why_and_the_app_keeps_running():
+    app = BpftopApp([FakeCollector(fail="tracepoint raw_syscalls:sys_exit not found")], interval=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        status = str(app.screen.query_one(".tab-status").render())
+        assert "collector failed" in status and "raw_syscalls:sys_exit not found" in status
+        await pilot.press("2")  # no second tab: a notice, no crash
+        await pilot.press("tab")
+        assert app.screen.query_one(TabbedContent).active == "syscalls"
+
+
+async def test_tiny_terminal_and_resize_do_not_crash():
+    app = BpftopApp([FakeCollector()], interval=0.1)
+    async with app.run_test(size=(40, 10)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.resize_terminal(200, 60)
+        await pilot.pause(0.2)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
