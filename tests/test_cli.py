@@ -1,0 +1,60 @@
+"""Bad input and missing privileges: one clear line, an exit code, no traceback."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+BPFTOP = [sys.executable, "-m", "bpftop"]
+
+
+def run(args, prefix=(), **kw):
+    return subprocess.run(list(prefix) + BPFTOP + list(args), capture_output=True, text=True, timeout=60, **kw)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["-d", "abc"], "not a number of seconds"),
+        (["-d", "0"], "interval must be between"),
+        (["-p", "12x"], "not a process id"),
+        (["-p", "0"], "not a process id"),
+        (["--tab", "disk"], "not in this version"),
+        (["--tab", "nope"], "no tab 'nope'"),
+        (["--json"], "--json needs --once"),
+        (["doctor", "extra"], "doctor takes no arguments"),
+        (["--bogus"], "unrecognized arguments"),
+    ],
+)
+def test_bad_arguments(args, words):
+    res = run(args)
+    assert res.returncode == 2
+    assert words in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+
+
+def drop_caps_prefix():
+    """Run as root but with no capabilities, as in a locked-down container."""
+    if os.geteuid() != 0:
+        return ()
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is needed to drop capabilities")
+    return ("setpriv", "--inh-caps=-all", "--bounding-set=-all", "--")
+
+
+@pytest.mark.parametrize("args", [["--once", "-d", "0.2"], ["--once", "--json"], []])
+def test_without_privileges_one_line_and_exit_2(args):
+    res = run(args, prefix=drop_caps_prefix(), stdin=subprocess.DEVNULL)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bpftop: bpftop needs root"), res.stderr
+    assert res.stdout == ""
+
+
+def test_doctor_without_privileges_still_reports_facts():
+    res = run(["doctor"], prefix=drop_caps_prefix())
+    assert res.returncode == 2
+    assert "kernel" in res.stdout and "collectors not tried" in res.stdout
+    assert "Traceback" not in res.stderr

@@ -1,0 +1,110 @@
+"""Every way out detaches every program: q, Ctrl-C, SIGTERM, SIGHUP (an SSH
+session dropping), in the TUI on a real terminal (tmux) and in --once."""
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bpfprogs import prog_ids, wait_until_gone, wait_until_loaded
+
+pytestmark = pytest.mark.bpf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tmux(*args):
+    return subprocess.run(["tmux", "-L", "bpftop-test", *args], capture_output=True, text=True, check=False)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ", 1)[1][0] != "Z"
+
+
+@pytest.fixture
+def tui(need_tmux, tmp_path):
+    """bpftop in a real terminal; yields (programs before, pid, status file)."""
+    status, pidfile = tmp_path / "status", tmp_path / "pid"
+    inner = f"echo $$ > {shlex.quote(str(pidfile))}; exec {shlex.quote(sys.executable)} -m bpftop -d 0.5"
+    cmd = f"cd {shlex.quote(ROOT)} && sh -c {shlex.quote(inner)}; echo $? > {shlex.quote(str(status))}; sleep 60"
+    before = prog_ids()
+    tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "sh", "-c", cmd)
+    try:
+        assert wait_until_loaded(before), f"bpftop never loaded its programs; screen:\n{screen()}"
+        yield before, int(pidfile.read_text()), status
+    finally:
+        tmux("kill-server")
+
+
+def screen():
+    return tmux("capture-pane", "-p", "-t", "t").stdout
+
+
+def wait_exit(pid, status, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid) and status.exists() and status.read_text().strip():
+            return int(status.read_text())
+        time.sleep(0.1)
+    raise AssertionError(f"bpftop did not exit; screen:\n{screen()}")
+
+
+@pytest.mark.parametrize(
+    "how, code",
+    [("key q", 0), ("key C-c", 0), ("SIGTERM", 143), ("SIGHUP", 129)],
+)
+def test_tui_exit_detaches_everything(tui, how, code):
+    before, pid, status = tui
+    # Wait for the first data on screen, so the exit happens mid-run.
+    deadline = time.monotonic() + 15
+    while "SYSCALL" not in screen() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "running on raw tracepoints" in screen() and "SYSCALL" in screen(), screen()
+    if how.startswith("key"):
+        tmux("send-keys", "-t", "t", how.split()[1])
+    else:
+        os.kill(pid, getattr(signal, how))
+    assert wait_exit(pid, status) == code
+    assert wait_until_gone(before) == []
+    assert "Traceback" not in screen()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_once_killed_mid_interval_detaches(sig, code):
+    before = prog_ids()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bpftop", "--once", "-d", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert wait_until_loaded(before)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code
+    assert "Traceback" not in err
+    assert wait_until_gone(before) == []
+
+
+def test_sigkill_leaves_nothing_either():
+    """Even without any clean-up code running, the kernel frees programs whose
+    last file descriptor closed: bpftop pins nothing."""
+    before = prog_ids()
+    proc = subprocess.Popen([sys.executable, "-m", "bpftop", "--once", "-d", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until_loaded(before)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert wait_until_gone(before) == []
