@@ -191,15 +191,23 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
                 self._baseline()
 
     # -- reading --------------------------------------------------------------
-    def _read_counters(self) -> Dict[int, Counter]:
-        table = self._bpf[b"sc_stats"]
+    @staticmethod
+    def _items(table) -> list:
         try:
-            items = list(table.items_lookup_batch())
+            return list(table.items_lookup_batch())
         except Exception:
-            # Kernels before 5.6 have no batch lookups: one lookup per slot.
-            items = [(k, table.getvalue(k)) for k in table.keys()]
+            # Kernels before 5.6 have no batch lookups: one lookup per key.
+            items = []
+            for key in list(table.keys()):
+                try:
+                    items.append((key, table.getvalue(key)))
+                except KeyError:
+                    pass  # deleted between listing and lookup
+            return items
+
+    def _read_counters(self) -> Dict[int, Counter]:
         out = {}
-        for key, percpu in items:
+        for key, percpu in self._items(self._bpf[b"sc_stats"]):
             c = sum_percpu(percpu)
             if c.count:
                 out[getattr(key, "value", key)] = c
@@ -208,18 +216,13 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
     def _read_processes(self) -> Tuple[Dict[int, Tuple[int, str]], int]:
         if not self.per_process:
             return {}, 0
-        table = self._bpf[b"proc_stats"]
         current: Dict[int, Tuple[int, str]] = {}
-        for key in list(table.keys()):
-            try:
-                percpu = table.getvalue(key)
-            except KeyError:
-                continue
+        for key, percpu in self._items(self._bpf[b"proc_stats"]):
             count, comm = 0, ""
             for v in percpu:
                 count += v.count
                 comm = comm or _comm(bytes(v.comm))
-            current[key.value] = (count, comm)
+            current[getattr(key, "value", key)] = (count, comm)
         untracked = sum(self._bpf[b"untracked"].getvalue(0))
         return current, untracked
 
