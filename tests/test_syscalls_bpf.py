@@ -152,3 +152,41 @@ def test_doctor_reports_hooks_and_facts():
         assert f"\n{fact}" in out
     assert "[chosen] raw tracepoints" in out
     assert "raw_syscalls tracepoints" in out
+
+
+def test_per_process_counts_stay_exact_under_concurrent_reads(collector):
+    """Three processes on two CPUs switch back and forth while the maps are
+    read every few milliseconds; per-process totals must add up exactly to
+    the per-syscall totals (each CPU's pending count moves into the hash as
+    processes switch, and the reader must neither lose nor double it)."""
+    import threading
+
+    workers = [Workload(N * 40) for _ in range(3)]
+    try:
+        collector.set_pid_filter([w.pid for w in workers])
+        snaps = [collector.collect()]
+        threads = [threading.Thread(target=w.run) for w in workers]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            snaps.append(collector.collect())
+            time.sleep(0.003)
+        for w in workers:
+            w.close()
+        snaps.append(collector.collect())
+    finally:
+        for w in workers:
+            w.__exit__(None, None, None)
+    assert len(snaps) > 10
+    by_call = sum(r.count for s in snaps for r in s.rows)
+    by_proc = sum(p.count for s in snaps for p in s.processes)
+    assert by_proc == by_call
+    assert all(p.count > 0 for s in snaps for p in s.processes)
+    assert rows_by_name(snaps)["getppid"][0] == 3 * N * 40
+    per_pid = {}
+    for s in snaps:
+        for p in s.processes:
+            per_pid[p.pid] = per_pid.get(p.pid, 0) + p.count
+    assert set(per_pid) == {w.pid for w in workers}
+    assert all(n >= N * 40 for n in per_pid.values())
+    assert sum(s.untracked_calls for s in snaps) == 0

@@ -32,12 +32,72 @@ BPF_ARRAY(filter_mode, u32, 1);
 BPF_HASH(filter_pids, u32, u8, MAX_FILTER_PIDS);
 
 #ifdef PER_PROCESS
+// Per-process counts. A hash lookup on every syscall would cost more than
+// everything else here, so each CPU keeps the process it last saw and a
+// pending count for it; the hash is touched only when the CPU switches to
+// another process (or the process execs). User space adds the pending
+// counts to the hash's (see collectors/syscalls.py for the consistent read).
 struct proc_stat {
     u64 count;
     char comm[TASK_COMM_LEN];
 };
-BPF_PERCPU_HASH(proc_stats, u32, struct proc_stat, MAX_PROCS);
+BPF_HASH(proc_stats, u32, struct proc_stat, MAX_PROCS);
+
+struct proc_cache {
+    u32 tgid;
+    u32 switches;  // bumped on every flush: lets user space detect one
+    u64 pending;
+};
+BPF_PERCPU_ARRAY(proc_cache, struct proc_cache, 1);
+// Calls that could not be attributed: the process map was full.
 BPF_PERCPU_ARRAY(untracked, u64, 1);
+
+static __always_inline void add_untracked(u64 n)
+{
+    u32 zero = 0;
+    u64 *u = untracked.lookup(&zero);
+    if (u)
+        *u += n;
+}
+
+static __always_inline void count_process(u32 tgid, u32 id, long ret)
+{
+    u32 zero = 0;
+    struct proc_cache *c = proc_cache.lookup(&zero);
+    if (!c)
+        return;
+    int exec = (id == SC_EXECVE || id == SC_EXECVEAT) && ret == 0;
+    if (c->tgid == tgid && c->pending && !exec) {
+        c->pending++;
+        return;
+    }
+    if (c->pending) {
+        struct proc_stat *old = proc_stats.lookup(&c->tgid);
+        if (old)
+            __sync_fetch_and_add(&old->count, c->pending);
+        else
+            add_untracked(c->pending);
+    }
+    struct proc_stat *p = proc_stats.lookup(&tgid);
+    if (!p) {
+        struct proc_stat init = {};
+        bpf_get_current_comm(&init.comm, sizeof(init.comm));
+        proc_stats.insert(&tgid, &init);
+        p = proc_stats.lookup(&tgid);
+    } else if (exec) {
+        // After exec the process has a new name.
+        bpf_get_current_comm(&p->comm, sizeof(p->comm));
+    }
+    c->switches++;
+    if (p) {
+        c->tgid = tgid;
+        c->pending = 1;
+    } else {
+        c->tgid = 0;
+        c->pending = 0;
+        add_untracked(1);
+    }
+}
 #endif
 
 #ifdef LATENCY
@@ -97,22 +157,7 @@ static __always_inline void on_exit(u32 id, long ret)
 #endif
 
 #ifdef PER_PROCESS
-    struct proc_stat *p = proc_stats.lookup(&tgid);
-    if (p) {
-        p->count++;
-        // After exec the process has a new name.
-        if ((id == SC_EXECVE || id == SC_EXECVEAT) && ret == 0)
-            bpf_get_current_comm(&p->comm, sizeof(p->comm));
-    } else {
-        struct proc_stat init = {.count = 1};
-        bpf_get_current_comm(&init.comm, sizeof(init.comm));
-        if (proc_stats.update(&tgid, &init) != 0) {
-            u32 zero = 0;
-            u64 *n = untracked.lookup(&zero);
-            if (n)
-                (*n)++;
-        }
-    }
+    count_process(tgid, id, ret);
 #endif
 }
 

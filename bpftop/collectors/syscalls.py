@@ -109,6 +109,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         self._prev: Dict[int, Counter] = {}
         self._prev_procs: Dict[int, int] = {}
         self._prev_untracked = 0
+        self._cached_tgids: set = set()
         self._last = time.monotonic()
 
     # -- ladder -----------------------------------------------------------
@@ -214,29 +215,47 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         return out
 
     def _read_processes(self) -> Tuple[Dict[int, Tuple[int, str]], int]:
+        """Per-process cumulative counts: the hash plus each CPU's pending
+        count for the process it last saw.
+
+        A CPU that switches process while the hash is being read moves its
+        pending count into the hash, which would count it twice or not at
+        all; its ``switches`` counter shows that, and the read is retried.
+        """
         if not self.per_process:
             return {}, 0
-        current: Dict[int, Tuple[int, str]] = {}
-        for key, percpu in self._items(self._bpf[b"proc_stats"]):
-            count, comm = 0, ""
-            for v in percpu:
-                count += v.count
-                comm = comm or _comm(bytes(v.comm))
-            current[getattr(key, "value", key)] = (count, comm)
+        cache = self._bpf[b"proc_cache"]
+        for _ in range(5):
+            before = [c.switches for c in cache.getvalue(0)]
+            items = self._items(self._bpf[b"proc_stats"])
+            after = [(c.tgid, c.switches, c.pending) for c in cache.getvalue(0)]
+            if before == [a[1] for a in after]:
+                break
+        current: Dict[int, Tuple[int, str]] = {
+            getattr(k, "value", k): (v.count, _comm(bytes(v.comm))) for k, v in items
+        }
+        for tgid, _, pending in after:
+            if pending:
+                count, comm = current.get(tgid, (0, ""))
+                current[tgid] = (count + pending, comm)
+        self._cached_tgids = {tgid for tgid, _, pending in after if pending}
         untracked = sum(self._bpf[b"untracked"].getvalue(0))
         return current, untracked
 
     def _forget_dead(self, current: Mapping[int, Tuple[int, str]]) -> None:
         """Drop exited processes from the kernel map once their last counts
-        have been reported, so the map does not fill up with the dead."""
+        have been reported, so the map does not fill up with the dead. One
+        that a CPU still holds a pending count for stays: deleting it would
+        turn that count into an unattributed one."""
         table = self._bpf[b"proc_stats"]
         for pid in list(current):
-            if not os.path.exists(f"/proc/{pid}"):
-                try:
-                    del table[table.Key(pid)]
-                except KeyError:
-                    pass
-                self._prev_procs.pop(pid, None)
+            if pid in self._cached_tgids or os.path.exists(f"/proc/{pid}"):
+                continue
+            try:
+                del table[table.Key(pid)]
+            except KeyError:
+                pass
+            self._prev_procs.pop(pid, None)
 
     def _read(self) -> SyscallsSnapshot:
         now = time.monotonic()
