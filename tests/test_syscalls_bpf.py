@@ -190,3 +190,20 @@ def test_per_process_counts_stay_exact_under_concurrent_reads(collector):
     assert set(per_pid) == {w.pid for w in workers}
     assert all(n >= N * 40 for n in per_pid.values())
     assert sum(s.untracked_calls for s in snaps) == 0
+
+
+def test_tracefs_is_mounted_when_absent():
+    from bpftop.bpf import system
+
+    if os.path.isdir("/sys/kernel/debug/tracing/events"):
+        pytest.skip("tracefs is reachable through debugfs here; nothing to mount")
+    if os.path.ismount(system.TRACEFS):
+        subprocess.run(["umount", system.TRACEFS], check=True)
+    try:
+        system._tracefs = None
+        res = subprocess.run([sys.executable, "-m", "bpftop", "doctor"], capture_output=True, text=True, timeout=120)
+        assert "tracefs       /sys/kernel/tracing  (was not mounted: mounted by bpftop)" in res.stdout, res.stdout
+        assert res.returncode == 0
+    finally:
+        if not os.path.ismount(system.TRACEFS):
+            subprocess.run(["mount", "-t", "tracefs", "tracefs", system.TRACEFS])
