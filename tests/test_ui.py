@@ -1,6 +1,5 @@
 """The TUI driven by Pilot with a fake collector (no BPF, no root)."""
 
-import asyncio
 
 from textual.widgets import TabbedContent
 
@@ -8,7 +7,7 @@ from bpftop.app import BpftopApp, step_interval
 from bpftop.screens.help import HelpScreen
 from bpftop.widgets.top_table import TopTable
 
-from fakes import FakeCollector, snapshot
+from fakes import FakeCollector
 
 
 def column_texts(table: TopTable, col: int):

@@ -1,6 +1,5 @@
 """Child processes that make a known number of syscalls on cue."""
 
-import os
 import subprocess
 import sys
 

@@ -55,9 +55,3 @@ class PidFilter:
         for pid in self.pids:
             self._set[self._set.Key(pid)] = self._set.Leaf(1)
         self._mode[ctypes.c_int(0)] = ctypes.c_uint32(self.mode)
-
-    def describe(self) -> str:
-        if not self.pids:
-            return ""
-        op = "!=" if self.exclude else "="
-        return " ".join(f"pid{op}{p}" for p in self.pids)

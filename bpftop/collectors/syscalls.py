@@ -11,7 +11,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
 from ..bpf import ladder, loader, system
 from ..model import HookKind, ProcessRow, SyscallRow, SyscallsSnapshot
