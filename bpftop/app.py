@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import signal
-from typing import Callable, Dict, List, Optional, Sequence, Type
+from typing import Dict, List, Optional, Sequence, Type
 
 from textual.app import App
 from textual.binding import Binding
@@ -52,14 +52,12 @@ class BpftopApp(App):
         collectors: Sequence[Collector],
         interval: float = 1.0,
         initial_tab: Optional[str] = None,
-        runner_factory: Callable[..., CollectorRunner] = CollectorRunner,
     ) -> None:
         super().__init__()
         self.collectors = list(collectors)
         self.interval = interval
         self.specs: List[TabSpec] = [TABS[c.tab] for c in self.collectors]
         self.initial_tab = initial_tab or self.specs[0].id
-        self.runner_factory = runner_factory
         self.runners: Dict[str, CollectorRunner] = {}
         self.paused = False
         self._held: Dict[str, object] = {}  # snapshots that arrived while paused
@@ -73,7 +71,7 @@ class BpftopApp(App):
     def on_mount(self) -> None:
         self._install_signal_handlers()
         for collector in self.collectors:
-            runner = self.runner_factory(
+            runner = CollectorRunner(
                 collector,
                 self.interval,
                 on_snapshot=lambda snap, tab=collector.tab: self.post_message(SnapshotReady(tab, snap)),

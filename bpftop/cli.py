@@ -82,8 +82,9 @@ def _terminal_for_tui() -> Iterator[None]:
     Textual draws on the stream behind ``sys.__stderr__``; BCC's compiler and
     libbpf write diagnostics straight to fd 2 from the collector threads,
     which would scribble over the screen. Textual gets a duplicate of the
-    terminal and fd 2 goes to an unlinked temporary file, shown afterwards if
-    anything was written there.
+    terminal and fd 2 goes to an unlinked temporary file, printed after the
+    TUI closes when BPFTOP_DEBUG=1 (a failed compile's reason is in the tab
+    and in ``bpftop doctor`` anyway).
     """
     saved_fd = os.dup(2)
     term = os.fdopen(os.dup(saved_fd), "w", encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8")
