@@ -11,7 +11,7 @@ import pytest
 from bpftop.collectors.syscalls import SyscallsCollector
 from bpftop.model import CollectorState
 
-from bpfprogs import ours, prog_ids, wait_until_gone
+from bpfprogs import prog_ids, wait_until_gone, wait_until_loaded
 from workload import Workload
 
 pytestmark = pytest.mark.bpf
@@ -105,7 +105,7 @@ def test_tracepoint_rung_counts_exactly():
     try:
         assert c.hook == "raw_syscalls tracepoints"
         assert c.status.state is CollectorState.RUNNING
-        assert ours(__import__("bpfprogs").prog_list(), before)
+        assert wait_until_loaded(before, timeout=1)
         _, snaps = run_filtered(c)
         total = rows_by_name(snaps)
         assert total["getppid"][0] == N and total["getsid"][:2] == [K, K]

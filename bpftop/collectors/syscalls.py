@@ -11,7 +11,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Sequence, Set, Tuple
 
 from ..bpf import ladder, loader, system
 from ..model import HookKind, ProcessRow, SyscallRow, SyscallsSnapshot
@@ -109,7 +109,6 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         self._prev: Dict[int, Counter] = {}
         self._prev_procs: Dict[int, int] = {}
         self._prev_untracked = 0
-        self._cached_tgids: set = set()
         self._last = time.monotonic()
 
     # -- ladder -----------------------------------------------------------
@@ -179,7 +178,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         """Start a new interval now. Counts made under another filter (or
         before the filter was written) are not the operator's to see."""
         self._prev = self._read_counters()
-        procs, self._prev_untracked = self._read_processes()
+        procs, self._prev_untracked, _ = self._read_processes()
         self._prev_procs = {pid: count for pid, (count, _) in procs.items()}
         self._last = time.monotonic()
 
@@ -214,16 +213,17 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
                 out[getattr(key, "value", key)] = c
         return out
 
-    def _read_processes(self) -> Tuple[Dict[int, Tuple[int, str]], int]:
+    def _read_processes(self) -> Tuple[Dict[int, Tuple[int, str]], int, Set[int]]:
         """Per-process cumulative counts: the hash plus each CPU's pending
-        count for the process it last saw.
+        count for the process it last saw. Also returns the untracked-call
+        total and the processes some CPU still holds a pending count for.
 
         A CPU that switches process while the hash is being read moves its
         pending count into the hash, which would count it twice or not at
         all; its ``switches`` counter shows that, and the read is retried.
         """
         if not self.per_process:
-            return {}, 0
+            return {}, 0, set()
         cache = self._bpf[b"proc_cache"]
         for _ in range(5):
             before = [c.switches for c in cache.getvalue(0)]
@@ -238,18 +238,17 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
             if pending:
                 count, comm = current.get(tgid, (0, ""))
                 current[tgid] = (count + pending, comm)
-        self._cached_tgids = {tgid for tgid, _, pending in after if pending}
         untracked = sum(self._bpf[b"untracked"].getvalue(0))
-        return current, untracked
+        return current, untracked, {tgid for tgid, _, pending in after if pending}
 
-    def _forget_dead(self, current: Mapping[int, Tuple[int, str]]) -> None:
+    def _forget_dead(self, current: Mapping[int, Tuple[int, str]], pending: Set[int]) -> None:
         """Drop exited processes from the kernel map once their last counts
         have been reported, so the map does not fill up with the dead. One
         that a CPU still holds a pending count for stays: deleting it would
         turn that count into an unattributed one."""
         table = self._bpf[b"proc_stats"]
         for pid in list(current):
-            if pid in self._cached_tgids or os.path.exists(f"/proc/{pid}"):
+            if pid in pending or os.path.exists(f"/proc/{pid}"):
                 continue
             try:
                 del table[table.Key(pid)]
@@ -260,7 +259,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
     def _read(self) -> SyscallsSnapshot:
         now = time.monotonic()
         counters = self._read_counters()
-        procs, untracked = self._read_processes()
+        procs, untracked, pending = self._read_processes()
         rows = syscall_rows(counters, self._prev, self.nr_syscalls, self.latency)
         proc_rows = process_rows(procs, self._prev_procs)
         snapshot = SyscallsSnapshot(
@@ -279,5 +278,5 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         self._prev_untracked = untracked
         self._last = now
         if self.per_process:
-            self._forget_dead(procs)
+            self._forget_dead(procs, pending)
         return snapshot
