@@ -139,7 +139,7 @@ class BpftopApp(App):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen([VIEWS[spec.id] for spec in self.specs]))
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused

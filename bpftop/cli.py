@@ -21,7 +21,7 @@ from . import __version__
 from .bpf import system
 from .errors import BpftopError
 from .runner import MAX_INTERVAL, MIN_INTERVAL
-from .tabs import PLANNED, TABS
+from .tabs import PLANNED, TABS, CollectorOptions
 
 
 def _interval(text: str) -> float:
@@ -106,9 +106,13 @@ def _terminal_for_tui() -> Iterator[None]:
             print(stray, file=sys.stderr)
 
 
+def _options(args: argparse.Namespace, pids: Sequence[int]) -> CollectorOptions:
+    return CollectorOptions(pids=tuple(pids), latency=not args.no_latency)
+
+
 def _once(args: argparse.Namespace, pids: Sequence[int]) -> int:
     spec = TABS[args.tab or "syscalls"]
-    collector = spec.make_collector(pids=pids, latency=not args.no_latency)
+    collector = spec.make_collector(_options(args, pids))
     try:
         collector.start()
         time.sleep(args.interval)
@@ -126,7 +130,7 @@ def _once(args: argparse.Namespace, pids: Sequence[int]) -> int:
 def _tui(args: argparse.Namespace, pids: Sequence[int]) -> int:
     from .app import BpftopApp  # Textual loads only for the TUI
 
-    collectors = [spec.make_collector(pids=pids, latency=not args.no_latency) for spec in TABS.values()]
+    collectors = [spec.make_collector(_options(args, pids)) for spec in TABS.values()]
     app = BpftopApp(collectors, interval=args.interval, initial_tab=args.tab)
     try:
         with _terminal_for_tui():

@@ -8,7 +8,7 @@ from typing import List, TextIO
 
 from .bpf import system
 from .errors import BpftopError, PrivilegeError
-from .tabs import TABS
+from .tabs import TABS, CollectorOptions
 
 
 def _facts() -> List[tuple]:
@@ -52,7 +52,7 @@ def run(out: TextIO) -> int:
     for spec in TABS.values():
         print(f"\n{spec.id} collector (every rung is tried, then released)", file=out)
         try:
-            attempts = spec.make_collector().probe_all()
+            attempts = spec.make_collector(CollectorOptions()).probe_all()
         except BpftopError as e:
             print(f"  failed: {e}", file=out)
             status = e.exit_code

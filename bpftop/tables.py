@@ -1,4 +1,5 @@
-"""Tables: what a tab shows, as columns and raw row values.
+"""Tables: what a tab shows, as columns and raw row values, and plain-text
+rendering of them.
 
 The TUI's top tables and the plain-text output render the same Table, so a
 text snapshot is what the screen shows. Sorting lives here too.
@@ -9,8 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, List, Optional, Sequence, Tuple
-
-from .model import SyscallsSnapshot
 
 
 def fmt_int(v: Any) -> str:
@@ -71,66 +70,6 @@ class Table:
         return replace(self, rows=tuple(present + missing))
 
 
-def syscall_tables(snap: SyscallsSnapshot) -> Tuple[Table, Table]:
-    secs = snap.interval_s or 1.0
-    calls = Table(
-        name="syscalls",
-        title="Syscalls",
-        columns=(
-            Column("syscall", "SYSCALL", numeric=False, fmt=str, width=20),
-            Column("count", "COUNT"),
-            Column("rate", "PER SEC", fmt=fmt_rate),
-            Column("errors", "ERRORS"),
-            Column("err_pct", "ERR %", fmt=fmt_pct, width=6),
-            Column("total_ns", "TOTAL ms", fmt=fmt_ns_as_ms, width=11),
-            Column("avg_ns", "AVG us", fmt=fmt_ns_as_us, width=10),
-        ),
-        rows=tuple(
-            (
-                r.syscall,
-                r.count,
-                r.count / secs,
-                r.errors,
-                100.0 * r.errors / r.count if r.count else None,
-                r.total_ns,
-                r.avg_ns,
-            )
-            for r in snap.rows
-        ),
-        empty="no syscalls in this interval" + (" for the filtered processes" if snap.pid_filter else ""),
-        sort_column=1,
-    )
-    procs = Table(
-        name="processes",
-        title="Processes",
-        columns=(
-            Column("pid", "PID", width=8),
-            Column("comm", "COMM", numeric=False, fmt=str, width=16),
-            Column("count", "SYSCALLS"),
-            Column("rate", "PER SEC", fmt=fmt_rate),
-        ),
-        rows=tuple((p.pid, p.comm, p.count, p.count / secs) for p in snap.processes),
-        empty="no processes in this interval",
-        sort_column=2,
-    )
-    return calls, procs
-
-
-def syscall_summary(snap: SyscallsSnapshot) -> str:
-    secs = snap.interval_s or 1.0
-    parts = [
-        f"{snap.total_count} calls ({snap.total_count / secs:.0f}/s)",
-        f"{snap.total_errors} errors",
-        f"{len(snap.rows)} syscalls",
-        f"{len(snap.processes)} processes",
-    ]
-    if not snap.latency:
-        parts.append("latency off")
-    if snap.untracked_calls:
-        parts.append(f"{snap.untracked_calls} calls from processes past the per-process map limit")
-    return "  ".join(parts)
-
-
 def filter_text(pids: Sequence[int], exclude: bool) -> str:
     op = "!=" if exclude else "="
     return " ".join(f"pid{op}{p}" for p in pids)
@@ -171,16 +110,3 @@ def render_table(table: Table, limit: Optional[int] = None) -> List[str]:
     elif limit is not None and len(table.rows) > limit:
         lines.append(f"  ... {len(table.rows) - limit} more")
     return lines
-
-
-def syscalls_text(snap: SyscallsSnapshot, limit: Optional[int] = None) -> str:
-    calls, procs = syscall_tables(snap)
-    lines = [
-        header_line("syscalls", snap.interval_s, snap.taken_at, snap.hook, filter_text(snap.pid_filter, snap.pid_exclude)),
-        syscall_summary(snap),
-        "",
-    ]
-    lines += render_table(calls.sorted_by(calls.sort_column), limit)
-    lines.append("")
-    lines += render_table(procs.sorted_by(procs.sort_column), limit)
-    return "\n".join(lines) + "\n"

@@ -7,29 +7,38 @@ ids to views in app.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Sequence
+from typing import Any, Callable, Dict, Tuple
 
-from . import jsonout, tables
 from .collectors.base import Collector
+from .render import syscalls as syscalls_render
+
+
+@dataclass(frozen=True)
+class CollectorOptions:
+    """What the command line hands every collector; each takes what it uses."""
+
+    pids: Tuple[int, ...] = ()
+    latency: bool = True  # syscalls: time each call
+    queued: bool = False  # disk: latency from queue insert, not from issue
 
 
 @dataclass(frozen=True)
 class TabSpec:
     id: str
     title: str
-    make_collector: Callable[..., Collector]
+    make_collector: Callable[[CollectorOptions], Collector]
     to_text: Callable[[Any], str]
     to_dict: Callable[[Any], Dict[str, Any]]
 
 
-def _syscalls(pids: Sequence[int] = (), latency: bool = True) -> Collector:
+def _syscalls(opts: CollectorOptions) -> Collector:
     from .collectors.syscalls import SyscallsCollector
 
-    return SyscallsCollector(pids=pids, latency=latency)
+    return SyscallsCollector(pids=opts.pids, latency=opts.latency)
 
 
 TABS: Dict[str, TabSpec] = {
-    "syscalls": TabSpec("syscalls", "Syscalls", _syscalls, tables.syscalls_text, jsonout.syscalls_dict),
+    "syscalls": TabSpec("syscalls", "Syscalls", _syscalls, syscalls_render.to_text, syscalls_render.to_dict),
 }
 # Ids the interface contract reserves for tabs still to come.
 PLANNED = ("disk", "tcp", "cache", "bpf")

@@ -7,8 +7,9 @@ import subprocess
 import time
 
 # Names bpftop's programs carry in the kernel (raw tracepoint rung; the
-# classic-tracepoint rung gets BCC's generated name).
-OUR_NAMES = ("bpftop_", "tracepoint__raw")
+# classic tracepoints get BCC's generated name, tracepoint__<category>,
+# cut to 15 characters by the kernel).
+OUR_NAMES = ("bpftop_", "tracepoint__")
 
 
 def bpf_skip_reason():

@@ -46,6 +46,9 @@ class TabView(Vertical):
     """
 
     tab: str = ""
+    title: str = ""
+    # Shown in help under the tab's title, with the view's own BINDINGS.
+    HELP: str = ""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

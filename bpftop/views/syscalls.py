@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from ..model import SyscallsSnapshot
-from ..tables import syscall_summary, syscall_tables
+from ..render.syscalls import summary, tables
 from ..widgets.top_table import TopTable
 from .base import TabView
 
@@ -23,6 +23,14 @@ class SyscallsView(TabView):
     """
 
     tab = "syscalls"
+    title = "Syscalls"
+    HELP = """\
+COUNT: calls that returned in the interval (counted at syscall exit, like
+syscount; exit and exit_group never return and are not counted).
+ERRORS: calls that returned -4095..-1 (an errno). TOTAL and AVG: time from
+entry to exit, for calls whose entry was seen. PER SEC: COUNT / interval.
+The process filter (-p) is applied in the kernel.
+"""
 
     def compose(self) -> ComposeResult:
         yield self.status_widget()
@@ -31,7 +39,7 @@ class SyscallsView(TabView):
         yield TopTable(id="processes-table")
 
     def render_snapshot(self, snapshot: SyscallsSnapshot) -> None:
-        calls, procs = syscall_tables(snapshot)
-        self.query_one(".tab-summary", Static).update(syscall_summary(snapshot))
+        calls, procs = tables(snapshot)
+        self.query_one(".tab-summary", Static).update(summary(snapshot))
         self.query_one("#syscalls-table", TopTable).show(calls)
         self.query_one("#processes-table", TopTable).show(procs)

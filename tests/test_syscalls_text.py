@@ -2,7 +2,7 @@
 
 import json
 
-from bpftop import jsonout, tables
+from bpftop.render import syscalls as render
 from bpftop.model import ProcessRow, SyscallRow, SyscallsSnapshot
 
 
@@ -21,7 +21,7 @@ def snap(**kw):
 
 
 def test_text_has_header_tables_and_is_sorted_like_the_screen():
-    text = tables.syscalls_text(snap())
+    text = render.to_text(snap())
     lines = text.splitlines()
     assert lines[0].startswith("bpftop syscalls") and "filter: pid=99" in lines[0] and "hook: raw tracepoints" in lines[0]
     assert lines[1].startswith("40 calls (20/s)  1 errors")
@@ -34,7 +34,7 @@ def test_text_has_header_tables_and_is_sorted_like_the_screen():
 
 
 def test_sort_keeps_missing_values_last_and_reverses():
-    calls, _ = tables.syscall_tables(snap())
+    calls, _ = render.tables(snap())
     by_avg = calls.sorted_by(6)
     assert [r[0] for r in by_avg.rows] == ["read", "openat"]
     assert [r[0] for r in calls.sorted_by(6, reverse=True).rows] == ["read", "openat"]
@@ -43,19 +43,19 @@ def test_sort_keeps_missing_values_last_and_reverses():
 
 
 def test_empty_snapshot_says_so():
-    text = tables.syscalls_text(snap(rows=(), processes=()))
+    text = render.to_text(snap(rows=(), processes=()))
     assert "(no syscalls in this interval for the filtered processes)" in text
     assert "(no processes in this interval)" in text
 
 
 def test_limit_says_how_many_more():
     rows = tuple(SyscallRow(f"s{i}", i, 100 - i, 0, None) for i in range(8))
-    text = tables.syscalls_text(snap(rows=rows), limit=5)
+    text = render.to_text(snap(rows=rows), limit=5)
     assert "... 3 more" in text
 
 
 def test_json_fields_of_the_contract():
-    d = jsonout.syscalls_dict(snap())
+    d = render.to_dict(snap())
     json.dumps(d)
     assert d["tab"] == "syscalls" and d["interval_s"] == 2.0
     assert d["rows"][0] == {"syscall": "read", "nr": 0, "count": 10, "errors": 1, "total_ns": 20000, "avg_ns": 2000.0}
