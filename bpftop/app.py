@@ -5,27 +5,40 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import signal
-from typing import Dict, List, Optional, Sequence, Type
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Type
+
+from rich.console import Console
 
 from textual.app import App
 from textual.binding import Binding
 from textual.widgets import TabbedContent
 
+from . import snapshots
+from .bpf.stats import StatsSwitch
 from .collectors.base import Collector
+from .filters import NO_FILTER, Filter, FilterError, check_fields, parse
 from .keys import KEYS
-from .model import CollectorStatus
+from .model import CollectorState, CollectorStatus
 from .messages import SnapshotReady, StatusChanged
+from .probes import ProbeMeter, ProbeRow
 from .runner import CollectorRunner
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
+from .screens.probes import ProbesScreen
 from .tabs import TABS, TabSpec
 from .views.base import TabView
 from .views.syscalls import SyscallsView
+from .widgets.filter_bar import FilterBar
 
 VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView}
 
 _PRIORITY = {"quit", "next_tab", "previous_tab"}
+
+# Filter fields a collector can apply in the kernel, and the method that does.
+KERNEL_SETTERS = {"pid": "set_pid_filter", "port": "set_port_filter", "disk": "set_disk_filter"}
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -52,10 +65,22 @@ class BpftopApp(App):
         collectors: Sequence[Collector],
         interval: float = 1.0,
         initial_tab: Optional[str] = None,
+        pinned: Filter = NO_FILTER,
+        enabled: Optional[Iterable[str]] = None,
+        snapshot_dir: Optional[Path] = None,
     ) -> None:
         super().__init__()
         self.collectors = list(collectors)
+        self.by_tab = {c.tab: c for c in self.collectors}
         self.interval = interval
+        # The pinned filter holds on every tab, together with the tab's own;
+        # -p on the command line arrives here, already applied in the kernel.
+        self.pinned = pinned
+        self.filters: Dict[str, Filter] = {}
+        self.enabled: Set[str] = set(self.by_tab if enabled is None else enabled)
+        self.snapshot_dir = snapshot_dir or snapshots.default_dir()
+        self.meter = ProbeMeter()
+        self.bpf_stats = StatsSwitch()
         self.specs: List[TabSpec] = [TABS[c.tab] for c in self.collectors]
         self.initial_tab = initial_tab or self.specs[0].id
         self.runners: Dict[str, CollectorRunner] = {}
@@ -66,7 +91,8 @@ class BpftopApp(App):
 
     # -- lifecycle ----------------------------------------------------------
     def get_default_screen(self) -> MainScreen:
-        return MainScreen(self.specs, VIEWS, self.initial_tab)
+        self.main_screen = MainScreen(self.specs, VIEWS, self.initial_tab)
+        return self.main_screen
 
     def on_mount(self) -> None:
         self._install_signal_handlers()
@@ -77,8 +103,11 @@ class BpftopApp(App):
                 on_snapshot=lambda snap, tab=collector.tab: self.post_message(SnapshotReady(tab, snap)),
                 on_status=lambda status: self.post_message(StatusChanged(status)),
             )
+            runner.enabled = collector.tab in self.enabled
             self.runners[collector.tab] = runner
             runner.start()
+        # The views are composed by the next refresh.
+        self.call_after_refresh(lambda: [self._show_filter(spec.id) for spec in self.specs])
 
     def _install_signal_handlers(self) -> None:
         # SIGTERM from kill, SIGHUP when the SSH session drops: leave through
@@ -94,6 +123,7 @@ class BpftopApp(App):
     def stop_collectors(self) -> None:
         for runner in self.runners.values():
             runner.stop()
+        self.bpf_stats.close()
 
     async def on_unmount(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.stop_collectors)
@@ -101,7 +131,8 @@ class BpftopApp(App):
     # -- collector messages -----------------------------------------------------
     def view(self, tab: str) -> Optional[TabView]:
         try:
-            return self.screen.query_one(f"#view-{tab}", TabView)
+            # Views live on the main screen even while help or probes cover it.
+            return self.main_screen.query_one(f"#view-{tab}", TabView)
         except Exception:
             return None
 
@@ -122,7 +153,7 @@ class BpftopApp(App):
     # -- actions ------------------------------------------------------------
     def _tabs(self) -> Optional[TabbedContent]:
         try:
-            return self.screen.query_one(TabbedContent)
+            return self.main_screen.query_one(TabbedContent)
         except Exception:
             return None
 
@@ -131,8 +162,7 @@ class BpftopApp(App):
         return self.view(tabs.active) if tabs and tabs.active else None
 
     def _refresh_title(self) -> None:
-        if isinstance(self.screen, MainScreen):
-            self.screen.refresh_title()
+        self.main_screen.refresh_title()
 
     def action_quit(self) -> None:
         self.exit()
@@ -140,6 +170,243 @@ class BpftopApp(App):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen([VIEWS[spec.id] for spec in self.specs]))
+
+    # -- filters ------------------------------------------------------------
+    def _spec(self, tab: str) -> TabSpec:
+        return next(s for s in self.specs if s.id == tab)
+
+    def kernel_fields(self, tab: str) -> List[str]:
+        collector = self.by_tab.get(tab)
+        return [f for f, method in KERNEL_SETTERS.items() if hasattr(collector, method)]
+
+    def filter_fields(self, tab: str) -> List[str]:
+        view = self.view(tab)
+        fields = set(view.filter_fields()) if view is not None else set()
+        return sorted(fields | set(self.kernel_fields(tab)))
+
+    def effective_filter(self, tab: str) -> Filter:
+        """The pinned terms this tab has fields for, and the tab's own."""
+        fields = set(self.filter_fields(tab))
+        pinned = Filter(tuple(t for t in self.pinned.terms if any(k in fields for k in t.keys())))
+        return pinned.combined(self.filters.get(tab, Filter()))
+
+    def _apply_kernel(self, tab: str, new: Filter, old: Filter) -> None:
+        """Hand the kernel its part of the filter; on a refusal put back
+        what was there and raise FilterError (nothing else changes)."""
+        collector = self.by_tab.get(tab)
+        done = []
+        try:
+            for field in self.kernel_fields(tab):
+                want, had = new.kernel_set(field), old.kernel_set(field)
+                if want == had:
+                    continue
+                values, exclude = want or ((), False)
+                getattr(collector, KERNEL_SETTERS[field])(values, exclude=exclude)
+                done.append((field, had))
+        except (ValueError, OSError) as e:
+            for field, had in reversed(done):
+                values, exclude = had or ((), False)
+                try:
+                    getattr(collector, KERNEL_SETTERS[field])(values, exclude=exclude)
+                except (ValueError, OSError):
+                    pass
+            message = str(e)
+            raise FilterError(message if isinstance(e, FilterError) else f"the kernel filter refused it: {message}") from None
+
+    def set_filter(self, tab: str, text: str) -> Filter:
+        """Parse and apply a tab's own filter; FilterError leaves the
+        previous one in force."""
+        own = parse(text)
+        check_fields(own, self.filter_fields(tab), self._spec(tab).title)
+        old_effective = self.effective_filter(tab)
+        previous = self.filters.get(tab, Filter())
+        self.filters[tab] = own
+        try:
+            self._apply_kernel(tab, self.effective_filter(tab), old_effective)
+        except FilterError:
+            self.filters[tab] = previous
+            raise
+        self._show_filter(tab)
+        return own
+
+    def _needs_kernel(self, tab: str, text: str) -> bool:
+        """Would this filter text change what the kernel filters? Raises
+        FilterError when it does not parse or apply."""
+        own = parse(text)
+        check_fields(own, self.filter_fields(tab), self._spec(tab).title)
+        current = self.effective_filter(tab)
+        fields = set(self.filter_fields(tab))
+        pinned = Filter(tuple(t for t in self.pinned.terms if any(k in fields for k in t.keys())))
+        new = pinned.combined(own)
+        return any(new.kernel_set(f) != current.kernel_set(f) for f in self.kernel_fields(tab))
+
+    def _show_filter(self, tab: str) -> None:
+        view = self.view(tab)
+        if view is None:
+            return
+        effective = self.effective_filter(tab)
+        ignored = [t.text for t in self.pinned.terms if t not in effective.terms]
+        view.apply_filter(effective, pinned=self.pinned, ignored=ignored)
+
+    def action_filter(self) -> None:
+        tabs = self._tabs()
+        if tabs is None or not isinstance(self.screen, MainScreen):
+            return
+        bar = self.screen.query_one(FilterBar)
+        bar.open(self.filters.get(tabs.active, Filter()).text, self._spec(tabs.active).title)
+
+    def on_filter_bar_edited(self, message: FilterBar.Edited) -> None:
+        tabs = self._tabs()
+        if tabs is None:
+            return
+        bar = self.screen.query_one(FilterBar)
+        tab = tabs.active
+        try:
+            if not message.final and self._needs_kernel(tab, message.text):
+                # Kernel-side terms change on Enter only: typing pid=1234
+                # should not re-filter the kernel at 1, 12 and 123 first.
+                bar.show_error("")
+                bar.show_hint("Enter applies it (its pid/port/disk terms go to the kernel)")
+                return
+            self.set_filter(tab, message.text)
+        except FilterError as e:
+            bar.show_error(f"not applied: {e}")
+            return
+        bar.show_error("")
+        if message.final:
+            bar.action_close()
+
+    def on_filter_bar_closed(self, _message: FilterBar.Closed) -> None:
+        view = self.current_view()
+        table = view.active_table() if view else None
+        if table is not None:
+            table.focus()
+
+    def action_pin_filter(self) -> None:
+        tabs = self._tabs()
+        if tabs is None:
+            return
+        tab = tabs.active
+        old = {spec.id: self.effective_filter(spec.id) for spec in self.specs}
+        if self.pinned:
+            previous_pinned, previous_own = self.pinned, dict(self.filters)
+            # Unpinning leaves the terms on the tab where it happened.
+            self.filters[tab] = self.pinned.combined(self.filters.get(tab, Filter()))
+            self.pinned = Filter()
+            note = f"filter unpinned; it stays on {self._spec(tab).title}"
+        else:
+            own = self.filters.get(tab, Filter())
+            if not own:
+                self.notify("no filter on this tab to pin (/ sets one)", severity="warning", timeout=3)
+                return
+            previous_pinned, previous_own = self.pinned, dict(self.filters)
+            self.pinned, self.filters[tab] = own, Filter()
+            note = f"filter pinned to every tab: {own.text}"
+        try:
+            for spec in self.specs:
+                self._apply_kernel(spec.id, self.effective_filter(spec.id), old[spec.id])
+        except FilterError as e:
+            self.pinned, self.filters = previous_pinned, previous_own
+            for spec in self.specs:
+                try:
+                    self._apply_kernel(spec.id, old[spec.id], self.effective_filter(spec.id))
+                except FilterError:
+                    pass
+            self.notify(f"filter not pinned: {e}", severity="error", timeout=5)
+            return
+        for spec in self.specs:
+            self._show_filter(spec.id)
+        self.notify(note, timeout=3)
+
+    # -- probes -------------------------------------------------------------
+    def action_probes(self) -> None:
+        if isinstance(self.screen, ProbesScreen):
+            self.pop_screen()
+            return
+        if not self.bpf_stats.open():
+            self.notify(f"no kernel cost figures: {self.bpf_stats.error}", severity="warning", timeout=5)
+        self.push_screen(ProbesScreen())
+
+    def stats_note(self) -> str:
+        if self.bpf_stats.how:
+            return f"kernel cost from BPF run-time statistics: {self.bpf_stats.how}"
+        return f"no kernel cost figures: {self.bpf_stats.error}"
+
+    def sample_probes(self) -> List[ProbeRow]:
+        return self.meter.sample(self.collectors, self.statuses)
+
+    def toggle_probe(self, tab: str) -> None:
+        runner = self.runners.get(tab)
+        if runner is None:
+            return
+        runner.enabled = not runner.enabled
+        if runner.enabled:
+            self.enabled.add(tab)
+            self.statuses[tab] = CollectorStatus(tab, CollectorState.STARTING, message="compiling and attaching")
+        else:
+            self.enabled.discard(tab)
+            self.statuses[tab] = CollectorStatus(tab, CollectorState.DISABLED, message="switched off by the operator")
+        view = self.view(tab)
+        if view is not None:
+            view.set_status(self.statuses[tab])
+        self.notify(f"{self._spec(tab).title}: {'switching on' if runner.enabled else 'switched off, programs detached'}",
+                    timeout=3)
+
+    # -- snapshots ------------------------------------------------------------
+    def screen_text(self) -> str:
+        """The current screen as plain text: no colour codes, box drawing kept."""
+        width, height = self.size
+        console = Console(width=width, height=height, file=io.StringIO(), record=True, force_terminal=True,
+                          color_system=None, legacy_windows=False, safe_box=False)
+        console.print(self.screen._compositor.render_update(full=True))
+        return "\n".join(line.rstrip() for line in console.export_text(styles=False).splitlines()) + "\n"
+
+    def _snapshot_header(self, tabs: Sequence[str]) -> str:
+        filters = "; ".join(f"{t}: {self.effective_filter(t).text}" for t in tabs if self.effective_filter(t))
+        hooks = ", ".join(
+            f"{t}: {self.statuses[t].chosen.strategy}" for t in tabs
+            if t in self.statuses and self.statuses[t].chosen is not None
+            and self.statuses[t].state is not CollectorState.DISABLED
+        )
+        return snapshots.header(tabs, self.interval, filters, hooks)
+
+    def _save(self, stem: str, tabs: Sequence[str], body: str) -> None:
+        try:
+            path = snapshots.save(self.snapshot_dir, stem, self._snapshot_header(tabs) + "\n" + body)
+        except snapshots.SnapshotError as e:
+            self.notify(f"snapshot not saved: {e}", severity="error", timeout=6)
+            return
+        self.notify(f"saved {path}", timeout=5)
+
+    def action_snapshot(self) -> None:
+        tabs = self._tabs()
+        tab = tabs.active if tabs is not None and isinstance(self.screen, MainScreen) else "screen"
+        self._save(f"bpftop-{tab}", [tab], self.screen_text())
+
+    def action_snapshot_all(self) -> None:
+        # A worker, not the handler: capturing each tab waits for refreshes,
+        # which the message loop must be free to run.
+        self.run_worker(self._snapshot_all(), group="snapshot", exclusive=True)
+
+    async def _snapshot_all(self) -> None:
+        tabs = self._tabs()
+        if tabs is None or not isinstance(self.screen, MainScreen):
+            return
+        start = tabs.active
+        pages = []
+        for spec in self.specs:
+            tabs.active = spec.id
+            await self._settle()
+            pages.append(self.screen_text())
+        tabs.active = start
+        self._save("bpftop-all", [s.id for s in self.specs], "\n".join(pages))
+
+    async def _settle(self) -> None:
+        """Let a tab switch reach the screen before it is captured."""
+        for _ in range(3):
+            event = asyncio.Event()
+            self.call_after_refresh(event.set)
+            await event.wait()
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused

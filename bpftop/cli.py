@@ -15,6 +15,7 @@ import signal
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
 from . import __version__
@@ -52,6 +53,15 @@ def _tab(text: str) -> str:
     raise argparse.ArgumentTypeError(f"no tab {text!r} (available: {', '.join(TABS)})")
 
 
+def _probes(text: str) -> List[str]:
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError("name at least one probe")
+    for tab in ids:
+        _tab(tab)
+    return ids
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bpftop",
@@ -67,6 +77,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="collect one interval, print the tab as text and exit")
     p.add_argument("--json", action="store_true", help="with --once: print one JSON object instead of text")
     p.add_argument("--no-latency", action="store_true", help="syscalls: count only, do not time calls (cheaper)")
+    p.add_argument(
+        "--probes", type=_probes, default=None, metavar="ID[,ID...]",
+        help="probes to attach at start (default all); the rest can be switched on from the probes screen (P)",
+    )
+    p.add_argument(
+        "--snapshot-dir", type=Path, default=None, metavar="DIR",
+        help="where s and S save text snapshots (default $XDG_STATE_HOME/bpftop or ~/.local/state/bpftop)",
+    )
     p.add_argument("--version", action="version", version=f"bpftop {__version__}")
     return p
 
@@ -130,8 +148,16 @@ def _once(args: argparse.Namespace, pids: Sequence[int]) -> int:
 def _tui(args: argparse.Namespace, pids: Sequence[int]) -> int:
     from .app import BpftopApp  # Textual loads only for the TUI
 
+    from .filters import parse
+
     collectors = [spec.make_collector(_options(args, pids)) for spec in TABS.values()]
-    app = BpftopApp(collectors, interval=args.interval, initial_tab=args.tab)
+    # -p is already in force in the kernel: the console shows it as a pinned
+    # filter, which the operator can change or unpin like any other.
+    pinned = parse("pid=" + ",".join(map(str, pids))) if pids else parse("")
+    app = BpftopApp(
+        collectors, interval=args.interval, initial_tab=args.tab, pinned=pinned,
+        enabled=args.probes, snapshot_dir=args.snapshot_dir,
+    )
     try:
         with _terminal_for_tui():
             app.run()

@@ -32,4 +32,9 @@ KEYS: Tuple[Key, ...] = (
     Key("plus,equals_sign", "interval(1)", "+", "longer refresh interval", footer="slower"),
     Key("minus,underscore", "interval(-1)", "-", "shorter refresh interval", footer="faster"),
     Key("w", "switch_table", "w", "move between the tables of a tab"),
+    Key("slash,f4", "filter", "/ F4", "filter the current tab (Enter applies, Esc closes)", footer="filter"),
+    Key("F", "pin_filter", "F", "pin the current tab's filter to every tab / unpin it"),
+    Key("P,f2", "probes", "P F2", "probes: what is attached, its cost; switch probes off and on", footer="probes"),
+    Key("s", "snapshot", "s", "save the screen as a text file", footer="save"),
+    Key("S", "snapshot_all", "S", "save every tab as text, one file"),
 )

@@ -32,6 +32,7 @@ class CollectorRunner:
         interval: float,
         on_snapshot: Callable[[Any], None],
         on_status: Callable[[CollectorStatus], None] = lambda s: None,
+        enabled: bool = True,
     ) -> None:
         self.collector = collector
         self._interval = clamp_interval(interval)
@@ -39,6 +40,7 @@ class CollectorRunner:
         self._on_status = on_status
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._enabled = enabled
         self._thread: Optional[threading.Thread] = None
 
     @property
@@ -48,6 +50,17 @@ class CollectorRunner:
     @interval.setter
     def interval(self, seconds: float) -> None:
         self._interval = clamp_interval(seconds)
+        self._wake.set()
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, on: bool) -> None:
+        """Switch the probe off (its programs are detached, the thread
+        idles) or on again (compiled and attached anew)."""
+        self._enabled = bool(on)
         self._wake.set()
 
     def start(self) -> None:
@@ -74,9 +87,9 @@ class CollectorRunner:
         self._on_status(self.collector.status)
 
     def _sleep(self, seconds: float) -> bool:
-        """Sleep up to ``seconds``; True when asked to stop."""
+        """Sleep up to ``seconds``; True when asked to stop or switched off."""
         deadline = time.monotonic() + seconds
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self._enabled:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
@@ -87,29 +100,57 @@ class CollectorRunner:
                 deadline = min(deadline, time.monotonic() + self._interval)
         return True
 
+    def _wait_enabled(self) -> bool:
+        """Idle while switched off; False when asked to stop."""
+        while not self._enabled and not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+        return not self._stop.is_set()
+
     def _run(self) -> None:
+        collector = self.collector
+        while True:
+            if not self._enabled:
+                collector.stop()
+                collector.set_status(CollectorState.DISABLED, "switched off by the operator")
+                self._report()
+            if not self._wait_enabled():
+                return
+            if not self._start():
+                return
+            if self._stop.is_set():
+                return
+            self._collect_until_off()
+            if self._stop.is_set():
+                return
+
+    def _start(self) -> bool:
+        """Compile and attach; False when that failed for good."""
         collector = self.collector
         try:
             collector.start()
         except BpftopError:
             self._report()
-            return
+            return False
         except Exception as exc:  # pragma: no cover - reported, never raised into the UI
             collector.set_status(CollectorState.FAILED, f"{type(exc).__name__}: {exc}")
             self._report()
-            return
+            return False
         finally:
             if self._stop.is_set():
                 collector.stop()
-        if self._stop.is_set():
-            return
-        self._report()
+        if not self._stop.is_set():
+            self._report()
+        return True
+
+    def _collect_until_off(self) -> None:
+        collector = self.collector
         backoff = 1.0
         while not self._sleep(self._interval):
             try:
                 snapshot = collector.collect()
             except Exception as exc:
-                if self._stop.is_set():
+                if self._stop.is_set() or not self._enabled:
                     break
                 collector.set_status(CollectorState.ERROR, f"read failed ({exc}); retrying in {backoff:.0f}s")
                 self._report()

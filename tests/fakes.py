@@ -40,6 +40,8 @@ class FakeCollector(Collector):
         self._fail = fail
         self.stopped = False
         self.collects = 0
+        self.starts = 0
+        self.pid_filters = []  # every set_pid_filter call, as the kernel would get it
 
     def strategies(self):
         return []
@@ -50,6 +52,8 @@ class FakeCollector(Collector):
             from bpftop.errors import NoStrategyError
             self.set_status(CollectorState.FAILED, self._fail, (HookAttempt("fake", HookKind.TRACEPOINT, ("fake:hook",), False, self._fail),))
             raise NoStrategyError(self._fail)
+        self.starts += 1
+        self.stopped = False
         self._bpf = object()
         self.set_status(CollectorState.RUNNING, "", (attempt,))
         return self.status
@@ -57,6 +61,11 @@ class FakeCollector(Collector):
     def _read(self):
         self.collects += 1
         return next(self._snapshots)
+
+    def set_pid_filter(self, pids, exclude=False):
+        if any(p > 4_000_000 for p in pids):
+            raise ValueError("pid out of range")
+        self.pid_filters.append((tuple(pids), exclude))
 
     def stop(self):
         self.stopped = True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from typing import Any, ClassVar, Generic, List, Optional, Sequence, TypeVar
+from typing import Any, ClassVar, Generic, List, Optional, Sequence, Tuple, TypeVar
 
 from ..bpf import ladder, loader
 from ..model import CollectorState, CollectorStatus, HookAttempt
@@ -86,6 +86,17 @@ class Collector(abc.ABC, Generic[S]):
         result = ladder.climb(self.strategies(), try_all=True, release=loader.close_program)
         loader.close_program(result.loaded)
         return result.attempts
+
+    def programs(self) -> List[Tuple[str, int]]:
+        """(name, fd) of every BPF program this collector has loaded."""
+        with self._lock:
+            funcs = getattr(self._bpf, "funcs", None) or {}
+            out = []
+            for name, fn in funcs.items():
+                fd = getattr(fn, "fd", None)
+                if isinstance(fd, int) and fd >= 0:
+                    out.append((name.decode() if isinstance(name, bytes) else str(name), fd))
+            return out
 
     def collect(self) -> S:
         with self._lock:

@@ -20,6 +20,7 @@ class CollectorState(str, enum.Enum):
     FAILED = "failed"  # no rung of the ladder worked; see attempts
     ERROR = "error"  # was running, a read failed; the runner retries
     STOPPED = "stopped"
+    DISABLED = "disabled"  # switched off by the operator: detached, not failed
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from ..tabs import TabSpec
 from ..views.base import TabView
+from ..widgets.filter_bar import FilterBar
 
 
 class MainScreen(Screen):
@@ -29,6 +30,7 @@ class MainScreen(Screen):
             for i, spec in enumerate(self.tab_specs, start=1):
                 with TabPane(f"{i} {spec.title}", id=spec.id):
                     yield self.view_types[spec.id](id=f"view-{spec.id}")
+        yield FilterBar()
         yield Footer()
 
     def title_text(self) -> str:

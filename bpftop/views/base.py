@@ -3,11 +3,14 @@ failed and why, running on which hook), and a place for the latest snapshot."""
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
+
+from rich.markup import escape
 
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from ..filters import NO_FILTER, Filter
 from ..model import CollectorState, CollectorStatus
 from ..widgets.top_table import TopTable
 
@@ -22,6 +25,8 @@ def status_text(status: Optional[CollectorStatus]) -> str:
         for a in status.attempts:
             lines.append(f"  {a.strategy} ({a.kind.value}: {', '.join(a.hooks)}): {a.reason}")
         return "\n".join(lines)
+    if status.state is CollectorState.DISABLED:
+        return "[b]paused by the operator:[/b] programs detached (P opens the probes screen to switch it on)"
     if status.state is CollectorState.ERROR:
         return f"[b]read error:[/b] {status.message}"
     chosen = status.chosen
@@ -54,6 +59,8 @@ class TabView(Vertical):
         super().__init__(**kwargs)
         self.status: Optional[CollectorStatus] = None
         self.snapshot: Any = None
+        self.row_filter = Filter()
+        self.filter_note = ""
 
     def on_mount(self) -> None:
         status = getattr(self.app, "statuses", {}).get(self.tab)
@@ -65,9 +72,41 @@ class TabView(Vertical):
 
     def set_status(self, status: CollectorStatus) -> None:
         self.status = status
+        self._update_status_line()
+
+    def _update_status_line(self) -> None:
         widget = self.query_one(".tab-status", Static)
-        widget.update(status_text(status))
-        widget.set_class(status.state is CollectorState.FAILED, "-failed")
+        text = status_text(self.status) if self.status is not None else "waiting for the collector..."
+        if self.filter_note:
+            text += "   " + self.filter_note
+        widget.update(text)
+        widget.set_class(self.status is not None and self.status.state is CollectorState.FAILED, "-failed")
+
+    # -- filtering ------------------------------------------------------------
+    FIELDS: tuple = ()  # filterable fields before the first snapshot shows columns
+
+    def filter_fields(self) -> List[str]:
+        """Fields the filter can name on this tab: every column of its tables."""
+        fields = set(self.FIELDS)
+        for table in self.tables():
+            if table.model is not None:
+                fields.update(c.key for c in table.model.columns)
+        return sorted(fields)
+
+    def apply_filter(self, row_filter: Filter, pinned: Filter = NO_FILTER, ignored: Sequence[str] = ()) -> None:
+        """Narrow the tab to ``row_filter`` (kernel-side terms are already in
+        force) and show it in the status line."""
+        self.row_filter = row_filter
+        note = []
+        if row_filter:
+            pinned_mark = " (pinned)" if pinned and all(t in row_filter.terms for t in pinned.terms) else ""
+            note.append(f"[b]filter:[/b] {escape(row_filter.text)}{pinned_mark}")
+        if ignored:
+            note.append(f"(pinned, no such field here: {escape(' '.join(ignored))})")
+        self.filter_note = "  ".join(note)
+        for table in self.tables():
+            table.set_filter(row_filter)
+        self._update_status_line()
 
     def show_snapshot(self, snapshot: Any) -> None:
         self.snapshot = snapshot

@@ -32,6 +32,8 @@ entry to exit, for calls whose entry was seen. PER SEC: COUNT / interval.
 The process filter (-p) is applied in the kernel.
 """
 
+    FIELDS = ("syscall", "count", "errors", "pid", "comm")
+
     def compose(self) -> ComposeResult:
         yield self.status_widget()
         yield Static("", classes="tab-summary")

@@ -8,6 +8,7 @@ from typing import Optional
 from rich.text import Text
 from textual.widgets import DataTable
 
+from ..filters import Filter
 from ..tables import Table
 
 
@@ -23,14 +24,19 @@ class TopTable(DataTable):
         self.model: Optional[Table] = None
         self.sort_column: Optional[int] = None  # None: the table's own default
         self.reverse = False
+        self.row_filter = Filter()
         self._shape: tuple = ()
 
     @property
     def view(self) -> Optional[Table]:
-        """The table as it is shown: sorted, as text snapshots render it."""
+        """The table as it is shown: filtered and sorted."""
         if self.model is None:
             return None
-        return self.model.sorted_by(self.sort_column, self.reverse)
+        return self.row_filter.apply(self.model).sorted_by(self.sort_column, self.reverse)
+
+    def set_filter(self, row_filter: Filter) -> None:
+        self.row_filter = row_filter
+        self._render_view()
 
     def show(self, table: Table) -> None:
         self.model = table

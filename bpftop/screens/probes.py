@@ -1,0 +1,99 @@
+"""The probes screen: every collector and its hooks, attached or not and
+why, with events per second and kernel cost from BPF run-time statistics.
+Space or Enter switches the selected probe off (its programs are detached)
+or on again."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from ..probes import ProbeRow
+from ..tables import fmt_pct, fmt_rate
+
+COLUMNS = ("PROBE", "PROGRAM", "STATE", "HOOK", "KIND", "EVENTS/s", "AVG ns", "CPU %")
+
+
+def _cells(row: ProbeRow) -> List[Text]:
+    values = [
+        row.tab, row.program, row.state, row.hook, row.kind,
+        fmt_rate(row.events_per_s), "-" if row.avg_ns is None else f"{row.avg_ns:.0f}",
+        "-" if row.cpu_pct is None else fmt_pct(row.cpu_pct) if row.cpu_pct >= 0.1 else f"{row.cpu_pct:.3f}",
+    ]
+    style = {"attached": "", "detached": "dim", "unavailable": "red", "starting": "yellow"}.get(row.state, "")
+    return [Text(v, style=style, justify="right" if i >= 5 else "left") for i, v in enumerate(values)]
+
+
+class ProbesScreen(Screen):
+    CSS_PATH = "probes.tcss"
+    BINDINGS = [
+        Binding("escape,P", "close", "close"),
+        Binding("space,t", "toggle", "switch on/off"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: List[ProbeRow] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("[b]Probes[/b]  Space/Enter/t switches the selected probe off (detached) or on; Esc closes",
+                     id="probes-title")
+        yield Static("", id="probes-stats")
+        table: DataTable = DataTable(id="probes-table", cursor_type="row")
+        for col in COLUMNS:
+            table.add_column(col, key=col)
+        yield table
+        yield Static("", id="probes-reason")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_rows()
+        self.set_interval(1.0, self.refresh_rows)
+        self.query_one(DataTable).focus()
+
+    def refresh_rows(self) -> None:
+        app = self.app
+        selected = self.selected()
+        self.rows = app.sample_probes()
+        self.query_one("#probes-stats", Static).update(app.stats_note())
+        table = self.query_one(DataTable)
+        table.clear()
+        for row in self.rows:
+            table.add_row(*_cells(row), key=row.key)
+        if selected is not None:
+            keys = [r.key for r in self.rows]
+            if selected.key in keys:
+                table.move_cursor(row=keys.index(selected.key), animate=False, scroll=False)
+        self._show_reason()
+
+    def selected(self) -> Optional[ProbeRow]:
+        table = self.query_one(DataTable)
+        if not 0 <= table.cursor_row < table.row_count:
+            return None
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return next((r for r in self.rows if r.key == key), None)
+
+    def _show_reason(self) -> None:
+        row = self.selected()
+        self.query_one("#probes-reason", Static).update(row.reason if row and row.reason else "")
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_reason()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_toggle()
+
+    def action_toggle(self) -> None:
+        row = self.selected()
+        if row is not None:
+            self.app.toggle_probe(row.tab)
+            self.refresh_rows()
+
+    def action_close(self) -> None:
+        self.dismiss()

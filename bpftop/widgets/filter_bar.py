@@ -1,0 +1,89 @@
+"""The filter input: opens under the tabs with ``/``, reports every edit,
+shows a parse error under the input, and closes with Esc or Enter."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input, Static
+
+
+class FilterBar(Vertical):
+    DEFAULT_CSS = """
+    FilterBar {
+        height: auto;
+        display: none;
+        border-top: solid $primary;
+    }
+    FilterBar.-open {
+        display: block;
+    }
+    FilterBar > Input {
+        border: none;
+        height: 1;
+        padding: 0 1;
+    }
+    FilterBar > #filter-help {
+        color: $text-muted;
+        padding: 0 1;
+    }
+    FilterBar > #filter-help.-error {
+        color: $error;
+    }
+    """
+    BINDINGS = [Binding("escape", "close", "close filter", show=False)]
+
+    HINT = "pid=123 comm~regex port=443 disk=vda syscall=read  != !~ > <  (Enter applies, Esc closes)"
+
+    class Edited(Message):
+        """The text changed (``final`` when Enter was pressed)."""
+
+        def __init__(self, text: str, final: bool) -> None:
+            super().__init__()
+            self.text = text
+            self.final = final
+
+    class Closed(Message):
+        pass
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter", id="filter-input")
+        yield Static(self.HINT, id="filter-help")
+
+    @property
+    def is_open(self) -> bool:
+        return self.has_class("-open")
+
+    def open(self, text: str, tab_title: str) -> None:
+        self.add_class("-open")
+        field = self.query_one(Input)
+        field.placeholder = f"filter {tab_title}"
+        field.value = text
+        field.cursor_position = len(text)
+        self.show_error("")
+        field.focus()
+
+    def action_close(self) -> None:
+        self.remove_class("-open")
+        self.post_message(self.Closed())
+
+    def show_error(self, message: str) -> None:
+        hint = self.query_one("#filter-help", Static)
+        hint.update(message or self.HINT)
+        hint.set_class(bool(message), "-error")
+
+    def show_hint(self, message: str) -> None:
+        hint = self.query_one("#filter-help", Static)
+        hint.update(message)
+        hint.set_class(False, "-error")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        if self.is_open:
+            self.post_message(self.Edited(event.value, final=False))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.post_message(self.Edited(event.value, final=True))
