@@ -53,11 +53,17 @@ def step_interval(current: float, step: int) -> float:
 
 class BpftopApp(App):
     TITLE = "bpftop"
+    # The screens' style sheets, loaded once by the app: a default screen's
+    # own CSS_PATH is not read by Textual.
+    CSS_PATH = ["screens/main.tcss", "screens/help.tcss", "screens/probes.tcss"]
     ENABLE_COMMAND_PALETTE = False
+    # The footer shows each action's letter key; F-key aliases bind hidden.
+    # Priority for keys the screen or a table would otherwise take first.
     BINDINGS = [
-        # Priority for keys the screen or a table would otherwise take first.
-        Binding(k.keys, k.action, k.footer or k.description, show=bool(k.footer), priority=k.action in _PRIORITY)
+        Binding(key, k.action, k.footer or k.description, show=bool(k.footer) and i == 0,
+                priority=k.action in _PRIORITY)
         for k in KEYS
+        for i, key in enumerate(k.keys.split(","))
     ]
 
     def __init__(

@@ -29,6 +29,12 @@ need_pkg python3-bpfcc
 need_pkg python3-venv
 need_pkg python3-pip
 need_pkg tmux
+# The end-to-end test drives bpftop over a real SSH session to a private sshd
+# it starts itself on loopback.
+if [ -n "$extras" ]; then
+    need_pkg openssh-server
+    need_pkg openssh-client
+fi
 # bpftool: its own package on Debian, part of linux-tools on Ubuntu.
 if ! command -v bpftool >/dev/null 2>&1 || ! bpftool version >/dev/null 2>&1; then
     if apt-cache show bpftool >/dev/null 2>&1; then missing+=(bpftool); else missing+=(linux-tools-common "linux-tools-$release"); fi
@@ -49,7 +55,16 @@ apt_install() {
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_update
     say "installing ${missing[*]}"
+    # Installing openssh-server must not start a system sshd on port 22: a
+    # policy-rc.d that says "no" keeps services down during the install.
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
     apt_install "${missing[@]}"
+    if [ -n "$policy" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 
 # Kernel headers. BCC looks in /lib/modules/$release/{build,source}; the

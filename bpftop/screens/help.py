@@ -14,7 +14,6 @@ from ..keys import KEYS
 from ..views.base import TabView
 
 class HelpScreen(ModalScreen):
-    CSS_PATH = "help.tcss"
     BINDINGS = [
         Binding("escape,q,question_mark", "dismiss", "close"),
     ]

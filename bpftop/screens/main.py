@@ -7,6 +7,7 @@ import socket
 from typing import Dict, Sequence, Type
 
 from textual.app import ComposeResult
+from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
@@ -16,7 +17,6 @@ from ..widgets.filter_bar import FilterBar
 
 
 class MainScreen(Screen):
-    CSS_PATH = "main.tcss"
 
     def __init__(self, tabs: Sequence[TabSpec], views: Dict[str, Type[TabView]], initial: str) -> None:
         super().__init__()
@@ -26,11 +26,12 @@ class MainScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(self.title_text(), id="titlebar")
-        with TabbedContent(initial=self.initial, id="tabs"):
-            for i, spec in enumerate(self.tab_specs, start=1):
-                with TabPane(f"{i} {spec.title}", id=spec.id):
-                    yield self.view_types[spec.id](id=f"view-{spec.id}")
-        yield FilterBar()
+        with Vertical(id="body"):
+            with TabbedContent(initial=self.initial, id="tabs"):
+                for i, spec in enumerate(self.tab_specs, start=1):
+                    with TabPane(f"{i} {spec.title}", id=spec.id):
+                        yield self.view_types[spec.id](id=f"view-{spec.id}")
+            yield FilterBar()
         yield Footer()
 
     def title_text(self) -> str:

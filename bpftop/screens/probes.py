@@ -30,7 +30,6 @@ def _cells(row: ProbeRow) -> List[Text]:
 
 
 class ProbesScreen(Screen):
-    CSS_PATH = "probes.tcss"
     BINDINGS = [
         Binding("escape,P", "close", "close"),
         Binding("space,t", "toggle", "switch on/off"),

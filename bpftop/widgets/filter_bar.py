@@ -20,7 +20,7 @@ class FilterBar(Vertical):
     FilterBar.-open {
         display: block;
     }
-    FilterBar > Input {
+    FilterBar > Input, FilterBar > Input:focus {
         border: none;
         height: 1;
         padding: 0 1;

@@ -1,0 +1,200 @@
+"""The real bpftop in a real terminal (tmux) as root, and over a real SSH
+session: switch tabs, filter, switch a probe off and on (bpftool confirms),
+save a snapshot, quit; nothing of ours stays loaded."""
+
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bpfprogs import ours, prog_ids, prog_list, wait_until_gone
+from terminal import Terminal
+
+from bpftop.tabs import TABS
+
+pytestmark = pytest.mark.bpf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SYSCALL_PROGS = ("bpftop_sc_exit", "bpftop_sc_enter")
+
+
+def bpftop_cmd(*args):
+    return f"cd {shlex.quote(ROOT)} && {shlex.quote(sys.executable)} -m bpftop " + " ".join(map(shlex.quote, args))
+
+
+def syscall_prog_ids(before):
+    return {p["id"] for p in ours(prog_list(), before) if p.get("name") in SYSCALL_PROGS}
+
+
+def wait_programs(before, present, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ids = syscall_prog_ids(before)
+        if bool(ids) == present:
+            return ids
+        time.sleep(0.2)
+    raise AssertionError(f"syscall programs {'never appeared' if present else 'still loaded'}: {prog_list()}")
+
+
+@pytest.fixture
+def term(need_tmux):
+    t = Terminal("bpftop-e2e", 100, 30)
+    yield t
+    t.close()
+
+
+def test_console_end_to_end(term, tmp_path):
+    snaps = tmp_path / "snaps"
+    before = prog_ids()
+    term.start(bpftop_cmd("-d", "0.5", "--snapshot-dir", str(snaps)) + f"; echo EXIT=$? > {tmp_path}/rc")
+    first = wait_programs(before, True)
+    term.wait_for("SYSCALL")
+
+    for i, spec in enumerate(TABS.values(), start=1):
+        term.keys(str(i))
+        term.wait_for(lambda s, label=f"{i} {spec.title}": label in s and ("running on" in s or "failed" in s))
+    term.keys("1")
+    term.wait_for("SYSCALL")
+
+    term.keys("/")
+    term.wait_for("filter Syscalls")
+    term.type("comm~^bpftop$")
+    term.keys("Enter")
+    term.wait_for("filter: comm~^bpftop$")
+    shown = term.wait_for(lambda s: "COMM" in s and "python" not in s.split("COMM", 1)[1])
+
+    term.keys("P")
+    term.wait_for("PROBE")
+    term.keys("Space")
+    wait_programs(before, False)
+    term.wait_for("detached")
+    term.keys("Space")
+    again = wait_programs(before, True)
+    assert again and not (again & first)  # compiled and attached anew
+    term.keys("Escape")
+    term.wait_for("SYSCALL")
+
+    title = term.screen().splitlines()[0].strip()
+    term.keys("s")
+    term.wait_for("saved ")
+    files = list(snaps.iterdir())
+    assert len(files) == 1
+    text = files[0].read_text()
+    assert text.startswith("# bpftop snapshot  host ")
+    assert "filters: syscalls: comm~^bpftop$" in text.splitlines()[0]
+    assert title.split("interval")[0].strip() in text
+    assert "filter: comm~^bpftop$" in text and "\x1b" not in text
+
+    term.keys("q")
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "rc").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (tmp_path / "rc").read_text().strip() == "EXIT=0"
+    assert wait_until_gone(before) == []
+    assert "Traceback" not in term.screen()
+    del shown
+
+
+@pytest.mark.parametrize("env", [
+    {"TERM": "xterm-256color"},
+    {"TERM": "screen"},
+    {"TERM": "linux"},
+    {"TERM": "xterm-256color", "NO_COLOR": "1"},
+])
+def test_terminals_and_resize(term, tmp_path, env):
+    before = prog_ids()
+    term.width, term.height = 80, 24
+    term.start(bpftop_cmd("-d", "0.5", "--probes", "syscalls") + f"; echo EXIT=$? > {tmp_path}/rc", env=env)
+    term.wait_for("SYSCALL")
+    term.keys("?")
+    term.wait_for("bpftop keys")
+    term.keys("Escape")
+    term.wait_for(lambda s: "bpftop keys" not in s)
+    for w, h in [(40, 10), (200, 60), (80, 24), (20, 5), (80, 24)]:
+        term.resize(w, h)
+        time.sleep(0.3)
+    term.wait_for("SYSCALL")
+    term.keys("q")
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "rc").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (tmp_path / "rc").read_text().strip() == "EXIT=0", term.screen()
+    assert wait_until_gone(before) == []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A private sshd on a spare loopback port with its own host key and a
+    key authorised for this test only; yields the ssh command prefix."""
+    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(sshd_bin) or not shutil.which("ssh"):
+        pytest.fail("openssh-server and openssh-client are needed (make test installs them)")
+    d = tmp_path / "ssh"
+    d.mkdir()
+    for name in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
+    (d / "authorized_keys").write_text((d / "client.pub").read_text())
+    port = free_port()
+    config = d / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+        f"PidFile {d / 'sshd.pid'}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPrintMotd no\nAcceptEnv TERM\n"
+    )
+    os.makedirs("/run/sshd", exist_ok=True)
+    log = d / "sshd.log"
+    proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(config)], stderr=open(log, "w"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"sshd did not start: {log.read_text()}")
+    ssh = (f"ssh -tt -i {d / 'client'} -p {port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+           "-o LogLevel=ERROR -o BatchMode=yes root@127.0.0.1")
+    try:
+        yield ssh, log
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_over_ssh_keys_work_and_killing_the_client_detaches(term, sshd, tmp_path):
+    ssh, log = sshd
+    before = prog_ids()
+    pidfile = tmp_path / "ssh.pid"
+    # exec: bpftop is the session's process, as when an operator logs in.
+    remote = shlex.quote(bpftop_cmd("-d", "0.5", "--probes", "syscalls").replace("&& ", "&& exec ", 1))
+    term.start(f"echo $$ > {pidfile}; exec {ssh} {remote}", env={"TERM": "xterm-256color"})
+    try:
+        term.wait_for("SYSCALL", timeout=40)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nsshd log:\n{log.read_text()}") from None
+    assert syscall_prog_ids(before)
+    term.keys("/")
+    term.type("syscall=read")
+    term.keys("Enter")
+    term.wait_for("filter: syscall=read")
+    term.keys("?")
+    term.wait_for("bpftop keys")
+    term.keys("Escape")
+    term.wait_for(lambda s: "bpftop keys" not in s)
+    term.keys(">")
+    term.wait_for("PER SEC v")
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the SSH client dies: sshd hangs up bpftop
+    assert wait_until_gone(before, timeout=20) == []
