@@ -62,9 +62,27 @@ class ProbeMeter:
                         f"{collector.tab}/{name}", collector.tab, name, "attached",
                         chosen.strategy, chosen.kind.value, rate, avg, cpu,
                     ))
-                continue
-            rows.append(self._idle_row(collector, status))
+            else:
+                rows.append(self._idle_row(collector, status))
+            rows.extend(self._other_rungs(collector.tab, status))
         self._last = {k: v for k, v in self._last.items() if k in seen}
+        return rows
+
+    @staticmethod
+    def _other_rungs(tab: str, status: CollectorStatus) -> List[ProbeRow]:
+        """The ladder's other rungs: why each is not the one in use."""
+        chosen = status.chosen
+        rows = []
+        for a in status.attempts:
+            if a is chosen:
+                continue
+            if a.ok is None:
+                state, reason = "standby", f"not tried: {chosen.strategy if chosen else 'another rung'} is in use"
+            elif a.ok:
+                state, reason = "standby", "works here; a higher rung is in use"
+            else:
+                state, reason = "unavailable", a.reason
+            rows.append(ProbeRow(f"{tab}:{a.strategy}", tab, "-", state, a.strategy, a.kind.value, reason=reason))
         return rows
 
     @staticmethod

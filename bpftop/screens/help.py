@@ -13,6 +13,31 @@ from textual.widgets import Static
 from ..keys import KEYS
 from ..views.base import TabView
 
+CONSOLE_NOTES = """\
+[b]Filter[/b] (/)
+Space-separated terms that must all hold: pid=123 comm~nginx port=443
+disk=vda syscall=read; != and !~ negate; > < >= <= compare numbers in any
+column (count>100). pid=1,2 lists values. pid, port and disk equality go to
+the kernel (a BPF map, no recompile) on Enter; the rest narrows the tables
+as you type. A term that does not parse shows why and changes nothing.
+F pins the tab's filter to every tab (terms a tab has no field for are
+ignored there and listed in its status line); F again unpins it.
+
+[b]Probes[/b] (P)
+Every collector and every rung of its hook ladder: attached, detached,
+standby or unavailable (and why). EVENTS/s, AVG ns and CPU % are the
+kernel's own BPF run-time statistics for each attached program, switched on
+while bpftop runs. Space switches a probe off (its programs are detached)
+or on again (compiled and attached anew).
+
+[b]Snapshots[/b] (s, S)
+s saves the screen as plain text, S every tab in one file, each with a
+header line (host, kernel, time, interval, filters, hooks). Files are new,
+never overwritten, never written through a symlink: --snapshot-dir, default
+$XDG_STATE_HOME/bpftop or ~/.local/state/bpftop.
+"""
+
+
 class HelpScreen(ModalScreen):
     BINDINGS = [
         Binding("escape,q,question_mark", "dismiss", "close"),
@@ -28,6 +53,7 @@ class HelpScreen(ModalScreen):
         with VerticalScroll(id="help-box"):
             yield Static("[b]bpftop keys[/b]  (Esc, q or ? closes)\n", id="help-title")
             yield Static(keys, id="help-keys")
+            yield Static("\n" + CONSOLE_NOTES, classes="help-notes")
             for view in self.views:
                 yield Static("\n" + view_help(view), classes="help-notes")
 

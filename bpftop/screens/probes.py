@@ -25,7 +25,9 @@ def _cells(row: ProbeRow) -> List[Text]:
         fmt_rate(row.events_per_s), "-" if row.avg_ns is None else f"{row.avg_ns:.0f}",
         "-" if row.cpu_pct is None else fmt_pct(row.cpu_pct) if row.cpu_pct >= 0.1 else f"{row.cpu_pct:.3f}",
     ]
-    style = {"attached": "", "detached": "dim", "unavailable": "red", "starting": "yellow"}.get(row.state, "")
+    style = {"attached": "", "detached": "dim", "standby": "dim", "unavailable": "red", "starting": "yellow"}.get(
+        row.state, ""
+    )
     return [Text(v, style=style, justify="right" if i >= 5 else "left") for i, v in enumerate(values)]
 
 

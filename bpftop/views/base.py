@@ -66,6 +66,8 @@ class TabView(Vertical):
         status = getattr(self.app, "statuses", {}).get(self.tab)
         if status is not None:
             self.set_status(status)
+        if self.snapshot is not None:
+            self.render_snapshot(self.snapshot)
 
     def status_widget(self) -> Static:
         return Static("waiting for the collector...", classes="tab-status")
@@ -110,7 +112,9 @@ class TabView(Vertical):
 
     def show_snapshot(self, snapshot: Any) -> None:
         self.snapshot = snapshot
-        self.render_snapshot(snapshot)
+        if self.is_mounted:
+            self.render_snapshot(snapshot)
+        # else on_mount shows it: the first snapshot can beat the compose.
 
     def render_snapshot(self, snapshot: Any) -> None:
         raise NotImplementedError
