@@ -22,8 +22,9 @@ from .screens.main import MainScreen
 from .tabs import TABS, TabSpec
 from .views.base import TabView
 from .views.syscalls import SyscallsView
+from .views.tcp import TcpView
 
-VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView}
+VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView, "tcp": TcpView}
 
 _PRIORITY = {"quit", "next_tab", "previous_tab"}
 
