@@ -14,6 +14,7 @@ from textual.widgets import Sparkline, Static
 from ..model.tcp import TcpSnapshot
 from ..render.tcp import events_table, since_line, summary, tables
 from ..tables import Table, fmt_rate
+from ..widgets.tcp_log import TcpEventLog
 from ..widgets.top_table import TopTable
 from .base import TabView
 
@@ -88,7 +89,7 @@ comm and address filters in Python. Addresses are not resolved (no DNS).
             yield TopTable(id="tcp-destinations-table")
             yield TopTable(id="tcp-processes-table")
         yield Static("Connects, newest first", id="tcp-log-title")
-        yield TopTable(id="tcp-events-table")
+        yield TcpEventLog(id="tcp-events-table")
 
     def render_snapshot(self, snapshot: TcpSnapshot) -> None:
         dests, procs = tables(snapshot)
