@@ -169,7 +169,7 @@ class Aggregator:
         self._lock = threading.Lock()
         # bpf_ktime_get_ns() is CLOCK_MONOTONIC, as time.monotonic() on Linux.
         self._offset = time.time() - time.monotonic()
-        self._addr_cache: Dict[bytes, ipaddress._BaseAddress] = {}
+        self._addr_cache: Dict[bytes, str] = {}
         self._log: Deque[_Attempt] = collections.deque(maxlen=max_events)
         self._history: Deque[float] = collections.deque(maxlen=history)
         self._seq = 0
@@ -198,15 +198,17 @@ class Aggregator:
             self._reset()
 
     # -- feeding ----------------------------------------------------------
-    def _addr(self, family: int, raw: bytes) -> ipaddress._BaseAddress:
+    def _addr(self, family: int, raw: bytes) -> Tuple[bytes, str]:
+        """(packed address, compressed text); the text is cached, as the
+        same few addresses come back again and again."""
         key = raw[:4] if family == AF_INET else raw
-        a = self._addr_cache.get(key)
-        if a is None:
+        text = self._addr_cache.get(key)
+        if text is None:
             if len(self._addr_cache) > 4096:
                 self._addr_cache.clear()
-            a = ipaddress.IPv4Address(key) if family == AF_INET else ipaddress.IPv6Address(key)
-            self._addr_cache[key] = a
-        return a
+            text = str(ipaddress.IPv4Address(key) if family == AF_INET else ipaddress.IPv6Address(key))
+            self._addr_cache[key] = text
+        return key, text
 
     def feed(self, data: bytes) -> None:
         """One raw event (``struct event``) from the buffer."""
@@ -224,10 +226,10 @@ class Aggregator:
                     self._outcome(att, kind, lat, sport, family, saddr)
 
     def _attempt(self, ts, sk, pid, uid, kind, family, sport, dport, saddr, daddr, comm) -> Optional[_Attempt]:
-        d = self._addr(family, daddr)
+        dpacked, dtext = self._addr(family, daddr)
         name = _comm(comm)
         att = _Attempt()
-        att.counted = self.match.matches(name, d)
+        att.counted = not self.match.active or self.match.matches(name, ipaddress.ip_address(dpacked))
         if self.outcomes and kind == EV_CONNECT:
             if len(self._open) >= MAX_OPEN:
                 self._open.pop(next(iter(self._open)))  # the oldest: the kernel's LRU dropped it too
@@ -237,7 +239,7 @@ class Aggregator:
         fam = 4 if family == AF_INET else 6
         self._seq += 1
         att.seq, att.ts, att.pid, att.uid, att.comm, att.family = self._seq, ts / 1e9, pid, uid, name, fam
-        att.saddr, att.sport, att.daddr, att.dport = str(self._addr(family, saddr)), sport, str(d), dport
+        att.saddr, att.sport, att.daddr, att.dport = self._addr(family, saddr)[1], sport, dtext, dport
         att.result = PENDING if self.outcomes else UNKNOWN
         att.latency_us = None
         self._log.append(att)
@@ -245,7 +247,7 @@ class Aggregator:
         self._connects += 1
         self._total_connects += 1
         self._fam[fam][0] += 1
-        key = (fam, d.packed, dport)
+        key = (fam, dpacked, dport)
         dest = self._dests.get(key)
         if dest is None and len(self._dests) < self.max_destinations:
             dest = self._dests[key] = _Dest(att.daddr, dport, fam)
@@ -276,7 +278,7 @@ class Aggregator:
         att.result = _RESULT[kind]
         att.latency_us = lat_ns / 1e3 if kind != EV_CONNECT_FAILED else None
         att.sport = sport
-        att.saddr = str(self._addr(family, saddr))
+        att.saddr = self._addr(family, saddr)[1]
         dest = self._dests.get(att.dest_key) if att.dest_key else None
         proc = self._procs.get(att.pid)
         if kind == EV_ESTABLISHED:
