@@ -31,9 +31,10 @@ from .screens.probes import ProbesScreen
 from .tabs import TABS, TabSpec
 from .views.base import TabView
 from .views.syscalls import SyscallsView
+from .views.tcp import TcpView
 from .widgets.filter_bar import FilterBar
 
-VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView}
+VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView, "tcp": TcpView}
 
 _PRIORITY = {"quit", "next_tab", "previous_tab"}
 

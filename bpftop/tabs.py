@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Tuple
 
 from .collectors.base import Collector
 from .render import syscalls as syscalls_render
+from .render import tcp as tcp_render
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,15 @@ def _syscalls(opts: CollectorOptions) -> Collector:
     return SyscallsCollector(pids=opts.pids, latency=opts.latency)
 
 
+def _tcp(opts: CollectorOptions) -> Collector:
+    from .collectors.tcp import TcpCollector
+
+    return TcpCollector(pids=opts.pids)
+
+
 TABS: Dict[str, TabSpec] = {
     "syscalls": TabSpec("syscalls", "Syscalls", _syscalls, syscalls_render.to_text, syscalls_render.to_dict),
+    "tcp": TabSpec("tcp", "TCP", _tcp, tcp_render.to_text, tcp_render.to_dict),
 }
 # Ids the interface contract reserves for tabs still to come.
-PLANNED = ("disk", "tcp", "cache", "bpf")
+PLANNED = ("disk", "cache", "bpf")

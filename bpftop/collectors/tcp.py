@@ -1,0 +1,345 @@
+"""TCP collector: outgoing connect attempts (like bcc's tcpconnect and
+tcpconnlat at once), with their outcome and latency, per IP version.
+
+The kernel program sends one event per attempt and one per outcome through
+a ring buffer (perf buffer on kernels without one). A poll thread owned by
+the collector drains it continuously into an ``Aggregator``; ``collect()``
+asks that thread to drain once more, so everything the kernel sent before
+the call is in the snapshot. Lost events are counted in the kernel, per
+kind, and shown.
+
+Filters: pid and destination port in BPF maps (changed at run time, never
+recompiled); process name regex and destination networks in Python
+(``set_match_filter``), applied to each attempt as it arrives. Changing any
+filter restarts the counts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+import re
+import threading
+import time
+from typing import Any, List, Optional, Sequence
+
+from ..bpf import ladder, loader, system
+from ..model import HookKind
+from ..model.tcp import TcpSnapshot
+from .base import Collector
+from .pidfilter import MODE_ALL, MODE_EXCEPT, MODE_ONLY, PidFilter
+from .tcp_events import EVENT, MAX_EVENTS, Aggregator, MatchFilter, parse_ports
+
+MAX_PENDING = 65536
+MAX_FILTER_PIDS = 1024
+MAX_FILTER_PORTS = 1024
+RING_PAGES = 512  # 2 MiB: about 20,000 events, a second of a connect storm
+PERF_PAGES = 64  # per CPU
+POLL_MS = 50
+BUFFERS = ("auto", "ring", "perf")
+
+
+def _pow2(n: int, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n & (n - 1):
+        raise ValueError(f"{what} must be a power of two, not {n!r}")
+    return n
+
+
+def _kernel_version() -> tuple:
+    m = re.match(r"(\d+)\.(\d+)", platform.release())
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+class PortFilter:
+    """Destination ports in two BPF maps, like PidFilter for processes."""
+
+    def __init__(self, ports: Sequence[int] = (), exclude: bool = False) -> None:
+        self.ports = parse_ports(ports, MAX_FILTER_PORTS)
+        self.exclude = exclude and bool(self.ports)
+        self._mode: Any = None
+        self._set: Any = None
+
+    @property
+    def mode(self) -> int:
+        if not self.ports:
+            return MODE_ALL
+        return MODE_EXCEPT if self.exclude else MODE_ONLY
+
+    def bind(self, mode_map: Any, port_map: Any) -> None:
+        self._mode, self._set = mode_map, port_map
+        self._write()
+
+    def set(self, ports: Sequence[int], exclude: bool = False) -> None:
+        self.ports = parse_ports(ports, MAX_FILTER_PORTS)
+        self.exclude = exclude and bool(self.ports)
+        if self._mode is not None:
+            self._write()
+
+    def _write(self) -> None:
+        # As PidFilter: open up, rewrite, narrow; never a half-written "only".
+        self._mode[ctypes.c_int(0)] = ctypes.c_uint32(MODE_ALL)
+        self._set.clear()
+        for port in self.ports:
+            self._set[self._set.Key(port)] = self._set.Leaf(1)
+        self._mode[ctypes.c_int(0)] = ctypes.c_uint32(self.mode)
+
+
+class TcpCollector(Collector[TcpSnapshot]):
+    tab = "tcp"
+    title = "TCP"
+
+    def __init__(
+        self,
+        pids: Sequence[int] = (),
+        ports: Sequence[int] = (),
+        port_exclude: bool = False,
+        buffer: str = "auto",
+        ring_pages: int = RING_PAGES,
+        perf_pages: int = PERF_PAGES,
+        poll: bool = True,
+        max_events: int = MAX_EVENTS,
+    ) -> None:
+        """``buffer``: "ring", "perf" or "auto" (ring, perf where the kernel
+        has none). ``poll=False`` drains only in ``collect()`` (tests use it
+        with a small buffer to make events get lost on purpose)."""
+        super().__init__()
+        if buffer not in BUFFERS:
+            raise ValueError(f"buffer must be one of {', '.join(BUFFERS)}, not {buffer!r}")
+        self.buffer = buffer
+        self.ring_pages = _pow2(ring_pages, "ring buffer pages")
+        self.perf_pages = _pow2(perf_pages, "perf buffer pages")
+        self.poll = poll
+        self.max_events = max_events
+        self.filter = PidFilter(pids)
+        self.ports = PortFilter(ports, port_exclude)
+        self.agg = Aggregator(max_events=max_events)
+        self.perf_lost_reported = 0  # from the perf buffer's own lost records
+        self._ring = False
+        self._outcomes = True
+        self._lost_base = (0, 0)
+        self._lost_prev = 0
+        self._last = time.monotonic()
+        self._poller: Optional[threading.Thread] = None
+        self._stop_poll = threading.Event()
+        self._drain_req = threading.Event()
+        self._drain_done = threading.Event()
+
+    # -- ladder -----------------------------------------------------------
+    def strategies(self) -> List[ladder.Strategy]:
+        bufs = {"auto": (True, False), "ring": (True,), "perf": (False,)}[self.buffer]
+        out = []
+        for tp in (True, False):
+            for ring in bufs:
+                suffix = "ring buffer" if ring else "perf buffer"
+                if tp:
+                    hooks = ("sock:inet_sock_set_state", "tcp:tcp_receive_reset")
+                    out.append(ladder.Strategy(
+                        f"inet_sock_set_state tracepoint, {suffix}", HookKind.TRACEPOINT, hooks,
+                        lambda ring=ring: self._check_tp(ring), lambda ring=ring: self._load(True, ring),
+                    ))
+                else:
+                    hooks = ("tcp_v4_connect", "tcp_v6_connect")
+                    out.append(ladder.Strategy(
+                        f"tcp_v4/v6_connect kprobes, {suffix}", HookKind.KPROBE, hooks,
+                        lambda ring=ring: self._check_kprobes(ring), lambda ring=ring: self._load(False, ring),
+                    ))
+        return out
+
+    @staticmethod
+    def _check_ring(ring: bool) -> str:
+        if ring and _kernel_version() < (5, 8):
+            return f"kernel {platform.release()} has no BPF ring buffer (5.8 and later)"
+        return ""
+
+    def _check_tp(self, ring: bool) -> str:
+        if not system.tracepoint_exists("sock", "inet_sock_set_state"):
+            return "tracepoint sock:inet_sock_set_state not found (kernel before 4.16)"
+        return self._check_ring(ring)
+
+    def _check_kprobes(self, ring: bool) -> str:
+        ok, why = system.kprobes_available()
+        if not ok:
+            return why
+        headers = system.kernel_headers()
+        if not headers.matches_running:
+            # This rung reads struct sock: the layout must be this kernel's.
+            return f"reads struct sock, which needs headers of the running kernel ({headers.note or 'none found'})"
+        bcc = loader.import_bcc()
+        for fn in (b"tcp_v4_connect", b"tcp_v6_connect"):
+            if not bcc.BPF.get_kprobe_functions(b"^" + fn + b"$"):
+                return f"kernel function {fn.decode()} is not traceable"
+        return self._check_ring(ring)
+
+    def _defines(self, tracepoint: bool, ring: bool) -> dict:
+        return {
+            "USE_TRACEPOINT": tracepoint,
+            "RESET_TP": tracepoint and system.tracepoint_exists("tcp", "tcp_receive_reset"),
+            "USE_RINGBUF": ring,
+            "RINGBUF_PAGES": self.ring_pages,
+            "MAX_PENDING": MAX_PENDING,
+            "MAX_FILTER_PIDS": MAX_FILTER_PIDS,
+            "MAX_FILTER_PORTS": MAX_FILTER_PORTS,
+        }
+
+    def _load(self, tracepoint: bool, ring: bool) -> Any:
+        bpf = loader.compile_program("tcp", self._defines(tracepoint, ring))
+        try:
+            if not tracepoint:
+                for v in ("v4", "v6"):
+                    bpf.attach_kprobe(event=f"tcp_{v}_connect".encode(), fn_name=f"bpftop_tcp_{v}_entry".encode())
+                    bpf.attach_kretprobe(event=f"tcp_{v}_connect".encode(), fn_name=f"bpftop_tcp_{v}_return".encode())
+            if ring:
+                bpf[b"events"].open_ring_buffer(self._on_ring_event)
+            else:
+                bpf[b"events"].open_perf_buffer(self._on_perf_event, page_cnt=self.perf_pages, lost_cb=self._on_perf_lost)
+        except Exception:
+            loader.close_program(bpf)
+            raise
+        return bpf
+
+    # -- events (in the poll thread, or in collect() without one) -----------
+    def _on_ring_event(self, _ctx: Any, data: Any, size: int) -> int:
+        if size >= EVENT.size:
+            self.agg.feed(ctypes.string_at(data, EVENT.size))
+        return 0
+
+    def _on_perf_event(self, _cpu: int, data: Any, size: int) -> None:
+        if size >= EVENT.size:
+            self.agg.feed(ctypes.string_at(data, EVENT.size))
+
+    def _on_perf_lost(self, count: int) -> None:
+        self.perf_lost_reported += count
+
+    def _consume(self, bpf: Any) -> None:
+        if self._ring:
+            bpf.ring_buffer_consume()
+        else:
+            bpf.perf_buffer_consume()
+
+    def _poll_loop(self, bpf: Any) -> None:
+        while not self._stop_poll.is_set():
+            if self._ring:
+                bpf.ring_buffer_poll(POLL_MS)
+            else:
+                bpf.perf_buffer_poll(POLL_MS)
+            if self._drain_req.is_set():
+                self._consume(bpf)
+                self._drain_req.clear()
+                self._drain_done.set()
+        self._drain_done.set()  # nobody waits for a drain that will not come
+
+    def _drain(self) -> None:
+        """Everything the kernel sent up to now goes into the aggregator."""
+        if self._poller is not None and self._poller.is_alive():
+            self._drain_done.clear()
+            self._drain_req.set()
+            self._drain_done.wait(5.0)
+        elif self._bpf is not None:
+            self._consume(self._bpf)
+
+    def _on_loaded(self) -> None:
+        self._ring = "ring buffer" in self.hook
+        self._outcomes = self._strategy.kind is HookKind.TRACEPOINT
+        self.agg = Aggregator(outcomes=self._outcomes, max_events=self.max_events)
+        self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
+        self.ports.bind(self._bpf[b"port_mode"], self._bpf[b"filter_ports"])
+        self._restart()
+        if self.poll:
+            self._stop_poll.clear()
+            self._poller = threading.Thread(target=self._poll_loop, args=(self._bpf,), name="tcp-events", daemon=True)
+            self._poller.start()
+
+    def _restart(self) -> None:
+        """Counts start again (after a filter change): what the kernel sent
+        under the old filter is drained and dropped."""
+        self._drain()
+        self.agg.reset()
+        self._lost_base = self._read_lost()
+        self._lost_prev = 0
+        self._last = time.monotonic()
+
+    def stop(self) -> None:
+        poller, self._poller = self._poller, None
+        self._stop_poll.set()
+        if poller is not None and poller is not threading.current_thread():
+            poller.join(5.0)
+        super().stop()
+
+    # -- run-time filters -----------------------------------------------------
+    def set_pid_filter(self, pids: Sequence[int], exclude: bool = False) -> None:
+        """Kernel-side process filter; no recompiling. ValueError on bad pids."""
+        with self._lock:
+            self.filter.set(pids, exclude)
+            if self._bpf is not None:
+                self._restart()
+
+    def set_port_filter(self, ports: Sequence[int], exclude: bool = False) -> None:
+        """Kernel-side destination port filter; no recompiling."""
+        with self._lock:
+            self.ports.set(ports, exclude)
+            if self._bpf is not None:
+                self._restart()
+
+    def set_match_filter(
+        self,
+        comm: Optional[str] = None,
+        comm_exclude: bool = False,
+        addrs: Sequence[str] = (),
+        addr_exclude: bool = False,
+    ) -> None:
+        """Python-side filter: ``comm`` is a regex searched in the process
+        name, ``addrs`` destination addresses or networks ("10.0.0.0/8",
+        "::1"). ValueError on bad input, and nothing changes then."""
+        match = MatchFilter(comm, comm_exclude, addrs, addr_exclude)
+        with self._lock:
+            if self._bpf is not None:
+                self._drain()
+            self.agg.set_match(match)
+            if self._bpf is not None:
+                self._lost_base = self._read_lost()
+                self._lost_prev = 0
+                self._last = time.monotonic()
+
+    # -- reading ----------------------------------------------------------
+    def _read_lost(self) -> tuple:
+        if self._bpf is None:
+            return (0, 0)
+        table = self._bpf[b"lost"]
+        return tuple(sum(table.getvalue(table.Key(i))) for i in (0, 1))
+
+    def _read(self) -> TcpSnapshot:
+        self._drain()
+        now = time.monotonic()
+        lost = self._read_lost()
+        lost_c, lost_r = lost[0] - self._lost_base[0], lost[1] - self._lost_base[1]
+        t = self.agg.take(now - self._last)
+        snap = TcpSnapshot(
+            interval_s=now - self._last,
+            taken_at=time.time(),
+            hook=self.hook,
+            since=t.since,
+            destinations=t.destinations,
+            processes=t.processes,
+            events=t.events,
+            connects=t.connects,
+            failures=t.failures,
+            total_connects=t.total_connects,
+            total_failures=t.total_failures,
+            families=t.families,
+            rate_history=t.rate_history,
+            lost_connects=lost_c,
+            lost_results=lost_r,
+            lost_new=lost_c + lost_r - self._lost_prev,
+            buffer="ring buffer" if self._ring else "perf buffer",
+            outcomes=self._outcomes,
+            orphan_results=t.orphan_results,
+            overflow_destinations=t.overflow_destinations,
+            pid_filter=self.filter.pids,
+            pid_exclude=self.filter.exclude,
+            port_filter=self.ports.ports,
+            port_exclude=self.ports.exclude,
+            match_filter=self.agg.match.text(),
+        )
+        self._lost_prev = lost_c + lost_r
+        self._last = now
+        return snap

@@ -1,0 +1,348 @@
+"""TCP connect events from the kernel, joined and aggregated in Python.
+
+Plain Python (no BCC): the collector feeds it the raw bytes of each event as
+the buffer delivers them; ``take()`` freezes the state into snapshot parts.
+Every event that arrives is counted, so the aggregates are exact; only the
+event log kept for display is bounded.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import re
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from typing import Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from ..model.tcp import (
+    ESTABLISHED,
+    FAILED,
+    PENDING,
+    REFUSED,
+    UNKNOWN,
+    ConnectEvent,
+    DestinationRow,
+    FamilyCount,
+    TcpProcessRow,
+)
+
+# struct event in bpftop/bpf/tcp.c, field for field.
+EVENT = struct.Struct("<QQQIIHHHH16s16s16s")
+assert EVENT.size == 88
+
+EV_CONNECT, EV_ESTABLISHED, EV_FAILED, EV_REFUSED, EV_CONNECT_FAILED = 1, 2, 3, 4, 5
+AF_INET, AF_INET6 = 2, 10
+_RESULT = {EV_ESTABLISHED: ESTABLISHED, EV_FAILED: FAILED, EV_REFUSED: REFUSED, EV_CONNECT_FAILED: FAILED}
+
+MAX_EVENTS = 500  # the event log kept for display
+MAX_DESTINATIONS = 16384
+MAX_PROCESSES = 16384
+MAX_OPEN = 65536  # attempts still in SYN_SENT, as the kernel's MAX_PENDING
+HISTORY = 300  # rate samples kept for the time series
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+
+class MatchFilter:
+    """The Python-side filter: process name regex and destination networks.
+
+    Applied to each attempt as it arrives (like the kernel-side filters), so
+    changing it restarts the counts. ``None`` / empty means no constraint.
+    """
+
+    def __init__(
+        self,
+        comm: Optional[str] = None,
+        comm_exclude: bool = False,
+        addrs: Sequence[str] = (),
+        addr_exclude: bool = False,
+    ) -> None:
+        self.comm_text = comm or ""
+        self.comm_exclude = comm_exclude and bool(comm)
+        try:
+            self._comm = re.compile(comm) if comm else None
+        except re.error as e:
+            raise ValueError(f"bad comm regex {comm!r}: {e}") from None
+        nets: List[Network] = []
+        for a in addrs:
+            if not isinstance(a, str):
+                raise ValueError(f"address must be text like 10.0.0.0/8 or ::1, not {a!r}")
+            try:
+                nets.append(ipaddress.ip_network(a.strip().strip("[]"), strict=False))
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {a!r}") from None
+        self.nets = tuple(nets)
+        self.addr_exclude = addr_exclude and bool(nets)
+
+    @property
+    def active(self) -> bool:
+        return self._comm is not None or bool(self.nets)
+
+    def matches(self, comm: str, daddr: ipaddress._BaseAddress) -> bool:
+        if self._comm is not None and (self._comm.search(comm) is not None) == self.comm_exclude:
+            return False
+        if self.nets:
+            inside = any(daddr.version == n.version and daddr in n for n in self.nets)
+            if inside == self.addr_exclude:
+                return False
+        return True
+
+    def text(self) -> str:
+        parts = []
+        if self._comm is not None:
+            parts.append(f"comm{'!~' if self.comm_exclude else '~'}{self.comm_text}")
+        op = "!=" if self.addr_exclude else "="
+        parts += [f"addr{op}{n.with_prefixlen if n.prefixlen != n.max_prefixlen else n.network_address}" for n in self.nets]
+        return " ".join(parts)
+
+
+class _Attempt:
+    __slots__ = ("seq", "ts", "pid", "uid", "comm", "family", "saddr", "sport", "daddr", "dport", "result",
+                 "latency_us", "counted", "dest_key")
+
+    def freeze(self, offset: float) -> ConnectEvent:
+        return ConnectEvent(
+            self.seq, self.ts + offset, self.pid, self.uid, self.comm, self.family, self.saddr, self.sport,
+            self.daddr, self.dport, self.result, self.latency_us,
+        )
+
+
+class _Dest:
+    __slots__ = ("daddr", "dport", "family", "count", "new", "failures", "established", "lat_ns", "pids")
+
+    def __init__(self, daddr: str, dport: int, family: int) -> None:
+        self.daddr, self.dport, self.family = daddr, dport, family
+        self.count = self.new = self.failures = self.established = self.lat_ns = 0
+        self.pids: Dict[int, str] = {}
+
+
+class _Proc:
+    __slots__ = ("pid", "comm", "uid", "count", "new", "failures", "established", "lat_ns")
+
+    def __init__(self, pid: int, comm: str, uid: int) -> None:
+        self.pid, self.comm, self.uid = pid, comm, uid
+        self.count = self.new = self.failures = self.established = self.lat_ns = 0
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What one ``take()`` hands the collector for a snapshot."""
+
+    since: float
+    destinations: Tuple[DestinationRow, ...]
+    processes: Tuple[TcpProcessRow, ...]
+    events: Tuple[ConnectEvent, ...]
+    connects: int
+    failures: int
+    total_connects: int
+    total_failures: int
+    families: Tuple[FamilyCount, ...]
+    rate_history: Tuple[float, ...]
+    orphan_results: int
+    overflow_destinations: int
+
+
+def _comm(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _avg_us(lat_ns: int, n: int) -> Optional[float]:
+    return lat_ns / n / 1e3 if n else None
+
+
+class Aggregator:
+    def __init__(
+        self,
+        outcomes: bool = True,
+        max_events: int = MAX_EVENTS,
+        max_destinations: int = MAX_DESTINATIONS,
+        max_processes: int = MAX_PROCESSES,
+        history: int = HISTORY,
+    ) -> None:
+        self.outcomes = outcomes
+        self.max_destinations = max_destinations
+        self.max_processes = max_processes
+        self.match = MatchFilter()
+        self._lock = threading.Lock()
+        # bpf_ktime_get_ns() is CLOCK_MONOTONIC, as time.monotonic() on Linux.
+        self._offset = time.time() - time.monotonic()
+        self._addr_cache: Dict[bytes, str] = {}
+        self._log: Deque[_Attempt] = collections.deque(maxlen=max_events)
+        self._history: Deque[float] = collections.deque(maxlen=history)
+        self._seq = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.since = time.time()
+        self._open: Dict[int, _Attempt] = {}  # skaddr -> attempt in SYN_SENT
+        self._dests: Dict[Tuple[int, bytes, int], _Dest] = {}
+        self._procs: Dict[int, _Proc] = {}
+        self._fam = {4: [0, 0], 6: [0, 0]}
+        self._log.clear()
+        self._history.clear()
+        self._connects = self._failures = 0  # this interval
+        self._total_connects = self._total_failures = 0
+        self._orphans = self._overflow = 0
+
+    def reset(self) -> None:
+        """Start counting again (a filter changed)."""
+        with self._lock:
+            self._reset()
+
+    def set_match(self, match: MatchFilter) -> None:
+        with self._lock:
+            self.match = match
+            self._reset()
+
+    # -- feeding ----------------------------------------------------------
+    def _addr(self, family: int, raw: bytes) -> Tuple[bytes, str]:
+        """(packed address, compressed text); the text is cached, as the
+        same few addresses come back again and again."""
+        key = raw[:4] if family == AF_INET else raw
+        text = self._addr_cache.get(key)
+        if text is None:
+            if len(self._addr_cache) > 4096:
+                self._addr_cache.clear()
+            text = str(ipaddress.IPv4Address(key) if family == AF_INET else ipaddress.IPv6Address(key))
+            self._addr_cache[key] = text
+        return key, text
+
+    def feed(self, data: bytes) -> None:
+        """One raw event (``struct event``) from the buffer."""
+        ts, sk, lat, pid, uid, kind, family, sport, dport, saddr, daddr, comm = EVENT.unpack_from(data)
+        with self._lock:
+            if kind in (EV_CONNECT, EV_CONNECT_FAILED):
+                att = self._attempt(ts, sk, pid, uid, kind, family, sport, dport, saddr, daddr, comm)
+                if kind == EV_CONNECT_FAILED and att is not None:
+                    self._outcome(att, kind, lat, sport, family, saddr)
+            elif kind in (EV_ESTABLISHED, EV_FAILED, EV_REFUSED):
+                att = self._open.pop(sk, None)
+                if att is None:
+                    self._orphans += 1
+                elif att.counted:
+                    self._outcome(att, kind, lat, sport, family, saddr)
+
+    def _attempt(self, ts, sk, pid, uid, kind, family, sport, dport, saddr, daddr, comm) -> Optional[_Attempt]:
+        dpacked, dtext = self._addr(family, daddr)
+        name = _comm(comm)
+        att = _Attempt()
+        att.counted = not self.match.active or self.match.matches(name, ipaddress.ip_address(dpacked))
+        if self.outcomes and kind == EV_CONNECT:
+            if len(self._open) >= MAX_OPEN:
+                self._open.pop(next(iter(self._open)))  # the oldest: the kernel's LRU dropped it too
+            self._open[sk] = att
+        if not att.counted:
+            return None
+        fam = 4 if family == AF_INET else 6
+        self._seq += 1
+        att.seq, att.ts, att.pid, att.uid, att.comm, att.family = self._seq, ts / 1e9, pid, uid, name, fam
+        att.saddr, att.sport, att.daddr, att.dport = self._addr(family, saddr)[1], sport, dtext, dport
+        att.result = PENDING if self.outcomes else UNKNOWN
+        att.latency_us = None
+        self._log.append(att)
+
+        self._connects += 1
+        self._total_connects += 1
+        self._fam[fam][0] += 1
+        key = (fam, dpacked, dport)
+        dest = self._dests.get(key)
+        if dest is None and len(self._dests) < self.max_destinations:
+            dest = self._dests[key] = _Dest(att.daddr, dport, fam)
+        if dest is None:
+            self._overflow += 1
+            att.dest_key = None
+        else:
+            att.dest_key = key
+            dest.count += 1
+            dest.new += 1
+            dest.pids[pid] = name
+        proc = self._procs.get(pid)
+        if proc is None:
+            if len(self._procs) >= self.max_processes:
+                self._forget_a_process()
+            proc = self._procs[pid] = _Proc(pid, name, uid)
+        proc.comm, proc.uid = name, uid
+        proc.count += 1
+        proc.new += 1
+        return att
+
+    def _forget_a_process(self) -> None:
+        # The process table is full: drop the quietest one (a pid scan).
+        pid = min(self._procs, key=lambda p: (self._procs[p].new, self._procs[p].count))
+        del self._procs[pid]
+
+    def _outcome(self, att: _Attempt, kind: int, lat_ns: int, sport: int, family: int, saddr: bytes) -> None:
+        att.result = _RESULT[kind]
+        att.latency_us = lat_ns / 1e3 if kind != EV_CONNECT_FAILED else None
+        att.sport = sport
+        att.saddr = self._addr(family, saddr)[1]
+        dest = self._dests.get(att.dest_key) if att.dest_key else None
+        proc = self._procs.get(att.pid)
+        if kind == EV_ESTABLISHED:
+            for agg in (dest, proc):
+                if agg is not None:
+                    agg.established += 1
+                    agg.lat_ns += lat_ns
+            return
+        self._failures += 1
+        self._total_failures += 1
+        self._fam[att.family][1] += 1
+        for agg in (dest, proc):
+            if agg is not None:
+                agg.failures += 1
+
+    # -- reading ----------------------------------------------------------
+    def take(self, interval_s: float) -> Taken:
+        """Freeze the state; the interval counts start again."""
+        with self._lock:
+            self._history.append(self._connects / interval_s if interval_s > 0 else 0.0)
+            dests = tuple(
+                DestinationRow(
+                    d.daddr, d.dport, d.family, d.count, d.new, d.failures, d.established,
+                    _avg_us(d.lat_ns, d.established), tuple(d.pids), tuple(sorted(set(d.pids.values()))),
+                )
+                for d in self._dests.values()
+            )
+            procs = tuple(
+                TcpProcessRow(p.pid, p.comm, p.uid, p.count, p.new, p.failures, p.established,
+                              _avg_us(p.lat_ns, p.established))
+                for p in self._procs.values()
+            )
+            events = tuple(a.freeze(self._offset) for a in reversed(self._log))
+            taken = Taken(
+                since=self.since,
+                destinations=tuple(sorted(dests, key=lambda r: (-r.count, r.family, r.daddr, r.dport))),
+                processes=tuple(sorted(procs, key=lambda r: (-r.count, r.pid))),
+                events=events,
+                connects=self._connects,
+                failures=self._failures,
+                total_connects=self._total_connects,
+                total_failures=self._total_failures,
+                families=tuple(FamilyCount(f, c, x) for f, (c, x) in sorted(self._fam.items())),
+                rate_history=tuple(self._history),
+                orphan_results=self._orphans,
+                overflow_destinations=self._overflow,
+            )
+            for d in self._dests.values():
+                d.new = 0
+            for p in self._procs.values():
+                p.new = 0
+            self._connects = self._failures = 0
+            return taken
+
+
+def parse_ports(ports: Iterable[int], limit: int) -> Tuple[int, ...]:
+    out = []
+    for p in ports:
+        if isinstance(p, bool) or not isinstance(p, int):
+            raise ValueError(f"port must be an integer, not {p!r}")
+        if not 0 < p < 65536:
+            raise ValueError(f"port {p} is out of range (1..65535)")
+        out.append(p)
+    out = sorted(set(out))
+    if len(out) > limit:
+        raise ValueError(f"at most {limit} ports can be filtered in the kernel, got {len(out)}")
+    return tuple(out)

@@ -1,0 +1,107 @@
+"""Snapshot of the TCP tab: outgoing connects as events and as aggregates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+# Outcome of one connect attempt.
+PENDING = "pending"  # still in SYN_SENT when the snapshot was taken
+ESTABLISHED = "established"
+REFUSED = "refused"  # a reset arrived in SYN_SENT
+FAILED = "failed"  # closed before established: timeout, unreachable, aborted
+UNKNOWN = "-"  # the hook does not see outcomes (kprobe rung)
+FAILURES = (REFUSED, FAILED)
+
+
+@dataclass(frozen=True)
+class ConnectEvent:
+    seq: int  # order of arrival, unique while the collector runs
+    time: float  # epoch seconds of the attempt
+    pid: int
+    uid: int
+    comm: str
+    family: int  # 4 or 6
+    saddr: str  # compressed text form (ipaddress)
+    sport: int  # 0 until the outcome is known (chosen after SYN_SENT)
+    daddr: str
+    dport: int
+    result: str = PENDING
+    latency_us: Optional[float] = None  # to ESTABLISHED, or to the failure
+
+
+@dataclass(frozen=True)
+class DestinationRow:
+    daddr: str
+    dport: int
+    family: int
+    count: int  # attempts since counting began
+    new: int  # attempts in this interval
+    failures: int
+    established: int
+    avg_latency_us: Optional[float]  # over established connects
+    pids: Tuple[int, ...]
+    comms: Tuple[str, ...]
+
+    @property
+    def endpoint(self) -> str:
+        return endpoint(self.daddr, self.dport, self.family)
+
+
+@dataclass(frozen=True)
+class TcpProcessRow:
+    pid: int
+    comm: str
+    uid: int
+    count: int
+    new: int
+    failures: int
+    established: int
+    avg_latency_us: Optional[float]
+
+
+@dataclass(frozen=True)
+class FamilyCount:
+    family: int  # 4 or 6
+    count: int
+    failures: int
+
+
+def endpoint(addr: str, port: int, family: int) -> str:
+    return f"[{addr}]:{port}" if family == 6 else f"{addr}:{port}"
+
+
+@dataclass(frozen=True)
+class TcpSnapshot:
+    interval_s: float
+    taken_at: float
+    hook: str
+    since: float  # epoch seconds when the counts (re)started
+    destinations: Tuple[DestinationRow, ...]
+    processes: Tuple[TcpProcessRow, ...]
+    events: Tuple[ConnectEvent, ...]  # newest first, bounded
+    connects: int  # attempts in this interval
+    failures: int  # failed outcomes in this interval
+    total_connects: int
+    total_failures: int
+    families: Tuple[FamilyCount, ...]  # cumulative, per IP version
+    rate_history: Tuple[float, ...]  # attempts per second, oldest first
+    lost_connects: int  # cumulative: attempts the buffer had no room for
+    lost_results: int  # cumulative: outcomes the buffer had no room for
+    lost_new: int  # both kinds, this interval
+    buffer: str = "ring buffer"
+    outcomes: bool = True  # the hook sees established / failed and latency
+    # Outcomes whose attempt was not seen (lost, or before the counts restarted).
+    orphan_results: int = 0
+    # Attempts counted only in the totals: the per-destination table was full.
+    overflow_destinations: int = 0
+    pid_filter: Tuple[int, ...] = ()
+    pid_exclude: bool = False
+    port_filter: Tuple[int, ...] = ()
+    port_exclude: bool = False
+    match_filter: str = ""  # Python-side comm / address filter, as text
+    tab: str = field(default="tcp", init=False)
+
+    @property
+    def lost_total(self) -> int:
+        return self.lost_connects + self.lost_results

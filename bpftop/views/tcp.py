@@ -1,0 +1,121 @@
+"""The TCP tab: connects per second, per-destination and per-process tables,
+and a live event log (newest on top) that can be frozen while the rest
+keeps updating."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Sparkline, Static
+
+from ..model.tcp import TcpSnapshot
+from ..render.tcp import events_table, since_line, summary, tables
+from ..tables import Table, fmt_rate
+from ..widgets.tcp_log import TcpEventLog
+from ..widgets.top_table import TopTable
+from .base import TabView
+
+# Rows the screen shows per aggregate table; the text and JSON output keep all.
+SCREEN_ROWS = 1000
+
+
+def _busiest(table: Table) -> Table:
+    """A port scan makes thousands of rows; the screen keeps the busiest."""
+    if len(table.rows) <= SCREEN_ROWS:
+        return table
+    return replace(table, rows=table.sorted_by(table.sort_column).rows[:SCREEN_ROWS])
+
+
+class TcpView(TabView):
+    DEFAULT_CSS = """
+    TcpView #tcp-rate-row {
+        height: 3;
+    }
+    TcpView #tcp-rate-label {
+        width: 18;
+    }
+    TcpView #tcp-rate {
+        width: 1fr;
+        height: 3;
+    }
+    TcpView #tcp-tables {
+        height: 1fr;
+    }
+    TcpView #tcp-destinations-table {
+        width: 1fr;
+    }
+    TcpView #tcp-processes-table {
+        width: 1fr;
+        border-left: solid $primary-darken-2;
+    }
+    TcpView #tcp-log-title {
+        height: 1;
+        background: $primary-darken-3;
+    }
+    TcpView #tcp-events-table {
+        height: 1fr;
+    }
+    """
+
+    tab = "tcp"
+    title = "TCP"
+    BINDINGS = [Binding("f", "freeze_log", "freeze / resume the event log (the tables keep updating)")]
+    HELP = """\
+Every outgoing TCP connect: the attempt (CLOSE to SYN_SENT on the
+sock:inet_sock_set_state tracepoint) and its outcome: established (LAT is
+SYN_SENT to ESTABLISHED, like tcpconnlat), refused (a reset arrived) or
+failed (closed before established: timeout, unreachable, given up).
+CONNECTS and FAILED count since the counts started (bpftop start or the last
+filter change); NEW is this interval. AVG ms is over established connects.
+The event log keeps the latest 500 attempts; lost events (the buffer was
+full) are counted in the summary. pid and port filters run in the kernel;
+comm and address filters in Python. Addresses are not resolved (no DNS).
+"""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.frozen = False
+
+    def compose(self) -> ComposeResult:
+        yield self.status_widget()
+        yield Static("", classes="tab-summary")
+        with Horizontal(id="tcp-rate-row"):
+            yield Static("connects/s", id="tcp-rate-label")
+            yield Sparkline([], id="tcp-rate")
+        with Horizontal(id="tcp-tables"):
+            yield TopTable(id="tcp-destinations-table")
+            yield TopTable(id="tcp-processes-table")
+        yield Static("Connects, newest first", id="tcp-log-title")
+        yield TcpEventLog(id="tcp-events-table")
+
+    def render_snapshot(self, snapshot: TcpSnapshot) -> None:
+        dests, procs = tables(snapshot)
+        self.query_one(".tab-summary", Static).update(summary(snapshot))
+        history = list(snapshot.rate_history)
+        now = history[-1] if history else 0.0
+        peak = max(history, default=0.0)
+        self.query_one("#tcp-rate-label", Static).update(
+            f"connects/s {fmt_rate(now)}\npeak {fmt_rate(peak)}\n{len(history)} intervals"
+        )
+        self.query_one("#tcp-rate", Sparkline).data = history or [0.0]
+        self.query_one("#tcp-destinations-table", TopTable).show(_busiest(dests))
+        self.query_one("#tcp-processes-table", TopTable).show(_busiest(procs))
+        self._log_title(snapshot)
+        if not self.frozen:
+            self.query_one("#tcp-events-table", TopTable).show(events_table(snapshot.events))
+
+    def _log_title(self, snapshot: TcpSnapshot) -> None:
+        state = "  [reverse] FROZEN [/reverse] (f resumes)" if self.frozen else "  (f freezes)"
+        self.query_one("#tcp-log-title", Static).update(
+            f"Connects, newest first: {len(snapshot.events)} kept, {since_line(snapshot)}{state}"
+        )
+
+    def action_freeze_log(self) -> None:
+        self.frozen = not self.frozen
+        if self.snapshot is not None:
+            self._log_title(self.snapshot)
+            if not self.frozen:
+                self.query_one("#tcp-events-table", TopTable).show(events_table(self.snapshot.events))

@@ -1,0 +1,316 @@
+"""The TCP collector on real eBPF, checked against connects a child makes."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bpftop.collectors.tcp import TcpCollector
+from bpftop.model import CollectorState, HookKind
+
+from bpfprogs import prog_ids, prog_list
+
+# The kernel's names for this collector's programs (cut to 15 characters).
+# Other engineers load programs on this machine at the same time: only
+# these are ours to count.
+TCP_NAMES = ("tracepoint__soc", "tracepoint__tcp", "bpftop_tcp")
+
+
+def tcp_progs(before=frozenset()):
+    return {p["id"] for p in prog_list() if p["id"] not in before and p.get("name", "").startswith(TCP_NAMES)}
+
+
+def wait_until_gone(before, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while tcp_progs(before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return sorted(tcp_progs(before))
+
+pytestmark = pytest.mark.bpf
+
+N4, N6, NK = 40, 30, 20  # IPv4 to a listener, IPv6 to ::1, to a closed port
+BURST = 3000
+
+# Listens on 127.0.0.1 and ::1, finds a closed port, prints the three ports,
+# then for every "go A B C" line on stdin makes A IPv4 connects, B IPv6
+# connects and C connects to the closed port, accepting each, and prints
+# "done <refused>". Connects are made one after the other, each closed
+# before the next.
+CHILD = r"""
+import socket, sys
+l4 = socket.socket(); l4.bind(("127.0.0.1", 0)); l4.listen(4096)
+l6 = socket.socket(socket.AF_INET6); l6.bind(("::1", 0)); l6.listen(4096)
+c = socket.socket(); c.bind(("127.0.0.1", 0)); closed = c.getsockname()[1]; c.close()
+print(l4.getsockname()[1], l6.getsockname()[1], closed, flush=True)
+for line in sys.stdin:
+    a, b, k = map(int, line.split()[1:])
+    for fam, addr, lst, n in ((socket.AF_INET, "127.0.0.1", l4, a), (socket.AF_INET6, "::1", l6, b)):
+        for _ in range(n):
+            s = socket.socket(fam); s.connect((addr, lst.getsockname()[1]))
+            lst.accept()[0].close(); s.close()
+    refused = 0
+    for _ in range(k):
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", closed))
+        except ConnectionRefusedError:
+            refused += 1
+        s.close()
+    print("done", refused, flush=True)
+"""
+
+
+class Connector:
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.p4, self.p6, self.closed = map(int, self.proc.stdout.readline().split())
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def run(self, n4=N4, n6=N6, nk=NK):
+        self.proc.stdin.write(f"go {n4} {n6} {nk}\n")
+        self.proc.stdin.flush()
+        done, refused = self.proc.stdout.readline().split()
+        assert done == "done" and int(refused) == nk  # the closed port stayed closed
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start(**kw):
+    c = TcpCollector(**kw)
+    c.start()
+    return c
+
+
+@pytest.fixture
+def collector(request):
+    before = prog_ids()
+    c = start(**getattr(request, "param", {}))
+    yield c
+    c.stop()
+    assert wait_until_gone(before) == []
+
+
+def dest_counts(snap):
+    return {(d.daddr, d.dport): (d.count, d.failures, d.established) for d in snap.destinations}
+
+
+@pytest.mark.parametrize("collector", [{"buffer": "ring"}, {"buffer": "perf"}], indirect=True, ids=["ring", "perf"])
+def test_exact_counts_for_the_child(collector):
+    with Connector() as w:
+        collector.set_pid_filter([w.pid])
+        collector.collect()
+        w.run()
+        snap = collector.collect()
+        w.close()
+    assert collector.hook.endswith(collector.buffer + (" buffer"))
+    assert snap.buffer == collector.buffer + " buffer"
+    # Exactly what the child did, for that pid and those ports.
+    assert dest_counts(snap) == {
+        ("127.0.0.1", w.p4): (N4, 0, N4),
+        ("::1", w.p6): (N6, 0, N6),
+        ("127.0.0.1", w.closed): (NK, NK, 0),
+    }
+    assert [(p.pid, p.count, p.failures, p.established) for p in snap.processes] == [(w.pid, N4 + N6 + NK, NK, N4 + N6)]
+    assert snap.processes[0].comm.startswith("python")
+    assert {(f.family, f.count, f.failures) for f in snap.families} == {(4, N4 + NK, NK), (6, N6, 0)}
+    assert (snap.total_connects, snap.total_failures) == (N4 + N6 + NK, NK)
+    assert snap.lost_total == 0 and snap.orphan_results == 0
+    # The event log: every attempt, with its addresses, ports and outcome.
+    assert len(snap.events) == N4 + N6 + NK
+    assert [e.seq for e in snap.events] == sorted((e.seq for e in snap.events), reverse=True)  # newest first
+    by_port = {}
+    for e in snap.events:
+        assert e.pid == w.pid and e.comm.startswith("python") and e.sport > 0
+        by_port.setdefault(e.dport, []).append(e)
+        if e.dport == w.closed:
+            assert (e.family, e.saddr, e.daddr, e.result) == (4, "127.0.0.1", "127.0.0.1", "refused")
+        else:
+            assert e.result == "established" and e.latency_us > 0
+            assert (e.family, e.saddr, e.daddr) == ((4, "127.0.0.1", "127.0.0.1") if e.dport == w.p4 else (6, "::1", "::1"))
+    assert {p: len(v) for p, v in by_port.items()} == {w.p4: N4, w.p6: N6, w.closed: NK}
+    assert all(p.avg_latency_us > 0 for p in snap.processes)
+
+
+def test_port_filters_in_the_kernel_change_without_recompiling(collector):
+    with Connector() as w:
+        progs = tcp_progs()
+        assert progs
+        collector.set_pid_filter([w.pid])
+        collector.set_port_filter([w.p4, w.p6])
+        collector.collect()
+        w.run()
+        snap = collector.collect()
+        assert dest_counts(snap) == {("127.0.0.1", w.p4): (N4, 0, N4), ("::1", w.p6): (N6, 0, N6)}
+        assert snap.port_filter == tuple(sorted((w.p4, w.p6)))
+
+        collector.set_port_filter([w.p4], exclude=True)
+        w.run()
+        snap = collector.collect()
+        assert dest_counts(snap) == {("::1", w.p6): (N6, 0, N6), ("127.0.0.1", w.closed): (NK, NK, 0)}
+        assert snap.port_exclude
+
+        collector.set_port_filter([])
+        collector.set_pid_filter([w.pid], exclude=True)
+        w.run(5, 5, 5)
+        snap = collector.collect()
+        assert all(p.pid != w.pid for p in snap.processes)
+        assert not {w.p4, w.p6, w.closed} & {d.dport for d in snap.destinations}
+        # Same programs all along: filters are map updates.
+        assert tcp_progs() == progs
+        w.close()
+
+
+def test_bad_filter_input_changes_nothing(collector):
+    collector.set_port_filter([80])
+    for bad in ([0], [65536], ["80"], [True]):
+        with pytest.raises(ValueError):
+            collector.set_port_filter(bad)
+    with pytest.raises(ValueError, match="bad comm regex"):
+        collector.set_match_filter(comm="(")
+    with pytest.raises(ValueError, match="not an IP address"):
+        collector.set_match_filter(addrs=["10.0.0.300"])
+    assert collector.ports.ports == (80,)
+    assert collector.collect().port_filter == (80,) and collector.agg.match.text() == ""
+
+
+def test_python_filters_on_comm_and_address(collector):
+    with Connector() as w:
+        collector.set_pid_filter([w.pid])
+        collector.set_match_filter(addrs=["::1"])
+        w.run()
+        snap = collector.collect()
+        assert dest_counts(snap) == {("::1", w.p6): (N6, 0, N6)}
+        assert snap.match_filter == "addr=::1"
+
+        collector.set_match_filter(addrs=["127.0.0.0/8"], addr_exclude=True)
+        w.run()
+        assert dest_counts(collector.collect()) == {("::1", w.p6): (N6, 0, N6)}
+
+        collector.set_match_filter(comm="^nobody-is-called-this$")
+        w.run()
+        snap = collector.collect()
+        assert snap.destinations == () and snap.events == () and snap.orphan_results == 0
+
+        collector.set_match_filter(comm="^pyth", addrs=["127.0.0.1"])
+        w.run()
+        snap = collector.collect()
+        assert dest_counts(snap) == {("127.0.0.1", w.p4): (N4, 0, N4), ("127.0.0.1", w.closed): (NK, NK, 0)}
+        w.close()
+
+
+@pytest.mark.parametrize("buffer", ["ring", "perf"])
+def test_lost_events_are_counted_exactly(buffer):
+    """A one-page buffer that nobody drains during a burst: most events are
+    lost, and every one of them is counted."""
+    before = prog_ids()
+    c = start(buffer=buffer, ring_pages=1, perf_pages=1, poll=False, max_events=BURST)
+    try:
+        with Connector() as w:
+            c.set_pid_filter([w.pid])
+            c.collect()
+            w.run(BURST, 0, 0)
+            snap = c.collect()
+            if buffer == "perf":
+                # The kernel writes its lost record before the next event that
+                # fits: one more connect brings it out.
+                w.run(1, 0, 0)
+                c.collect()
+            w.close()
+        seen = snap.total_connects
+        assert snap.lost_connects > 0 and seen > 0
+        assert seen + snap.lost_connects == BURST
+        # Outcomes: seen joined to their attempt, seen without it (its
+        # attempt was lost), or lost themselves.
+        established = sum(d.established for d in snap.destinations)
+        assert established + snap.orphan_results + snap.lost_results == BURST
+        assert snap.lost_new == snap.lost_total
+        if buffer == "perf":
+            # The perf buffer's own lost records agree with the kernel count.
+            assert c.perf_lost_reported == snap.lost_total
+    finally:
+        c.stop()
+    assert wait_until_gone(before) == []
+
+
+def test_kprobe_rungs_are_checked_and_say_why():
+    c = TcpCollector()
+    rungs = c.strategies()
+    assert [r.kind for r in rungs] == [HookKind.TRACEPOINT] * 2 + [HookKind.KPROBE] * 2
+    assert rungs[2].hooks == ("tcp_v4_connect", "tcp_v6_connect")
+    from bpftop.bpf import system
+
+    ok, _ = system.kprobes_available()
+    if ok:
+        pytest.skip("this kernel has kprobes: nothing to check about their absence")
+    assert "kprobes" in rungs[2].check() and "kprobes" in rungs[3].check()
+
+
+def test_stop_while_running_leaves_nothing_and_restarts(collector):
+    assert collector.status.state is CollectorState.RUNNING
+    collector.stop()
+    assert collector._poller is None
+    collector.start()
+    with Connector() as w:
+        collector.set_pid_filter([w.pid])
+        w.run(3, 2, 1)
+        snap = collector.collect()
+        w.close()
+    assert snap.total_connects == 6 and snap.total_failures == 1
+
+
+def test_once_json_cli_with_pid_filter():
+    with Connector() as w:
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "bpftop", "--once", "--json", "--tab", "tcp", "-d", "3", "-p", str(w.pid)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(2.0)  # compile and attach first
+        w.run()
+        out, err = cli.communicate(timeout=60)
+        w.close()
+    assert cli.returncode == 0, err
+    data = json.loads(out)
+    assert data["tab"] == "tcp" and 2.5 < data["interval_s"] < 4
+    rows = {(r["daddr"], r["dport"]): r for r in data["rows"]}
+    assert {k: (r["count"], r["failures"]) for k, r in rows.items()} == {
+        ("127.0.0.1", w.p4): (N4, 0), ("::1", w.p6): (N6, 0), ("127.0.0.1", w.closed): (NK, NK),
+    }
+    assert len(data["events"]) == N4 + N6 + NK
+    ev = data["events"][0]
+    assert set(ev) >= {"pid", "comm", "family", "saddr", "daddr", "dport", "sport", "latency_us", "result"}
+    assert ev["pid"] == w.pid and ev["family"] == 4 and ev["dport"] == w.closed and ev["result"] == "refused"
+    assert data["lost"] == {"connects": 0, "results": 0, "interval": 0}
+
+
+def test_once_text_cli():
+    res = subprocess.run([sys.executable, "-m", "bpftop", "--once", "--tab", "tcp", "-d", "0.3"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("bpftop tcp") and "hook: inet_sock_set_state tracepoint, ring buffer" in lines[0]
+    assert any(l.startswith("DESTINATION") for l in lines) and any(l.lstrip().startswith("PID") for l in lines)
+    assert any(l.startswith("Latest connects") for l in lines)
+
+
+def test_doctor_lists_the_tcp_ladder():
+    res = subprocess.run([sys.executable, "-m", "bpftop", "doctor"], capture_output=True, text=True, timeout=120)
+    out = res.stdout
+    section = out[out.index("\ntcp collector"):]
+    assert "[chosen] inet_sock_set_state tracepoint, ring buffer" in section
+    assert "[works ] inet_sock_set_state tracepoint, perf buffer" in section
+    assert "tcp_v4/v6_connect kprobes, ring buffer" in section
