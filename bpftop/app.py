@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import re
 import signal
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Type
@@ -40,6 +41,29 @@ _PRIORITY = {"quit", "next_tab", "previous_tab"}
 
 # Filter fields a collector can apply in the kernel, and the method that does.
 KERNEL_SETTERS = {"pid": "set_pid_filter", "port": "set_port_filter", "disk": "set_disk_filter"}
+
+def match_args(flt: Filter) -> Dict[str, object]:
+    """The comm and address terms as a collector's set_match_filter takes
+    them (one comm regex, one address list); FilterError when the filter
+    asks for more than that can say."""
+    comm = [t for t in flt.terms if t.field == "comm"]
+    addrs = [t for t in flt.terms if t.field == "addr"]
+    if len(comm) > 1 or len(addrs) > 1:
+        raise FilterError("this tab takes one comm term and one addr term")
+    out: Dict[str, object] = {"comm": None, "comm_exclude": False, "addrs": (), "addr_exclude": False}
+    if comm:
+        t = comm[0]
+        if t.op not in ("~", "!~", "=", "!="):
+            raise FilterError(f"{t.text}: comm takes = != ~ !~")
+        pattern = t.values[0] if t.op in ("~", "!~") else "^(" + "|".join(re.escape(str(v)) for v in t.values) + ")$"
+        out.update(comm=str(pattern), comm_exclude=t.op in ("!~", "!="))
+    if addrs:
+        t = addrs[0]
+        if t.op not in ("=", "!="):
+            raise FilterError(f"{t.text}: addr takes = or != (addresses or networks, comma-separated)")
+        out.update(addrs=tuple(str(v) for v in t.values), addr_exclude=t.op == "!=")
+    return out
+
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -186,10 +210,16 @@ class BpftopApp(App):
         collector = self.by_tab.get(tab)
         return [f for f, method in KERNEL_SETTERS.items() if hasattr(collector, method)]
 
+    def collector_fields(self, tab: str) -> List[str]:
+        """Fields the collector filters itself: in the kernel, or (comm and
+        addr, set_match_filter) on each event before it is counted."""
+        extra = ["comm", "addr"] if hasattr(self.by_tab.get(tab), "set_match_filter") else []
+        return self.kernel_fields(tab) + extra
+
     def filter_fields(self, tab: str) -> List[str]:
         view = self.view(tab)
         fields = set(view.filter_fields()) if view is not None else set()
-        return sorted(fields | set(self.kernel_fields(tab)))
+        return sorted(fields | set(self.collector_fields(tab)))
 
     def effective_filter(self, tab: str) -> Filter:
         """The pinned terms this tab has fields for, and the tab's own."""
@@ -210,6 +240,10 @@ class BpftopApp(App):
                 values, exclude = want or ((), False)
                 getattr(collector, KERNEL_SETTERS[field])(values, exclude=exclude)
                 done.append((field, had))
+            if hasattr(collector, "set_match_filter"):
+                want_match, had_match = match_args(new), match_args(old)
+                if want_match != had_match:
+                    collector.set_match_filter(**want_match)
         except (ValueError, OSError) as e:
             for field, had in reversed(done):
                 values, exclude = had or ((), False)
@@ -237,14 +271,17 @@ class BpftopApp(App):
         return own
 
     def _needs_kernel(self, tab: str, text: str) -> bool:
-        """Would this filter text change what the kernel filters? Raises
-        FilterError when it does not parse or apply."""
+        """Would this filter text change what the collector filters (and so
+        restart its counts)? Raises FilterError when it does not parse or
+        apply."""
         own = parse(text)
         check_fields(own, self.filter_fields(tab), self._spec(tab).title)
         current = self.effective_filter(tab)
         fields = set(self.filter_fields(tab))
         pinned = Filter(tuple(t for t in self.pinned.terms if any(k in fields for k in t.keys())))
         new = pinned.combined(own)
+        if hasattr(self.by_tab.get(tab), "set_match_filter") and match_args(new) != match_args(current):
+            return True
         return any(new.kernel_set(f) != current.kernel_set(f) for f in self.kernel_fields(tab))
 
     def _show_filter(self, tab: str) -> None:
@@ -402,10 +439,10 @@ class BpftopApp(App):
         start = tabs.active
         pages = []
         for spec in self.specs:
-            tabs.active = spec.id
+            self.activate(spec.id)
             await self._settle()
             pages.append(self.screen_text())
-        tabs.active = start
+        self.activate(start)
         self._save("bpftop-all", [s.id for s in self.specs], "\n".join(pages))
 
     async def _settle(self) -> None:
@@ -425,12 +462,26 @@ class BpftopApp(App):
                     view.show_snapshot(snapshot)
         self._refresh_title()
 
+    def activate(self, tab: str) -> None:
+        """Show a tab and move the focus into it: focus left on a table of
+        the hidden tab would make TabbedContent switch straight back."""
+        tabs = self._tabs()
+        if tabs is None:
+            return
+        tabs.active = tab
+        view = self.view(tab)
+        table = view.active_table() if view is not None else None
+        if table is not None and isinstance(self.screen, MainScreen):
+            table.focus()
+        elif isinstance(self.screen, MainScreen):
+            self.main_screen.set_focus(None)
+
     def action_show_tab(self, index: int) -> None:
         tabs = self._tabs()
         if tabs is None:
             return
         if index < len(self.specs):
-            tabs.active = self.specs[index].id
+            self.activate(self.specs[index].id)
         else:
             self.notify(f"there is no tab {index + 1}", severity="warning", timeout=2)
 
@@ -439,7 +490,7 @@ class BpftopApp(App):
         if tabs is None:
             return
         ids = [s.id for s in self.specs]
-        tabs.active = ids[(ids.index(tabs.active) + step) % len(ids)]
+        self.activate(ids[(ids.index(tabs.active) + step) % len(ids)])
 
     def action_next_tab(self) -> None:
         self._step_tab(1)

@@ -189,3 +189,46 @@ async def test_unwritable_or_symlinked_snapshot_dir_notifies(tmp_path):
             assert app.is_running
     assert list(target.iterdir()) == []
     assert not os.path.exists(blocker / "sub")
+
+
+def fake_tcp():
+    from test_tcp_ui import FakeTcpCollector
+
+    class Recording(FakeTcpCollector):
+        def __init__(self):
+            super().__init__()
+            self.ports, self.matches = [], []
+
+        def set_port_filter(self, ports, exclude=False):
+            self.ports.append((tuple(ports), exclude))
+
+        def set_match_filter(self, **kw):
+            if kw["comm"] == "(":
+                raise ValueError("bad regex")
+            self.matches.append(kw)
+
+    return Recording()
+
+
+async def test_filters_across_tabs_kernel_terms_and_pinning():
+    sc, tcp = FakeCollector(), fake_tcp()
+    app = BpftopApp([sc, tcp], interval=0.1, initial_tab="tcp")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause(0.3)
+        await type_filter(pilot, "port=443 comm~^curl$ pid=100", paste=True)
+        assert tcp.ports[-1] == ((443,), False)
+        assert tcp.matches[-1]["comm"] == "^curl$" and not tcp.matches[-1]["comm_exclude"]
+        assert tcp.pid_filters[-1] == ((100,), False)
+        assert sc.pid_filters == []  # other tabs untouched
+        await pilot.press("F")  # pin it: syscalls gets pid and comm, has no port
+        assert sc.pid_filters[-1] == ((100,), False)
+        await pilot.press("1")
+        await pilot.pause(0.1)
+        line = status_line(app)
+        assert "filter: comm~^curl$ pid=100 (pinned)" in line and "no such field here: port=443" in line
+        await type_filter(pilot, "port=22", paste=True)  # the syscalls tab has no port
+        assert "no field 'port'" in str(app.screen.query_one("#filter-help").render())
+        await pilot.press("escape")
+        await pilot.press("F")  # unpin from syscalls: tcp drops the terms, syscalls keeps them
+        assert tcp.ports[-1] == ((), False) and tcp.pid_filters[-1] == ((), False)
+        assert sc.pid_filters[-1] == ((100,), False)

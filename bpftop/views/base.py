@@ -8,6 +8,7 @@ from typing import Any, List, Optional, Sequence
 from rich.markup import escape
 
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.widgets import Static
 
 from ..filters import NO_FILTER, Filter
@@ -101,7 +102,7 @@ class TabView(Vertical):
         self.row_filter = row_filter
         note = []
         if row_filter:
-            pinned_mark = " (pinned)" if pinned and all(t in row_filter.terms for t in pinned.terms) else ""
+            pinned_mark = " (pinned)" if any(t in row_filter.terms for t in pinned.terms) else ""
             note.append(f"[b]filter:[/b] {escape(row_filter.text)}{pinned_mark}")
         if ignored:
             note.append(f"(pinned, no such field here: {escape(' '.join(ignored))})")
@@ -112,9 +113,13 @@ class TabView(Vertical):
 
     def show_snapshot(self, snapshot: Any) -> None:
         self.snapshot = snapshot
-        if self.is_mounted:
+        if not self.is_mounted:
+            return  # on_mount shows it: the first snapshot can beat the compose
+        try:
             self.render_snapshot(snapshot)
-        # else on_mount shows it: the first snapshot can beat the compose.
+        except NoMatches:
+            pass  # children not composed yet; the next snapshot shows
+
 
     def render_snapshot(self, snapshot: Any) -> None:
         raise NotImplementedError
