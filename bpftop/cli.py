@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
@@ -53,6 +52,12 @@ def _tab(text: str) -> str:
     raise argparse.ArgumentTypeError(f"no tab {text!r} (available: {', '.join(TABS)})")
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a number of intervals (1 or more): {text!r}")
+    return int(text)
+
+
 def _probes(text: str) -> List[str]:
     ids = [part.strip() for part in text.split(",") if part.strip()]
     if not ids:
@@ -73,9 +78,23 @@ def parser() -> argparse.ArgumentParser:
         "-p", "--pid", type=_pids, action="append", default=[], metavar="PID",
         help="only these processes (filtered in the kernel); repeat or comma-separate",
     )
-    p.add_argument("--tab", type=_tab, default=None, metavar="ID", help=f"tab to open or print ({', '.join(TABS)})")
-    p.add_argument("--once", action="store_true", help="collect one interval, print the tab as text and exit")
-    p.add_argument("--json", action="store_true", help="with --once: print one JSON object instead of text")
+    p.add_argument(
+        "--tab", type=_tab, action="append", default=[], metavar="ID",
+        help=f"tab to open, or tabs to print in batch mode; repeat for several ({', '.join(TABS)})",
+    )
+    p.add_argument("--once", action="store_true", help="collect one interval, print the tab as text and exit (-n 1)")
+    p.add_argument("-b", "--batch", action="store_true", help="no console: print every interval to stdout, like top -b")
+    p.add_argument("-n", "--count", type=_count, default=None, metavar="N",
+                   help="batch mode: stop after N intervals (default: run until stopped)")
+    p.add_argument("--json", action="store_true",
+                   help="batch mode with one JSON object per interval (JSON Lines) instead of text")
+    p.add_argument("--record", metavar="FILE", default=None,
+                   help="append every interval's snapshots of all active tabs to a new recording FILE")
+    p.add_argument("--record-append", action="store_true", help="with --record: add to FILE if it exists")
+    p.add_argument("--replay", metavar="FILE", default=None,
+                   help="open a recording in the console (no root needed); with --once, print one tab")
+    p.add_argument("--at", metavar="TIME", default=None,
+                   help="with --replay --once: the moment to print (+SECONDS, HH:MM[:SS] or an ISO time; default the end)")
     p.add_argument("--no-latency", action="store_true", help="syscalls: count only, do not time calls (cheaper)")
     p.add_argument(
         "--probes", type=_probes, default=None, metavar="ID[,ID...]",
@@ -128,24 +147,74 @@ def _options(args: argparse.Namespace, pids: Sequence[int]) -> CollectorOptions:
     return CollectorOptions(pids=tuple(pids), latency=not args.no_latency)
 
 
-def _once(args: argparse.Namespace, pids: Sequence[int]) -> int:
-    spec = TABS[args.tab or "syscalls"]
-    collector = spec.make_collector(_options(args, pids))
+def _batch(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
+    from . import headless
+
+    tabs = args.tab or (["syscalls"] if args.once else list(TABS))
+    specs = [TABS[t] for t in tabs]
+    collectors = [spec.make_collector(_options(args, pids)) for spec in specs]
+    recorder = recorder_for(lambda: _header(collectors, args, pids))
+    count = 1 if args.once else args.count
     try:
-        collector.start()
-        time.sleep(args.interval)
-        snapshot = collector.collect()
+        return headless.run(specs, collectors, args.interval, count, args.json, recorder)
     finally:
-        collector.stop()
-    if args.json:
-        print(json.dumps(spec.to_dict(snapshot)))
-    else:
-        sys.stdout.write(spec.to_text(snapshot))
-    sys.stdout.flush()
-    return 0
+        for collector in collectors:
+            collector.stop()
+        if recorder is not None:
+            recorder.close()
 
 
-def _tui(args: argparse.Namespace, pids: Sequence[int]) -> int:
+def _header(collectors, args: argparse.Namespace, pids: Sequence[int]) -> dict:
+    from .recording.file import header
+
+    hooks = {c.tab: c.hook for c in collectors if c.hook}
+    filters = {"pinned": "pid=" + ",".join(map(str, pids))} if pids else {}
+    return header([c.tab for c in collectors], args.interval, hooks, filters)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .recording.file import read
+    from .recording.replay import Replay
+
+    recording = read(args.replay)
+    replay = Replay(recording)
+    if recording.problem:
+        print(f"bpftop: {args.replay}: {recording.problem}", file=sys.stderr)
+    if args.once or args.json or args.batch or args.count:
+        tab = (args.tab or [replay.tabs[0]])[0]
+        if tab not in replay.tabs:
+            raise BpftopError(f"{args.replay} has no {tab} tab (it has: {', '.join(replay.tabs)})")
+        replay.position = len(replay.ticks) - 1
+        if args.at is not None:
+            replay.seek(replay.parse_time(args.at))
+        snaps = replay.snapshots()
+        if tab not in snaps:
+            raise BpftopError(f"no {tab} snapshot at or before {args.at} in {args.replay}")
+        spec = TABS[tab]
+        if args.json:
+            print(json.dumps(spec.to_dict(snaps[tab])))
+        else:
+            sys.stdout.write(spec.to_text(snaps[tab]))
+        sys.stdout.flush()
+        return 0
+    from .app import BpftopApp
+    from .recording.replay import RecordedTab
+
+    hooks = {}
+    for snap in replay.ticks[-1].values():
+        hooks[snap.tab] = getattr(snap.snapshot, "hook", "")
+    stand_ins = [RecordedTab(t, TABS[t].title, hooks.get(t, "")) for t in TABS if t in replay.tabs]
+    if not stand_ins:
+        raise BpftopError(f"{args.replay} holds no tab this bpftop knows ({', '.join(replay.tabs)})")
+    initial = args.tab[0] if args.tab and args.tab[0] in replay.tabs else None
+    app = BpftopApp(stand_ins, interval=float(replay.recording.header.get("interval", 1.0)), initial_tab=initial,
+                    snapshot_dir=args.snapshot_dir, replay=replay)
+    with _terminal_for_tui():
+        app.run()
+    return app.return_code or 0
+
+
+def _tui(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
     from .app import BpftopApp  # Textual loads only for the TUI
 
     from .filters import parse
@@ -154,16 +223,33 @@ def _tui(args: argparse.Namespace, pids: Sequence[int]) -> int:
     # -p is already in force in the kernel: the console shows it as a pinned
     # filter, which the operator can change or unpin like any other.
     pinned = parse("pid=" + ",".join(map(str, pids))) if pids else parse("")
+    recorder = recorder_for(lambda: app.recording_header())
     app = BpftopApp(
-        collectors, interval=args.interval, initial_tab=args.tab, pinned=pinned,
-        enabled=args.probes, snapshot_dir=args.snapshot_dir,
+        collectors, interval=args.interval, initial_tab=args.tab[0] if args.tab else None, pinned=pinned,
+        enabled=args.probes, snapshot_dir=args.snapshot_dir, recorder=recorder,
     )
     try:
         with _terminal_for_tui():
             app.run()
     finally:
         app.stop_collectors()
+        if recorder is not None:
+            recorder.close()
     return app.return_code or 0
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    p = parser()
+    if args.record_append and not args.record:
+        p.error("--record-append goes with --record FILE")
+    if args.replay and (args.record or args.pid or args.probes or args.no_latency):
+        p.error("--replay shows a recording: --record, -p, --probes and --no-latency do not apply")
+    if args.at is not None and not args.replay:
+        p.error("--at goes with --replay")
+    if args.once and args.count is not None:
+        p.error("--once is -n 1: give one of them")
+    if len(args.tab) > 1 and args.once:
+        p.error("--once prints one tab; for several, use -n 1")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -174,16 +260,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 parser().error(f"doctor takes no arguments (got {' '.join(argv[1:])})")
             return doctor_main()
         args = parser().parse_args(argv)
-        if args.json and not args.once:
-            parser().error("--json needs --once (streaming arrives with headless mode)")
+        _check_combinations(args)
         pids = [p for group in args.pid for p in group]
         # Leave through finally blocks (which detach BPF) on kill or hang-up.
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, _raise_exit)
+        if args.replay:
+            return _replay(args)
         system.check_privileges()
-        if args.once:
-            return _once(args, pids)
-        return _tui(args, pids)
+
+        def recorder_for(header_fn):
+            if not args.record:
+                return None
+            from .recording.file import Recorder
+
+            return Recorder(args.record, header_fn, append=args.record_append)
+
+        if args.once or args.batch or args.json or args.count is not None:
+            return _batch(args, pids, recorder_for)
+        return _tui(args, pids, recorder_for)
     except BpftopError as e:
         print(f"bpftop: {e}", file=sys.stderr)
         return e.exit_code

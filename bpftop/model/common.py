@@ -21,6 +21,7 @@ class CollectorState(str, enum.Enum):
     ERROR = "error"  # was running, a read failed; the runner retries
     STOPPED = "stopped"
     DISABLED = "disabled"  # switched off by the operator: detached, not failed
+    REPLAY = "replay"  # shown from a recording: no BPF at all
 
 
 @dataclass(frozen=True)

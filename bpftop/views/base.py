@@ -26,6 +26,8 @@ def status_text(status: Optional[CollectorStatus]) -> str:
         for a in status.attempts:
             lines.append(f"  {a.strategy} ({a.kind.value}: {', '.join(a.hooks)}): {a.reason}")
         return "\n".join(lines)
+    if status.state is CollectorState.REPLAY:
+        return f"[b]replay[/b], {status.message}"
     if status.state is CollectorState.DISABLED:
         return "[b]paused by the operator:[/b] programs detached (P opens the probes screen to switch it on)"
     if status.state is CollectorState.ERROR:

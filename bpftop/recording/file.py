@@ -1,0 +1,221 @@
+"""The recording file: gzip-compressed JSON Lines.
+
+The first line is a header (format name and version, host, kernel, bpftop
+version, interval, tabs, hooks, filters); every other line holds one
+snapshot of one tab. The compressor is flushed with Z_SYNC_FLUSH after every
+interval, so everything written so far decodes even when the process dies
+mid-write: a crash loses at most the interval being written. One zlib
+stream per session keeps the file small (consecutive snapshots look alike);
+``--record-append`` adds a new gzip member with its own header, which
+gzip tools read as one file.
+
+Files are created new (O_EXCL) and never opened through a symlink.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from .. import __version__
+from ..errors import BpftopError
+from .codec import CodecError, decode, encode
+
+FORMAT = "bpftop-recording"
+VERSION = 1
+
+
+class RecordingError(BpftopError):
+    """A recording cannot be written or read; the message says why."""
+
+    exit_code = 2
+
+
+def header(tabs: Sequence[str], interval: float, hooks: Dict[str, str], filters: Dict[str, str]) -> Dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "bpftop": __version__,
+        "host": socket.gethostname(),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "started": time.time(),
+        "interval": interval,
+        "tabs": list(tabs),
+        "hooks": dict(hooks),
+        "filters": dict(filters),
+    }
+
+
+class Recorder:
+    """Appends snapshots; thread-safe (each collector's runner writes its own)."""
+
+    def __init__(self, path: str, header_fn: Callable[[], Dict[str, Any]], append: bool = False) -> None:
+        """``header_fn`` is asked for the header when the first snapshot
+        arrives, so it can name the hooks the collectors settled on."""
+        self.path = path
+        self.header_fn = header_fn
+        self._lock = threading.Lock()
+        flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_CREAT
+        if append:
+            flags |= os.O_APPEND
+            if os.path.exists(path) and os.path.getsize(path) > 0:
+                read(path, max_records=0)  # refuse to append to something that is not ours
+        else:
+            flags |= os.O_EXCL
+        try:
+            self._fd = os.open(path, flags, 0o644)
+        except FileExistsError:
+            raise RecordingError(f"{path} exists: bpftop never overwrites a recording (--record-append adds to it)") from None
+        except OSError as e:
+            if os.path.islink(path):
+                raise RecordingError(f"{path} is a symlink: recordings are never written through one") from None
+            raise RecordingError(f"cannot write {path}: {e.strerror or e}") from None
+        self._z = zlib.compressobj(6, zlib.DEFLATED, 31)
+        self._started = False
+        self.records = 0
+        self.bytes = 0
+
+    def write(self, tab: str, snapshot: Any) -> None:
+        """One snapshot; flushed at once so a crash cannot take it along."""
+        self.write_many([(tab, snapshot)])
+
+    def write_many(self, snapshots: Sequence[Tuple[str, Any]]) -> None:
+        now = time.time()
+        lines = [{"tab": tab, "t": now, "snap": encode(snap)} for tab, snap in snapshots]
+        with self._lock:
+            if self._fd < 0:
+                return
+            if not self._started:
+                lines.insert(0, self.header_fn())
+                self._started = True
+            text = "".join(json.dumps(line, separators=(",", ":"), allow_nan=True) + "\n" for line in lines)
+            self._write_all(self._z.compress(text.encode("utf-8")) + self._z.flush(zlib.Z_SYNC_FLUSH))
+            self.records += len(snapshots)
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self._fd, view)
+            except OSError as e:
+                raise RecordingError(f"cannot write {self.path}: {e.strerror or e}") from None
+            view = view[n:]
+            self.bytes += n
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd < 0:
+                return
+            try:
+                self._write_all(self._z.flush(zlib.Z_FINISH))
+                os.fsync(self._fd)
+            except (OSError, RecordingError):
+                pass
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One snapshot of one tab at a point of the recording."""
+
+    tab: str
+    t: float
+    snapshot: Any
+
+
+@dataclass
+class Recording:
+    path: str
+    sessions: List[Dict[str, Any]] = field(default_factory=list)  # headers, in order
+    frames: List[Frame] = field(default_factory=list)
+    problem: str = ""  # why reading stopped early, "" when the whole file was read
+
+    @property
+    def header(self) -> Dict[str, Any]:
+        return self.sessions[0] if self.sessions else {}
+
+    @property
+    def tabs(self) -> List[str]:
+        seen: Dict[str, None] = {}
+        for h in self.sessions:
+            for tab in h.get("tabs", []):
+                seen[tab] = None
+        for f in self.frames:
+            seen[f.tab] = None
+        return list(seen)
+
+
+def _decompress(data: bytes) -> Tuple[bytes, str]:
+    """All the bytes that decode, member after member, and why it stopped."""
+    out = []
+    rest = data
+    while rest:
+        d = zlib.decompressobj(31)
+        try:
+            out.append(d.decompress(rest))
+        except zlib.error as e:
+            return b"".join(out), f"corrupt data after byte {len(data) - len(rest)} ({e})"
+        if not d.eof:
+            out.append(d.flush())
+            text = b"".join(out)
+            if text.endswith(b"\n"):
+                return text, "the recording was not closed (bpftop was killed, or is still writing it)"
+            return text, "the file ends mid-record (truncated, or still being written)"
+        rest = d.unused_data
+    return b"".join(out), ""
+
+
+def read(path: str, max_records: Optional[int] = None) -> Recording:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise RecordingError(f"cannot read {path}: {e.strerror or e}") from None
+    if not data.startswith(b"\x1f\x8b"):
+        raise RecordingError(f"{path} is not a bpftop recording (not gzip data)")
+    text, problem = _decompress(data)
+    rec = Recording(path)
+    lines = text.split(b"\n")
+    if lines and lines[-1] != b"" and not problem:
+        problem = "the file ends mid-record"
+    complete = lines[:-1]  # the last piece has no newline: unfinished
+    for number, raw in enumerate(complete, start=1):
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            rec.problem = f"line {number} is not valid JSON; replaying the {len(rec.frames)} snapshots before it"
+            return rec
+        if isinstance(obj, dict) and obj.get("format") == FORMAT:
+            version = obj.get("version")
+            if not isinstance(version, int) or version > VERSION:
+                raise RecordingError(
+                    f"{path} was written by a newer bpftop (format version {version}, this one reads up to "
+                    f"{VERSION}); upgrade bpftop to replay it"
+                )
+            rec.sessions.append(obj)
+            continue
+        if not rec.sessions:
+            raise RecordingError(f"{path} is not a bpftop recording (no header)")
+        if max_records is not None and len(rec.frames) >= max_records:
+            return rec
+        try:
+            rec.frames.append(Frame(str(obj["tab"]), float(obj["t"]), decode(obj["snap"])))
+        except (KeyError, TypeError, ValueError, CodecError) as e:
+            rec.problem = f"record on line {number} cannot be read ({e}); replaying the {len(rec.frames)} before it"
+            return rec
+    if not rec.sessions:
+        raise RecordingError(f"{path} is not a bpftop recording (no header)")
+    if problem:
+        rec.problem = f"{problem}; {len(rec.frames)} snapshots read"
+    return rec
