@@ -21,9 +21,10 @@ from .screens.help import HelpScreen
 from .screens.main import MainScreen
 from .tabs import TABS, TabSpec
 from .views.base import TabView
+from .views.cache import CacheView
 from .views.syscalls import SyscallsView
 
-VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView}
+VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView, "cache": CacheView}
 
 _PRIORITY = {"quit", "next_tab", "previous_tab"}
 

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -44,6 +45,14 @@ def _pids(text: str) -> List[int]:
     return pids
 
 
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"not a valid regular expression: {text!r} ({e})") from None
+    return text
+
+
 def _tab(text: str) -> str:
     if text in TABS:
         return text
@@ -67,6 +76,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="collect one interval, print the tab as text and exit")
     p.add_argument("--json", action="store_true", help="with --once: print one JSON object instead of text")
     p.add_argument("--no-latency", action="store_true", help="syscalls: count only, do not time calls (cheaper)")
+    p.add_argument(
+        "--cache-comm", type=_regex, default=None, metavar="REGEX",
+        help="cache: only processes whose name matches this regular expression",
+    )
     p.add_argument("--version", action="version", version=f"bpftop {__version__}")
     return p
 
@@ -107,7 +120,7 @@ def _terminal_for_tui() -> Iterator[None]:
 
 
 def _options(args: argparse.Namespace, pids: Sequence[int]) -> CollectorOptions:
-    return CollectorOptions(pids=tuple(pids), latency=not args.no_latency)
+    return CollectorOptions(pids=tuple(pids), latency=not args.no_latency, cache_comm=args.cache_comm)
 
 
 def _once(args: argparse.Namespace, pids: Sequence[int]) -> int:

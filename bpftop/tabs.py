@@ -7,9 +7,10 @@ ids to views in app.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .collectors.base import Collector
+from .render import cache as cache_render
 from .render import syscalls as syscalls_render
 
 
@@ -20,6 +21,7 @@ class CollectorOptions:
     pids: Tuple[int, ...] = ()
     latency: bool = True  # syscalls: time each call
     queued: bool = False  # disk: latency from queue insert, not from issue
+    cache_comm: Optional[str] = None  # cache: rows whose comm matches this regex
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,15 @@ def _syscalls(opts: CollectorOptions) -> Collector:
     return SyscallsCollector(pids=opts.pids, latency=opts.latency)
 
 
+def _cache(opts: CollectorOptions) -> Collector:
+    from .collectors.cache import CacheCollector
+
+    return CacheCollector(pids=opts.pids, comm=opts.cache_comm)
+
+
 TABS: Dict[str, TabSpec] = {
     "syscalls": TabSpec("syscalls", "Syscalls", _syscalls, syscalls_render.to_text, syscalls_render.to_dict),
+    "cache": TabSpec("cache", "Cache", _cache, cache_render.to_text, cache_render.to_dict),
 }
 # Ids the interface contract reserves for tabs still to come.
-PLANNED = ("disk", "tcp", "cache", "bpf")
+PLANNED = ("disk", "tcp", "bpf")

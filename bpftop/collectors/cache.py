@@ -151,7 +151,12 @@ class CacheCollector(Collector[CacheSnapshot]):
         bcc = loader.import_bcc()
         if not bcc.BPF.support_kfunc():
             return "kernel has no BPF trampolines (fentry/kfunc support)"
-        return funcs.missing()
+        missing = funcs.missing()
+        if missing:
+            return missing
+        # Load an empty fentry program first: quiet and quick, where a
+        # refused compile costs a second and a line on stderr.
+        return cache_hooks.fentry_load_check(funcs.chosen["access"] or "")
 
     def _load_kprobes(self, funcs: cache_hooks.FunctionChoice):
         bpf = loader.compile_program("cache", dict(self._base_defines(), HOOK_KPROBE=True, **funcs.defines_for_dirty()))

@@ -199,3 +199,55 @@ def plan_tracepoints(fields: Callable[[str, str], Optional[Set[str]]] = tracepoi
         dirty_folio=dirty_folio,
         hooks=tuple(hooks),
     )
+
+
+# -- fentry ----------------------------------------------------------------------
+
+_SYS_BPF = {"x86_64": 321, "aarch64": 280}
+_BPF_PROG_LOAD = 5
+_BPF_PROG_TYPE_TRACING = 26
+_BPF_TRACE_FENTRY = 24
+
+
+def fentry_load_check(function: str) -> str:
+    """Can this kernel load an fentry program on ``function``? Loads an
+    empty one ("return 0") through the bpf() syscall and closes it at once:
+    "" when it loads, else why not. Much cheaper and quieter than compiling
+    the real program (libbpf prints every refusal to stderr)."""
+    import ctypes
+    import platform
+
+    from ..bpf import loader
+
+    nr = _SYS_BPF.get(platform.machine())
+    if nr is None:
+        return f"fentry check written for x86_64 and arm64 only (this is {platform.machine()})"
+    lib = loader.import_bcc().libbcc.lib
+    find = getattr(lib, "libbpf_find_vmlinux_btf_id", None)
+    if find is None:
+        return "this BCC has no libbpf_find_vmlinux_btf_id: cannot look up fentry targets"
+    find.argtypes, find.restype = [ctypes.c_char_p, ctypes.c_int], ctypes.c_int
+    btf_id = find(function.encode(), _BPF_TRACE_FENTRY)
+    if btf_id <= 0:
+        return f"{function} is not in the kernel's BTF: fentry cannot attach there"
+    # r0 = 0; exit
+    insns = (ctypes.c_uint64 * 2)(0x00000000000000B7, 0x0000000000000095)
+    license = ctypes.c_char_p(b"GPL")
+    attr = (ctypes.c_uint8 * 128)()
+    ctypes.c_uint32.from_buffer(attr, 0).value = _BPF_PROG_TYPE_TRACING
+    ctypes.c_uint32.from_buffer(attr, 4).value = 2
+    ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(insns)
+    ctypes.c_uint64.from_buffer(attr, 16).value = ctypes.cast(license, ctypes.c_void_p).value
+    ctypes.c_uint32.from_buffer(attr, 68).value = _BPF_TRACE_FENTRY
+    ctypes.c_uint32.from_buffer(attr, 108).value = btf_id
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fd = libc.syscall(ctypes.c_long(nr), ctypes.c_long(_BPF_PROG_LOAD), ctypes.byref(attr), ctypes.c_long(len(attr)))
+    if fd >= 0:
+        os.close(fd)
+        return ""
+    err = ctypes.get_errno()
+    why = f"the kernel refused an fentry program on {function}: {os.strerror(err)}"
+    if err == 1:  # EPERM
+        why += f" although running as root (lockdown: {system.lockdown_mode()})" if os.geteuid() == 0 else ""
+    return why
