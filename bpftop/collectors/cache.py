@@ -148,15 +148,19 @@ class CacheCollector(Collector[CacheSnapshot]):
     def _check_fentry(funcs: cache_hooks.FunctionChoice) -> str:
         if not system.btf_available():
             return "no kernel BTF (/sys/kernel/btf/vmlinux): fentry needs it"
-        bcc = loader.import_bcc()
-        if not bcc.BPF.support_kfunc():
-            return "kernel has no BPF trampolines (fentry/kfunc support)"
         missing = funcs.missing()
         if missing:
             return missing
+        # BCC's support_kfunc() looks this symbol up through its symbol
+        # cache, which crashes when another thread uses BCC at the same time;
+        # kallsyms read here is the same test.
+        if not cache_hooks.kernel_symbols(["bpf_trampoline_link_prog"]):
+            return "kernel has no BPF trampolines (bpf_trampoline_link_prog not in /proc/kallsyms)"
         # Load an empty fentry program first: quiet and quick, where a
-        # refused compile costs a second and a line on stderr.
-        return cache_hooks.fentry_load_check(funcs.chosen["access"] or "")
+        # refused compile costs a second and a line on stderr. libbpf's BTF
+        # lookup runs under the compile lock, away from other BCC work.
+        with loader._compile_lock:
+            return cache_hooks.fentry_load_check(funcs.chosen["access"] or "")
 
     def _load_kprobes(self, funcs: cache_hooks.FunctionChoice):
         bpf = loader.compile_program("cache", dict(self._base_defines(), HOOK_KPROBE=True, **funcs.defines_for_dirty()))

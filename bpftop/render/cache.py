@@ -18,9 +18,8 @@ def table(snap: CacheSnapshot) -> Table:
     for r in snap.rows:
         s = r.stats
         rows.append((r.pid, r.uid, r.comm, s.hits, s.misses, s.dirties, s.read_hit_pct, s.write_hit_pct))
-    what = "page-cache activity"
-    if snap.pid_filter or snap.comm_filter:
-        what += " for the filtered processes"
+    # Short: the screen shows it in the PID column, which keeps the width.
+    empty = "no activity" + (" (filtered)" if snap.pid_filter or snap.comm_filter else "")
     return Table(
         name="cache",
         title="Page cache by process",
@@ -35,7 +34,7 @@ def table(snap: CacheSnapshot) -> Table:
             Column("write_hit_pct", "WRITE_HIT%", fmt=fmt_pct, width=10),
         ),
         rows=tuple(rows),
-        empty=f"no {what} in this interval",
+        empty=empty,
         sort_column=3,
     )
 
@@ -47,14 +46,15 @@ def _mb(v: Optional[float]) -> str:
 def summary(snap: CacheSnapshot) -> str:
     s: CacheStats = snap.system
     ratio = "-" if s.read_hit_pct is None else f"{s.read_hit_pct:.1f}%"
+    # The ratio and meminfo first: the screen wraps the rest at 80 columns.
     parts = [
-        f"hit ratio {ratio}",
-        f"{s.total} accesses",
-        f"{s.hits} hits",
-        f"{s.misses} misses",
-        f"{s.dirties} dirties ({snap.unit})",
+        f"hit {ratio}",
         f"Buffers {_mb(snap.buffers_mb)} MB",
         f"Cached {_mb(snap.cached_mb)} MB",
+        f"{snap.unit}: {s.total} read",
+        f"{s.hits} hit",
+        f"{s.misses} miss",
+        f"{s.dirties} dirtied",
     ]
     if snap.untracked_events:
         parts.append(f"{snap.untracked_events} events from processes past the per-process map limit")

@@ -17,6 +17,9 @@ from .base import TabView
 
 class CacheView(TabView):
     DEFAULT_CSS = """
+    CacheView > .tab-summary {
+        height: auto;
+    }
     CacheView #cache-table {
         height: 1fr;
         border-top: solid $primary-darken-2;
