@@ -246,17 +246,25 @@ TRACEPOINT_PROBE(filemap, mm_filemap_get_pages)
         return 0;
     u32 tid = (u32)pid_tgid;
     struct read_range *prev = last_read.lookup(&tid);
-    if (prev && prev->ino == args->i_ino && prev->dev == args->s_dev && prev->last == last &&
-        first > prev->index && first <= last) {
+    if (prev) {
+        if (prev->ino == args->i_ino && prev->dev == args->s_dev && prev->last == last &&
+            first > prev->index && first <= last) {
+            prev->index = first;
+            return 0;
+        }
+        // Rewritten in place: an LRU update per read costs more than this.
+        prev->ino = args->i_ino;
+        prev->dev = args->s_dev;
         prev->index = first;
-        return 0;
+        prev->last = last;
+    } else {
+        struct read_range cur = {};
+        cur.ino = args->i_ino;
+        cur.dev = args->s_dev;
+        cur.index = first;
+        cur.last = last;
+        last_read.update(&tid, &cur);
     }
-    struct read_range cur = {};
-    cur.ino = args->i_ino;
-    cur.dev = args->s_dev;
-    cur.index = first;
-    cur.last = last;
-    last_read.update(&tid, &cur);
     count(tgid, F_ACCESS, last - first + 1);
     return 0;
 }
