@@ -31,11 +31,12 @@ from .screens.main import MainScreen
 from .screens.probes import ProbesScreen
 from .tabs import TABS, TabSpec
 from .views.base import TabView
+from .views.cache import CacheView
 from .views.syscalls import SyscallsView
 from .views.tcp import TcpView
 from .widgets.filter_bar import FilterBar
 
-VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView, "tcp": TcpView}
+VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView, "tcp": TcpView, "cache": CacheView}
 
 _PRIORITY = {"quit", "next_tab", "previous_tab"}
 

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -42,6 +43,14 @@ def _pids(text: str) -> List[int]:
             raise argparse.ArgumentTypeError(f"not a process id: {part!r}")
         pids.append(int(part))
     return pids
+
+
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"not a valid regular expression: {text!r} ({e})") from None
+    return text
 
 
 def _tab(text: str) -> str:
@@ -97,6 +106,10 @@ def parser() -> argparse.ArgumentParser:
                    help="with --replay --once: the moment to print (+SECONDS, HH:MM[:SS] or an ISO time; default the end)")
     p.add_argument("--no-latency", action="store_true", help="syscalls: count only, do not time calls (cheaper)")
     p.add_argument(
+        "--cache-comm", type=_regex, default=None, metavar="REGEX",
+        help="cache: only processes whose name matches this regular expression",
+    )
+    p.add_argument(
         "--probes", type=_probes, default=None, metavar="ID[,ID...]",
         help="probes to attach at start (default all); the rest can be switched on from the probes screen (P)",
     )
@@ -144,7 +157,7 @@ def _terminal_for_tui() -> Iterator[None]:
 
 
 def _options(args: argparse.Namespace, pids: Sequence[int]) -> CollectorOptions:
-    return CollectorOptions(pids=tuple(pids), latency=not args.no_latency)
+    return CollectorOptions(pids=tuple(pids), latency=not args.no_latency, cache_comm=args.cache_comm)
 
 
 def _batch(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:

@@ -7,9 +7,10 @@ ids to views in app.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .collectors.base import Collector
+from .render import cache as cache_render
 from .render import syscalls as syscalls_render
 from .render import tcp as tcp_render
 
@@ -21,6 +22,7 @@ class CollectorOptions:
     pids: Tuple[int, ...] = ()
     latency: bool = True  # syscalls: time each call
     queued: bool = False  # disk: latency from queue insert, not from issue
+    cache_comm: Optional[str] = None  # cache: rows whose comm matches this regex
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,16 @@ def _tcp(opts: CollectorOptions) -> Collector:
     return TcpCollector(pids=opts.pids)
 
 
+def _cache(opts: CollectorOptions) -> Collector:
+    from .collectors.cache import CacheCollector
+
+    return CacheCollector(pids=opts.pids, comm=opts.cache_comm)
+
+
 TABS: Dict[str, TabSpec] = {
     "syscalls": TabSpec("syscalls", "Syscalls", _syscalls, syscalls_render.to_text, syscalls_render.to_dict),
     "tcp": TabSpec("tcp", "TCP", _tcp, tcp_render.to_text, tcp_render.to_dict),
+    "cache": TabSpec("cache", "Cache", _cache, cache_render.to_text, cache_render.to_dict),
 }
 # Ids the interface contract reserves for tabs still to come.
-PLANNED = ("disk", "cache", "bpf")
+PLANNED = ("disk", "bpf")

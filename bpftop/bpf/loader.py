@@ -17,7 +17,11 @@ from . import system
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 
 # BCC's compiler is not safe to drive from several threads at once.
-_compile_lock = threading.Lock()
+# BCC is not thread-safe: its compiler, its symbol caches (behind
+# support_raw_tracepoint, support_kfunc, ksym lookups) and cleanup crash or
+# corrupt memory when two collector threads use them at once. Every BCC call
+# outside the hot read path goes through this lock.
+BCC_LOCK = threading.RLock()
 
 
 def define_flags(defines: Mapping[str, Union[int, bool]]) -> list:
@@ -67,7 +71,7 @@ def compile_program(name: str, defines: Mapping[str, Union[int, bool]]) -> Any:
     bcc = import_bcc()
     text = source(name)
     flags = define_flags(defines)
-    with _compile_lock:
+    with BCC_LOCK:
         return bcc.BPF(text=text.encode(), cflags=flags)
 
 
@@ -75,4 +79,5 @@ def close_program(bpf: Any) -> None:
     """Detach every probe and free the programs and maps of a BPF object now,
     rather than whenever it is garbage-collected."""
     if bpf is not None:
-        bpf.cleanup()
+        with BCC_LOCK:
+            bpf.cleanup()

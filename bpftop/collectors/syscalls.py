@@ -147,7 +147,9 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         if platform.machine() not in ("x86_64", "aarch64"):
             return f"reads the syscall number from pt_regs, written for x86_64 and arm64 only (this is {platform.machine()})"
         bcc = loader.import_bcc()
-        if not bcc.BPF.support_raw_tracepoint():
+        with loader.BCC_LOCK:
+            supported = bcc.BPF.support_raw_tracepoint()
+        if not supported:
             return "kernel has no raw tracepoints (before 4.17)"
         return ""
 
@@ -159,9 +161,10 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
     def _load_raw(self):
         bpf = loader.compile_program("syscalls", self._defines(raw_tp=True))
         try:
-            bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=b"bpftop_sc_exit")
-            if self.latency:
-                bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"bpftop_sc_enter")
+            with loader.BCC_LOCK:
+                bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=b"bpftop_sc_exit")
+                if self.latency:
+                    bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"bpftop_sc_enter")
         except Exception:
             loader.close_program(bpf)
             raise

@@ -166,7 +166,9 @@ class TcpCollector(Collector[TcpSnapshot]):
             return f"reads struct sock, which needs headers of the running kernel ({headers.note or 'none found'})"
         bcc = loader.import_bcc()
         for fn in (b"tcp_v4_connect", b"tcp_v6_connect"):
-            if not bcc.BPF.get_kprobe_functions(b"^" + fn + b"$"):
+            with loader.BCC_LOCK:
+                traceable = bcc.BPF.get_kprobe_functions(b"^" + fn + b"$")
+            if not traceable:
                 return f"kernel function {fn.decode()} is not traceable"
         return self._check_ring(ring)
 
@@ -182,20 +184,21 @@ class TcpCollector(Collector[TcpSnapshot]):
         }
 
     def _load(self, tracepoint: bool, ring: bool) -> Any:
-        bpf = loader.compile_program("tcp", self._defines(tracepoint, ring))
-        try:
-            if not tracepoint:
-                for v in ("v4", "v6"):
-                    bpf.attach_kprobe(event=f"tcp_{v}_connect".encode(), fn_name=f"bpftop_tcp_{v}_entry".encode())
-                    bpf.attach_kretprobe(event=f"tcp_{v}_connect".encode(), fn_name=f"bpftop_tcp_{v}_return".encode())
-            if ring:
-                bpf[b"events"].open_ring_buffer(self._on_ring_event)
-            else:
-                bpf[b"events"].open_perf_buffer(self._on_perf_event, page_cnt=self.perf_pages, lost_cb=self._on_perf_lost)
-        except Exception:
-            loader.close_program(bpf)
-            raise
-        return bpf
+        with loader.BCC_LOCK:  # attaching uses BCC's symbol caches
+            bpf = loader.compile_program("tcp", self._defines(tracepoint, ring))
+            try:
+                if not tracepoint:
+                    for v in ("v4", "v6"):
+                        bpf.attach_kprobe(event=f"tcp_{v}_connect".encode(), fn_name=f"bpftop_tcp_{v}_entry".encode())
+                        bpf.attach_kretprobe(event=f"tcp_{v}_connect".encode(), fn_name=f"bpftop_tcp_{v}_return".encode())
+                if ring:
+                    bpf[b"events"].open_ring_buffer(self._on_ring_event)
+                else:
+                    bpf[b"events"].open_perf_buffer(self._on_perf_event, page_cnt=self.perf_pages, lost_cb=self._on_perf_lost)
+            except Exception:
+                loader.close_program(bpf)
+                raise
+            return bpf
 
     # -- events (in the poll thread, or in collect() without one) -----------
     def _on_ring_event(self, _ctx: Any, data: Any, size: int) -> int:

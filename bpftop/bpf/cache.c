@@ -1,0 +1,341 @@
+// bpftop cache collector: page-cache accesses, pages added (misses) and
+// pages dirtied, per process, like bcc's cachetop and cachestat.
+//
+// One of three hook sets, chosen by the loader with integer -D flags only:
+//   HOOK_KPROBE   kprobes on the classic functions; user space attaches
+//                 bpftop_ca_* to whichever names this kernel has
+//   HOOK_FENTRY   fentry on the same functions; ACCESS_FN, ADD_FN and
+//                 DIRTY_FN (1 = folio_* name, 2 = the older *_page* name)
+//                 pick them, since a KFUNC_PROBE's name is its target
+//   (neither)     tracepoints: filemap and writeback, see below
+//   DIRTY_VIA_TP  kprobe/fentry rungs: the dirtied-page function is inlined
+//                 (folio_account_dirtied on 6.x), so count its tracepoint,
+//                 writeback_dirty_folio, which fires inside it, instead
+// Tracepoint-rung options:
+//   ADD_HAS_ORDER   mm_filemap_add_to_page_cache has an `order` field
+//                   (folios); without it every add is one page
+//   TRACK_MMAP      count mm_filemap_fault / mm_filemap_map_pages too
+//   DIRTY_TP_FOLIO  writeback_dirty_folio (1) or writeback_dirty_page (0)
+// Sizes: MAX_PROCS, MAX_THREADS, MAX_FILTER_PIDS, MAX_LARGE_FOLIOS.
+//
+// Counters are cumulative and never cleared from user space: the reader
+// takes differences, so no count is lost between a read and a reset.
+// Only tracepoint arguments and helper results are read: no kernel struct
+// is dereferenced (the headers may be another kernel's).
+
+#include <uapi/linux/ptrace.h>
+#include <linux/sched.h>
+
+struct cache_counts {
+    u64 accesses;        // pages read (tracepoints) or mark_page_accessed calls
+    u64 buffer_dirties;  // mark_buffer_dirty calls (kprobe/fentry only)
+    u64 added;           // pages added to the page cache
+    u64 dirtied;         // pages that went from clean to dirty
+};
+
+struct proc_val {
+    struct cache_counts c;
+    u32 uid;
+    u32 _pad;
+    char comm[TASK_COMM_LEN];
+};
+
+BPF_HASH(proc_stats, u32, struct proc_val, MAX_PROCS);
+// Everything that passed the filter, including processes the hash had no
+// room for: the system totals.
+BPF_PERCPU_ARRAY(totals, struct cache_counts, 1);
+// Events that could not be attributed: the process map was full.
+BPF_PERCPU_ARRAY(untracked, u64, 1);
+
+// Process filter, changed at run time by user space without recompiling.
+// filter_mode[0]: 0 = everyone, 1 = only tgids in filter_pids,
+// 2 = everyone except tgids in filter_pids.
+BPF_ARRAY(filter_mode, u32, 1);
+BPF_HASH(filter_pids, u32, u8, MAX_FILTER_PIDS);
+
+enum { F_ACCESS, F_BUFDIRTY, F_ADDED, F_DIRTIED };
+
+static __always_inline int skip_tgid(u32 tgid)
+{
+    u32 zero = 0;
+    u32 *mode = filter_mode.lookup(&zero);
+    if (!mode || *mode == 0)
+        return 0;
+    int listed = filter_pids.lookup(&tgid) != NULL;
+    return *mode == 1 ? !listed : listed;
+}
+
+static __always_inline void add_field(struct cache_counts *c, int field, u64 n)
+{
+    switch (field) {
+    case F_ACCESS:
+        __sync_fetch_and_add(&c->accesses, n);
+        break;
+    case F_BUFDIRTY:
+        __sync_fetch_and_add(&c->buffer_dirties, n);
+        break;
+    case F_ADDED:
+        __sync_fetch_and_add(&c->added, n);
+        break;
+    default:
+        __sync_fetch_and_add(&c->dirtied, n);
+        break;
+    }
+}
+
+// Count n pages (or calls) of one kind for the current process; the
+// caller has already applied the filter.
+static __always_inline void count(u32 tgid, int field, u64 n)
+{
+    u32 zero = 0;
+    struct cache_counts *t = totals.lookup(&zero);
+    if (t) {
+        // Per-CPU: no other writer, no atomic needed.
+        if (field == F_ACCESS)
+            t->accesses += n;
+        else if (field == F_BUFDIRTY)
+            t->buffer_dirties += n;
+        else if (field == F_ADDED)
+            t->added += n;
+        else
+            t->dirtied += n;
+    }
+    struct proc_val *p = proc_stats.lookup(&tgid);
+    if (!p) {
+        struct proc_val init = {};
+        proc_stats.insert(&tgid, &init);
+        p = proc_stats.lookup(&tgid);
+        if (!p) {
+            u64 *u = untracked.lookup(&zero);
+            if (u)
+                *u += 1;
+            return;
+        }
+    }
+    // Refreshed on every event: a forked shell that execs `cat` first
+    // touches the cache (reading the binary) under its old name.
+    p->uid = (u32)bpf_get_current_uid_gid();
+    bpf_get_current_comm(&p->comm, sizeof(p->comm));
+    add_field(&p->c, field, n);
+}
+
+static __always_inline void count_current(int field, u64 n)
+{
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (skip_tgid(tgid))
+        return;
+    count(tgid, field, n);
+}
+
+#if defined(HOOK_KPROBE)
+
+// One call = one count, as cachetop counts (on folio kernels one call
+// covers a whole folio, which may be many pages).
+int bpftop_ca_access(struct pt_regs *ctx)
+{
+    count_current(F_ACCESS, 1);
+    return 0;
+}
+
+int bpftop_ca_bufdirty(struct pt_regs *ctx)
+{
+    count_current(F_BUFDIRTY, 1);
+    return 0;
+}
+
+int bpftop_ca_add(struct pt_regs *ctx)
+{
+    count_current(F_ADDED, 1);
+    return 0;
+}
+
+#ifndef DIRTY_VIA_TP
+int bpftop_ca_dirtied(struct pt_regs *ctx)
+{
+    count_current(F_DIRTIED, 1);
+    return 0;
+}
+#endif
+
+#elif defined(HOOK_FENTRY)
+
+struct folio;
+struct page;
+struct buffer_head;
+struct address_space;
+struct bdi_writeback;
+
+#if ACCESS_FN == 1
+KFUNC_PROBE(folio_mark_accessed, struct folio *folio)
+#else
+KFUNC_PROBE(mark_page_accessed, struct page *page)
+#endif
+{
+    count_current(F_ACCESS, 1);
+    return 0;
+}
+
+KFUNC_PROBE(mark_buffer_dirty, struct buffer_head *bh)
+{
+    count_current(F_BUFDIRTY, 1);
+    return 0;
+}
+
+#if ADD_FN == 1
+KFUNC_PROBE(filemap_add_folio, struct address_space *mapping, struct folio *folio)
+#else
+KFUNC_PROBE(add_to_page_cache_lru, struct page *page, struct address_space *mapping)
+#endif
+{
+    count_current(F_ADDED, 1);
+    return 0;
+}
+
+#ifndef DIRTY_VIA_TP
+#if DIRTY_FN == 1
+KFUNC_PROBE(folio_account_dirtied, struct folio *folio, struct address_space *mapping)
+#else
+KFUNC_PROBE(account_page_dirtied, struct page *page, struct address_space *mapping)
+#endif
+{
+    count_current(F_DIRTIED, 1);
+    return 0;
+}
+#endif
+
+#endif
+
+#if (defined(HOOK_KPROBE) || defined(HOOK_FENTRY)) && defined(DIRTY_VIA_TP)
+// One per dirtied folio, as a kprobe on folio_account_dirtied would count.
+#if DIRTY_TP_FOLIO
+TRACEPOINT_PROBE(writeback, writeback_dirty_folio)
+#else
+TRACEPOINT_PROBE(writeback, writeback_dirty_page)
+#endif
+{
+    count_current(F_DIRTIED, 1);
+    return 0;
+}
+#endif
+
+#if !defined(HOOK_KPROBE) && !defined(HOOK_FENTRY)
+// Tracepoints; BCC attaches TRACEPOINT_PROBEs when loading.
+
+// filemap_get_pages() reports the whole page range a read asks for
+// (index..last_index, inclusive). When one batch of folios does not cover
+// it, filemap_read() calls it again for the rest with the same last_index
+// and a higher index: those pages were counted with the first call. The
+// thread's last range tells a continuation from a new read.
+struct read_range {
+    u64 ino;
+    u64 index;
+    u64 last;
+    u32 dev;
+    u32 _pad;
+};
+BPF_TABLE("lru_hash", u32, struct read_range, last_read, MAX_THREADS);
+
+TRACEPOINT_PROBE(filemap, mm_filemap_get_pages)
+{
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tgid = pid_tgid >> 32;
+    if (skip_tgid(tgid))
+        return 0;
+    u64 first = args->index, last = args->last_index;
+    if (last < first)
+        return 0;
+    u32 tid = (u32)pid_tgid;
+    struct read_range *prev = last_read.lookup(&tid);
+    if (prev) {
+        if (prev->ino == args->i_ino && prev->dev == args->s_dev && prev->last == last &&
+            first > prev->index && first <= last) {
+            prev->index = first;
+            return 0;
+        }
+        // Rewritten in place: an LRU update per read costs more than this.
+        prev->ino = args->i_ino;
+        prev->dev = args->s_dev;
+        prev->index = first;
+        prev->last = last;
+    } else {
+        struct read_range cur = {};
+        cur.ino = args->i_ino;
+        cur.dev = args->s_dev;
+        cur.index = first;
+        cur.last = last;
+        last_read.update(&tid, &cur);
+    }
+    count(tgid, F_ACCESS, last - first + 1);
+    return 0;
+}
+
+#ifdef TRACK_MMAP
+// A page fault on a file mapping that fault-around did not map: one page.
+TRACEPOINT_PROBE(filemap, mm_filemap_fault)
+{
+    count_current(F_ACCESS, 1);
+    return 0;
+}
+
+// Fault-around: the window of pages looked at (start..end, inclusive,
+// already cut at the end of the file).
+TRACEPOINT_PROBE(filemap, mm_filemap_map_pages)
+{
+    u64 first = args->index, last = args->last_index;
+    if (last >= first)
+        count_current(F_ACCESS, last - first + 1);
+    return 0;
+}
+#endif
+
+// Large folios: their order, remembered from when they entered the cache,
+// so that a dirtied folio counts all its pages (the writeback tracepoint
+// carries no size). Order-0 folios are not stored: absent means one page.
+struct folio_key {
+    u64 ino;
+    u64 index;
+};
+BPF_TABLE("lru_hash", struct folio_key, u8, folio_order, MAX_LARGE_FOLIOS);
+
+TRACEPOINT_PROBE(filemap, mm_filemap_add_to_page_cache)
+{
+    struct folio_key key = {};
+    key.ino = args->i_ino;
+    key.index = args->index;
+#ifdef ADD_HAS_ORDER
+    u8 order = args->order;
+    if (order > 20)
+        order = 20;  // nonsense guard; folios are far smaller
+    if (order) {
+        folio_order.update(&key, &order);
+    } else {
+        // A smaller folio now where a large one was: forget the old size.
+        folio_order.delete(&key);
+    }
+    u64 pages = 1ULL << order;
+#else
+    u64 pages = 1;
+#endif
+    count_current(F_ADDED, pages);
+    return 0;
+}
+
+#if DIRTY_TP_FOLIO
+TRACEPOINT_PROBE(writeback, writeback_dirty_folio)
+#else
+TRACEPOINT_PROBE(writeback, writeback_dirty_page)
+#endif
+{
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (skip_tgid(tgid))
+        return 0;
+    struct folio_key key = {};
+    key.ino = args->ino;
+    key.index = args->index;
+    u8 *order = folio_order.lookup(&key);
+    u64 pages = order ? 1ULL << *order : 1;
+    count(tgid, F_DIRTIED, pages);
+    return 0;
+}
+
+#endif

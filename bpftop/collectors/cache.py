@@ -1,0 +1,314 @@
+"""Cache collector: page-cache accesses, misses and dirties per process
+(bcc's cachetop) with system totals and /proc/meminfo (cachestat).
+
+Hook ladder:
+  1. kprobes on folio_mark_accessed|mark_page_accessed,
+     filemap_add_folio|add_to_page_cache_lru,
+     folio_account_dirtied|account_page_dirtied, mark_buffer_dirty:
+     counts calls, exactly as cachetop does;
+  2. fentry on the same functions (needs BTF and trampolines; refused
+     under lockdown on some kernels);
+  3. tracepoints filemap:mm_filemap_get_pages (+ fault / map_pages),
+     filemap:mm_filemap_add_to_page_cache, writeback:writeback_dirty_folio:
+     counts pages (see TRACEPOINT_NOTE).
+
+Kernel counters are cumulative; each ``collect()`` reports the difference
+since the previous one, so reading never races with resetting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Dict, List, Mapping, Optional, Pattern, Sequence, Tuple
+
+from ..bpf import ladder, loader, system
+from ..model import HookKind
+from ..model.cache import CacheCounts, CacheRow, CacheSnapshot
+from . import cache_hooks
+from .base import Collector
+from .pidfilter import PidFilter
+
+MAX_PROCS = 10240
+MAX_THREADS = 16384
+MAX_FILTER_PIDS = 1024
+MAX_LARGE_FOLIOS = 65536
+
+KPROBE_NOTE = "counts calls, as cachetop: one per folio on folio kernels, so large folios count once"
+TRACEPOINT_NOTE = (
+    "counts pages: accesses = pages each read() asks for (filemap_get_pages range, once per read) "
+    "+ mmap fault-around windows and faults; misses from pages added (folio order); "
+    "dirties from writeback_dirty_folio (folio size remembered from its add); "
+    "no mark_buffer_dirty, so writes add no accesses"
+)
+
+Item = Tuple[CacheCounts, int, str]  # counts, uid, comm
+
+
+def _comm(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _counts(v) -> CacheCounts:
+    return CacheCounts(int(v.accesses), int(v.buffer_dirties), int(v.added), int(v.dirtied))
+
+
+def read_meminfo(path: str = "/proc/meminfo") -> Tuple[Optional[float], Optional[float]]:
+    """(Buffers, Cached) in MB, None for a field the file lacks."""
+    values: Dict[str, float] = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("Buffers", "Cached"):
+                    values[key] = int(rest.split()[0]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return values.get("Buffers"), values.get("Cached")
+
+
+def process_rows(
+    current: Mapping[int, Item], previous: Mapping[int, CacheCounts], comm: Optional[Pattern[str]] = None
+) -> Tuple[CacheRow, ...]:
+    """Rows for processes with any activity in the interval (busiest reads
+    first), the comm filter applied."""
+    rows = []
+    for pid, (counts, uid, name) in current.items():
+        delta = counts.minus(previous.get(pid, CacheCounts()))
+        if delta.empty:
+            continue
+        if comm is not None and not comm.search(name):
+            continue
+        rows.append(CacheRow(pid, uid, name, delta))
+    rows.sort(key=lambda r: (-r.stats.total, -r.counts.added, -r.counts.dirtied, r.pid))
+    return tuple(rows)
+
+
+def compile_comm_filter(pattern: Optional[str]) -> Optional[Pattern[str]]:
+    if pattern is None or pattern == "":
+        return None
+    if not isinstance(pattern, str):
+        raise ValueError(f"comm filter must be a string, not {pattern!r}")
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"comm filter {pattern!r} is not a valid regular expression: {e}") from None
+
+
+class CacheCollector(Collector[CacheSnapshot]):
+    tab = "cache"
+    title = "Cache"
+
+    def __init__(self, pids: Sequence[int] = (), comm: Optional[str] = None) -> None:
+        super().__init__()
+        self.filter = PidFilter(pids)
+        self._comm_text = comm or ""
+        self._comm = compile_comm_filter(comm)
+        self._prev_procs: Dict[int, CacheCounts] = {}
+        self._prev_totals = CacheCounts()
+        self._prev_untracked = 0
+        self._last = time.monotonic()
+
+    # -- ladder -----------------------------------------------------------
+    def _base_defines(self) -> Dict[str, int]:
+        return {
+            "MAX_PROCS": MAX_PROCS,
+            "MAX_THREADS": MAX_THREADS,
+            "MAX_FILTER_PIDS": MAX_FILTER_PIDS,
+            "MAX_LARGE_FOLIOS": MAX_LARGE_FOLIOS,
+        }
+
+    def strategies(self) -> List[ladder.Strategy]:
+        funcs = cache_hooks.choose_functions()
+        plan = cache_hooks.plan_tracepoints()
+        return [
+            ladder.Strategy(
+                f"kprobes ({KPROBE_NOTE})", HookKind.KPROBE, funcs.hooks(),
+                lambda: self._check_kprobes(funcs), lambda: self._load_kprobes(funcs),
+            ),
+            ladder.Strategy(
+                f"fentry ({KPROBE_NOTE})", HookKind.FENTRY, funcs.hooks(),
+                lambda: self._check_fentry(funcs), lambda: self._load_fentry(funcs),
+            ),
+            ladder.Strategy(
+                f"tracepoints ({TRACEPOINT_NOTE})", HookKind.TRACEPOINT, plan.hooks,
+                lambda: plan.problem, lambda: self._load_tracepoints(plan),
+            ),
+        ]
+
+    @staticmethod
+    def _check_kprobes(funcs: cache_hooks.FunctionChoice) -> str:
+        ok, why = system.kprobes_available()
+        if not ok:
+            return why
+        return funcs.missing()
+
+    @staticmethod
+    def _check_fentry(funcs: cache_hooks.FunctionChoice) -> str:
+        if not system.btf_available():
+            return "no kernel BTF (/sys/kernel/btf/vmlinux): fentry needs it"
+        missing = funcs.missing()
+        if missing:
+            return missing
+        # BCC's support_kfunc() looks this symbol up through its symbol
+        # cache, which crashes when another thread uses BCC at the same time;
+        # kallsyms read here is the same test.
+        if not cache_hooks.kernel_symbols(["bpf_trampoline_link_prog"]):
+            return "kernel has no BPF trampolines (bpf_trampoline_link_prog not in /proc/kallsyms)"
+        # Load an empty fentry program first: quiet and quick, where a
+        # refused compile costs a second and a line on stderr. libbpf's BTF
+        # lookup runs under the compile lock, away from other BCC work.
+        with loader.BCC_LOCK:
+            return cache_hooks.fentry_load_check(funcs.chosen["access"] or "")
+
+    def _load_kprobes(self, funcs: cache_hooks.FunctionChoice):
+        with loader.BCC_LOCK:  # attaching uses BCC's symbol caches
+            bpf = loader.compile_program("cache", dict(self._base_defines(), HOOK_KPROBE=True, **funcs.defines_for_dirty()))
+            try:
+                for role, fn in funcs.chosen.items():
+                    if fn is None:
+                        continue  # dirtied, counted on its tracepoint
+                    bpf.attach_kprobe(event=fn.encode(), fn_name=cache_hooks.KPROBE_FN[role].encode())
+            except Exception:
+                loader.close_program(bpf)
+                raise
+            return bpf
+
+    def _load_fentry(self, funcs: cache_hooks.FunctionChoice):
+        # BCC loads and attaches every KFUNC_PROBE while compiling.
+        try:
+            return loader.compile_program("cache", dict(self._base_defines(), HOOK_FENTRY=True, **funcs.defines(), **funcs.defines_for_dirty()))
+        except Exception as exc:
+            text = " ".join(str(exc).split())
+            # BCC turns the kernel's EPERM into "Need super-user privileges";
+            # as root that is the kernel saying no (lockdown, or a BPF LSM).
+            if os.geteuid() == 0 and ("super-user" in text or "Operation not permitted" in text):
+                raise RuntimeError(
+                    f"the kernel refused to load the fentry programs with EPERM although running as root "
+                    f"(lockdown: {system.lockdown_mode()}); BCC: {text}"
+                ) from None
+            raise
+
+    def _load_tracepoints(self, plan: cache_hooks.TracepointPlan):
+        defines = dict(
+            self._base_defines(),
+            ADD_HAS_ORDER=plan.add_has_order,
+            TRACK_MMAP=plan.mmap,
+            DIRTY_TP_FOLIO=int(plan.dirty_folio),
+        )
+        return loader.compile_program("cache", defines)
+
+    @property
+    def unit(self) -> str:
+        if self._strategy is None:
+            return "pages"
+        return "pages" if self._strategy.kind is HookKind.TRACEPOINT else "calls"
+
+    @property
+    def hook(self) -> str:
+        # The strategy names carry a long note for doctor; the header line
+        # needs only the kind.
+        if self._strategy is None:
+            return ""
+        return self._strategy.name.split(" (", 1)[0]
+
+    def _on_loaded(self) -> None:
+        self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
+        self._baseline()
+
+    def _baseline(self) -> None:
+        """Start a new interval now. Counts made under another filter (or
+        before the filter was written) are not the operator's to see."""
+        procs = self._read_processes()
+        self._prev_procs = {pid: c for pid, (c, _, _) in procs.items()}
+        self._prev_totals = self._read_totals()
+        self._prev_untracked = self._read_untracked()
+        self._last = time.monotonic()
+
+    # -- run-time filters ---------------------------------------------------
+    def set_pid_filter(self, pids: Sequence[int], exclude: bool = False) -> None:
+        """Change the kernel-side process filter; no recompiling. Raises
+        ValueError (and changes nothing) on a bad pid."""
+        with self._lock:
+            self.filter.set(pids, exclude)
+            if self._bpf is not None:
+                self._baseline()
+
+    def set_comm_filter(self, pattern: Optional[str]) -> None:
+        """Show only processes whose name matches this regular expression
+        (None or "" for all). Applied in Python, to rows only. Raises
+        ValueError (and keeps the old filter) on a bad expression."""
+        compiled = compile_comm_filter(pattern)
+        with self._lock:
+            self._comm, self._comm_text = compiled, pattern or ""
+
+    # -- reading --------------------------------------------------------------
+    @staticmethod
+    def _items(table) -> list:
+        try:
+            return list(table.items_lookup_batch())
+        except Exception:
+            # Kernels before 5.6 have no batch lookups: one lookup per key.
+            items = []
+            for key in list(table.keys()):
+                try:
+                    items.append((key, table.getvalue(key)))
+                except KeyError:
+                    pass  # deleted between listing and lookup
+            return items
+
+    def _read_processes(self) -> Dict[int, Item]:
+        return {
+            int(getattr(k, "value", k)): (_counts(v.c), int(v.uid), _comm(bytes(v.comm)))
+            for k, v in self._items(self._bpf[b"proc_stats"])
+        }
+
+    def _read_totals(self) -> CacheCounts:
+        total = CacheCounts()
+        for v in self._bpf[b"totals"].getvalue(0):
+            total = total.plus(_counts(v))
+        return total
+
+    def _read_untracked(self) -> int:
+        return int(sum(self._bpf[b"untracked"].getvalue(0)))
+
+    def _forget_dead(self, current: Mapping[int, Item]) -> None:
+        """Drop exited processes from the kernel map once their last counts
+        have been reported, so the map does not fill up with the dead."""
+        table = self._bpf[b"proc_stats"]
+        for pid in list(current):
+            if os.path.exists(f"/proc/{pid}"):
+                continue
+            try:
+                del table[table.Key(pid)]
+            except KeyError:
+                pass
+            self._prev_procs.pop(pid, None)
+
+    def _read(self) -> CacheSnapshot:
+        now = time.monotonic()
+        procs = self._read_processes()
+        totals = self._read_totals()
+        untracked = self._read_untracked()
+        buffers, cached = read_meminfo()
+        snapshot = CacheSnapshot(
+            interval_s=now - self._last,
+            taken_at=time.time(),
+            rows=process_rows(procs, self._prev_procs, self._comm),
+            totals=totals.minus(self._prev_totals),
+            buffers_mb=buffers,
+            cached_mb=cached,
+            unit=self.unit,
+            pid_filter=self.filter.pids,
+            pid_exclude=self.filter.exclude,
+            comm_filter=self._comm_text,
+            hook=self.hook,
+            untracked_events=untracked - self._prev_untracked,
+        )
+        self._prev_procs = {pid: c for pid, (c, _, _) in procs.items()}
+        self._prev_totals = totals
+        self._prev_untracked = untracked
+        self._last = now
+        self._forget_dead(procs)
+        return snapshot

@@ -1,0 +1,126 @@
+"""The Cache tab driven by Pilot with a scripted collector (no BPF, no root)."""
+
+import itertools
+import time
+
+from bpftop.app import BpftopApp
+from bpftop.collectors.base import Collector
+from bpftop.model import CollectorState, HookAttempt, HookKind
+from bpftop.model.cache import CacheCounts, CacheRow, CacheSnapshot
+from bpftop.screens.help import HelpScreen
+from bpftop.widgets.cache_hitplot import HitRatioPlot
+from bpftop.widgets.top_table import TopTable
+
+
+def cache_snapshot(seq=0):
+    return CacheSnapshot(
+        interval_s=1.0,
+        taken_at=time.time(),
+        rows=(
+            CacheRow(42, 0, "postgres", CacheCounts(accesses=900 + seq, added=100)),
+            CacheRow(7, 1000, "cat", CacheCounts(accesses=50, added=50)),
+            CacheRow(99, 0, "dd", CacheCounts(added=10, dirtied=300)),
+        ),
+        totals=CacheCounts(accesses=950 + seq, added=160, dirtied=300),
+        buffers_mb=10.0,
+        cached_mb=1500.0,
+        hook="tracepoints",
+    )
+
+
+class FakeCacheCollector(Collector):
+    tab = "cache"
+    title = "Cache"
+
+    def __init__(self):
+        super().__init__()
+        self._seq = itertools.count()
+        self.stopped = False
+
+    def strategies(self):
+        return []
+
+    def start(self):
+        attempt = HookAttempt(
+            "tracepoints (counts pages: a long note for doctor)", HookKind.TRACEPOINT, ("filemap:x",), True, "chosen"
+        )
+        self._bpf = object()
+        self.set_status(CollectorState.RUNNING, "", (attempt,))
+        return self.status
+
+    def _read(self):
+        return cache_snapshot(next(self._seq))
+
+    def stop(self):
+        self.stopped = True
+        self._bpf = None
+        self.set_status(CollectorState.STOPPED)
+
+
+def texts(table, col):
+    return [str(table.get_row_at(i)[col]) for i in range(table.row_count)]
+
+
+async def wait_rows(pilot, table, n=1, timeout=5.0):
+    for _ in range(int(timeout / 0.05)):
+        if table.model is not None and table.row_count >= n:
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("table never filled")
+
+
+async def test_table_summary_plot_at_80x24():
+    collector = FakeCacheCollector()
+    app = BpftopApp([collector], interval=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one("#cache-table", TopTable)
+        await wait_rows(pilot, table, 3)
+        await pilot.pause(0.3)
+        assert texts(table, 2) == ["postgres", "cat", "dd"]  # by HITS
+        summary = str(app.screen.query_one(".tab-summary").render())
+        assert summary.startswith("hit ") and "Cached 1500 MB" in summary
+        status = str(app.screen.query_one(".tab-status").render())
+        assert status == "running on tracepoints (tracepoint; counts pages)"
+        plot = app.screen.query_one("#cache-plot", HitRatioPlot)
+        xs, ys = plot.series()
+        assert len(ys) >= 2 and all(0 <= y <= 100 for y in ys) and xs[-1] == 0
+        # Legible at 80x24: the plot and at least the three rows are on screen.
+        assert plot.region.height >= 5 and table.region.height >= 5
+        rendered = plot.render()
+        assert "hit ratio" in str(rendered)
+    assert collector.stopped
+
+
+async def test_sort_and_plot_toggle_keys():
+    app = BpftopApp([FakeCacheCollector()], interval=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.screen.query_one("#cache-table", TopTable)
+        await wait_rows(pilot, table, 3)
+        table.focus()
+        await pilot.press("greater_than_sign", "greater_than_sign")  # HITS -> DIRTIES
+        assert table.sort_column == 5
+        assert texts(table, 2)[0] == "dd"
+        await pilot.press("less_than_sign")  # MISSES
+        assert texts(table, 2)[0] == "postgres"
+        plot = app.screen.query_one("#cache-plot", HitRatioPlot)
+        await pilot.press("g")
+        assert not plot.display
+        await pilot.press("g")
+        assert plot.display
+
+
+async def test_help_lists_the_formula_and_the_plot_key():
+    app = BpftopApp([FakeCacheCollector()], interval=0.5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = " ".join(str(s.render()) for s in app.screen.query("Static"))
+        assert "Cache tab" in text and "hit-ratio graph" in text
+        assert "MISSES = max(0, N - D)" in text and "mm_filemap_get_pages" in text
+
+
+def test_plot_leaves_out_intervals_without_reads():
+    plot = HitRatioPlot(history=3)
+    for t, r in ((1.0, 50.0), (2.0, None), (3.0, 100.0), (4.0, 75.0)):
+        plot.points.append((t, r))
+    assert plot.series() == ([-1.0, 0.0], [100.0, 75.0])
