@@ -79,9 +79,12 @@ class TabView(Vertical):
         self.status = status
         self._update_status_line()
 
+    def describe_status(self, status: CollectorStatus) -> str:
+        return status_text(status)
+
     def _update_status_line(self) -> None:
         widget = self.query_one(".tab-status", Static)
-        text = status_text(self.status) if self.status is not None else "waiting for the collector..."
+        text = self.describe_status(self.status) if self.status is not None else "waiting for the collector..."
         if self.filter_note:
             text += "   " + self.filter_note
         widget.update(text)

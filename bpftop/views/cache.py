@@ -66,15 +66,15 @@ kernel.
         yield HitRatioPlot(id="cache-plot")
         yield TopTable(id="cache-table")
 
-    def set_status(self, status: CollectorStatus) -> None:
-        super().set_status(status)
+    def describe_status(self, status: CollectorStatus) -> str:
         if status.state is CollectorState.RUNNING and status.chosen is not None:
             # The rung names carry their counting notes for doctor; here the
             # kind is enough (the help says the rest).
             chosen = status.chosen
             short = chosen.strategy.split(" (", 1)[0]
             unit = "pages" if short.startswith("tracepoint") else "calls"
-            self.query_one(".tab-status", Static).update(f"running on {short} ({chosen.kind.value}; counts {unit})")
+            return f"running on {short} ({chosen.kind.value}; counts {unit})"
+        return super().describe_status(status)
 
     def render_snapshot(self, snapshot: CacheSnapshot) -> None:
         self.query_one(".tab-summary", Static).update(summary(snapshot))
