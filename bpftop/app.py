@@ -8,6 +8,7 @@ import functools
 import io
 import re
 import signal
+import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Type
 
@@ -20,12 +21,17 @@ from textual.widgets import TabbedContent
 from . import snapshots
 from .bpf.stats import StatsSwitch
 from .collectors.base import Collector
+from .errors import BpftopError
 from .filters import NO_FILTER, Filter, FilterError, check_fields, parse
 from .keys import KEYS
 from .model import CollectorState, CollectorStatus
 from .messages import SnapshotReady, StatusChanged
 from .probes import ProbeMeter, ProbeRow
+from .recording.file import Recorder, RecordingError
+from .recording.file import header as recording_header
+from .recording.replay import Replay
 from .runner import CollectorRunner
+from .screens.goto import GotoScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
 from .screens.probes import ProbesScreen
@@ -39,6 +45,7 @@ from .widgets.filter_bar import FilterBar
 VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView, "tcp": TcpView, "cache": CacheView}
 
 _PRIORITY = {"quit", "next_tab", "previous_tab"}
+REPLAY_ACTIONS = {"replay_step", "replay_speed", "replay_goto"}
 
 # Filter fields a collector can apply in the kernel, and the method that does.
 KERNEL_SETTERS = {"pid": "set_pid_filter", "port": "set_port_filter", "disk": "set_disk_filter"}
@@ -100,6 +107,8 @@ class BpftopApp(App):
         pinned: Filter = NO_FILTER,
         enabled: Optional[Iterable[str]] = None,
         snapshot_dir: Optional[Path] = None,
+        recorder: Optional[Recorder] = None,
+        replay: Optional[Replay] = None,
     ) -> None:
         super().__init__()
         self.collectors = list(collectors)
@@ -113,6 +122,9 @@ class BpftopApp(App):
         self.snapshot_dir = snapshot_dir or snapshots.default_dir()
         self.meter = ProbeMeter()
         self.bpf_stats = StatsSwitch()
+        self.recorder = recorder
+        self.replay = replay
+        self._replay_clock = 0.0
         self.specs: List[TabSpec] = [TABS[c.tab] for c in self.collectors]
         self.initial_tab = initial_tab or self.specs[0].id
         self.runners: Dict[str, CollectorRunner] = {}
@@ -128,11 +140,14 @@ class BpftopApp(App):
 
     def on_mount(self) -> None:
         self._install_signal_handlers()
+        if self.replay is not None:
+            self._start_replay()
+            return
         for collector in self.collectors:
             runner = CollectorRunner(
                 collector,
                 self.interval,
-                on_snapshot=lambda snap, tab=collector.tab: self.post_message(SnapshotReady(tab, snap)),
+                on_snapshot=functools.partial(self._collected, collector.tab),
                 on_status=lambda status: self.post_message(StatusChanged(status)),
             )
             runner.enabled = collector.tab in self.enabled
@@ -140,6 +155,84 @@ class BpftopApp(App):
             runner.start()
         # The views are composed by the next refresh.
         self.call_after_refresh(lambda: [self._show_filter(spec.id) for spec in self.specs])
+
+    def _collected(self, tab: str, snapshot: object) -> None:
+        """In the collector's runner thread: record, then hand to the UI."""
+        if self.recorder is not None:
+            try:
+                self.recorder.write(tab, snapshot)
+            except RecordingError as e:
+                self.recorder = None  # one notice, then the console goes on
+                self.call_from_thread(self.notify, f"recording stopped: {e}", severity="error", timeout=10)
+        self.post_message(SnapshotReady(tab, snapshot))
+
+    def recording_header(self) -> Dict[str, object]:
+        hooks = {t: s.chosen.strategy for t, s in self.statuses.items() if s.chosen is not None}
+        filters = {t: self.effective_filter(t).text for t in self.by_tab if self.effective_filter(t)}
+        if self.pinned:
+            filters["pinned"] = self.pinned.text
+        return recording_header(list(self.by_tab), self.interval, hooks, filters)
+
+    # -- replay ---------------------------------------------------------------
+    def _start_replay(self) -> None:
+        for collector in self.collectors:
+            self.statuses[collector.tab] = collector.status
+        self.call_after_refresh(self._show_replay_position)
+        self.call_after_refresh(lambda: [self._show_filter(spec.id) for spec in self.specs])
+        self._replay_clock = time.monotonic()
+        self.set_interval(0.1, self._replay_tick)
+
+    def _replay_tick(self) -> None:
+        now = time.monotonic()
+        elapsed, self._replay_clock = now - self._replay_clock, now
+        if self.replay is not None and self.replay.advance(elapsed):
+            self._show_replay_position()
+
+    def _show_replay_position(self) -> None:
+        if self.replay is None:
+            return
+        for tab, snapshot in self.replay.snapshots().items():
+            view = self.view(tab)
+            if view is not None:
+                view.show_snapshot(snapshot)
+        self._refresh_title()
+
+    def check_action(self, action: str, parameters: tuple) -> Optional[bool]:
+        if action in REPLAY_ACTIONS and self.replay is None:
+            return False  # the replay keys do nothing live
+        if action == "interval" and self.replay is not None:
+            return False  # a recording's intervals are fixed
+        return True
+
+    def action_replay_step(self, n: int) -> None:
+        if self.replay is not None:
+            self.paused = True  # stepping is for looking closely
+            self.replay.playing = False
+            if not self.replay.step(n):
+                self.notify("at the " + ("end" if n > 0 else "start") + " of the recording", timeout=2)
+            self._show_replay_position()
+
+    def action_replay_speed(self) -> None:
+        if self.replay is not None:
+            speed = self.replay.next_speed()
+            self.notify(f"replay at {speed:g}x", timeout=2)
+            self._refresh_title()
+
+    def action_replay_goto(self) -> None:
+        if self.replay is None:
+            return
+
+        def go(text: Optional[str]) -> None:
+            if not text or self.replay is None:
+                return
+            try:
+                self.replay.seek(self.replay.parse_time(text))
+            except BpftopError as e:
+                self.notify(str(e), severity="error", timeout=6)
+                return
+            self._show_replay_position()
+
+        self.push_screen(GotoScreen(self.replay.describe()), go)
 
     def _install_signal_handlers(self) -> None:
         # SIGTERM from kill, SIGHUP when the SSH session drops: leave through
@@ -383,6 +476,8 @@ class BpftopApp(App):
     def toggle_probe(self, tab: str) -> None:
         runner = self.runners.get(tab)
         if runner is None:
+            if self.replay is not None:
+                self.notify("a replay has no probes to switch: it shows what was recorded", timeout=4)
             return
         runner.enabled = not runner.enabled
         if runner.enabled:
@@ -455,7 +550,10 @@ class BpftopApp(App):
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
-        if not self.paused:
+        if self.replay is not None:
+            self.replay.playing = not self.paused
+            self._replay_clock = time.monotonic()
+        elif not self.paused:
             held, self._held = self._held, {}
             for tab, snapshot in held.items():
                 view = self.view(tab)

@@ -26,7 +26,7 @@ KEYS: Tuple[Key, ...] = (
     Key("2", "show_tab(1)", "2", "second tab"),
     Key("3", "show_tab(2)", "3", "third tab"),
     Key("4", "show_tab(3)", "4", "fourth tab"),
-    Key("less_than_sign", "sort(-1)", "<", "sort by the column to the left", footer="sort"),
+    Key("less_than_sign", "sort(-1)", "<", "sort by the column to the left"),
     Key("greater_than_sign", "sort(1)", ">", "sort by the column to the right", footer="sort"),
     Key("r", "reverse_sort", "r", "reverse the sort order"),
     Key("plus,equals_sign", "interval(1)", "+", "longer refresh interval", footer="slower"),
@@ -37,4 +37,9 @@ KEYS: Tuple[Key, ...] = (
     Key("P,f2", "probes", "P F2", "probes: what is attached, its cost; switch probes off and on", footer="probes"),
     Key("s", "snapshot", "s", "save the screen as a text file", footer="save"),
     Key("S", "snapshot_all", "S", "save every tab as text, one file"),
+    # Replay only (--replay FILE); p or space pauses and resumes playing.
+    Key("n,full_stop", "replay_step(1)", "n .", "replay: one interval forward (pauses)", footer="next"),
+    Key("b,comma", "replay_step(-1)", "b ,", "replay: one interval back (pauses)", footer="back"),
+    Key("g", "replay_goto", "g", "replay: jump to a time (+SECONDS, HH:MM[:SS] or ISO)", footer="goto"),
+    Key("x", "replay_speed", "x", "replay: play at 1x, 4x, 16x", footer="speed"),
 )

@@ -29,6 +29,7 @@ from ..errors import BpftopError
 from .codec import CodecError, decode, encode
 
 FORMAT = "bpftop-recording"
+_PIECE = 512
 VERSION = 1
 
 
@@ -72,11 +73,13 @@ class Recorder:
             flags |= os.O_EXCL
         try:
             self._fd = os.open(path, flags, 0o644)
-        except FileExistsError:
-            raise RecordingError(f"{path} exists: bpftop never overwrites a recording (--record-append adds to it)") from None
         except OSError as e:
             if os.path.islink(path):
                 raise RecordingError(f"{path} is a symlink: recordings are never written through one") from None
+            if isinstance(e, FileExistsError):
+                raise RecordingError(
+                    f"{path} exists: bpftop never overwrites a recording (--record-append adds to it)"
+                ) from None
             raise RecordingError(f"cannot write {path}: {e.strerror or e}") from None
         self._z = zlib.compressobj(6, zlib.DEFLATED, 31)
         self._started = False
@@ -161,17 +164,23 @@ def _decompress(data: bytes) -> Tuple[bytes, str]:
     rest = data
     while rest:
         d = zlib.decompressobj(31)
-        try:
-            out.append(d.decompress(rest))
-        except zlib.error as e:
-            return b"".join(out), f"corrupt data after byte {len(data) - len(rest)} ({e})"
+        # Small pieces, so that corruption costs only what follows it.
+        offset = 0
+        while offset < len(rest) and not d.eof:
+            piece = rest[offset:offset + _PIECE]
+            try:
+                out.append(d.decompress(piece))
+            except zlib.error as e:
+                where = len(data) - len(rest) + offset
+                return b"".join(out), f"corrupt data near byte {where} ({e})"
+            offset += len(piece)
         if not d.eof:
             out.append(d.flush())
             text = b"".join(out)
             if text.endswith(b"\n"):
                 return text, "the recording was not closed (bpftop was killed, or is still writing it)"
             return text, "the file ends mid-record (truncated, or still being written)"
-        rest = d.unused_data
+        rest = d.unused_data + rest[offset:]
     return b"".join(out), ""
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 from typing import Dict, Sequence, Type
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
@@ -37,6 +39,14 @@ class MainScreen(Screen):
     def title_text(self) -> str:
         interval = getattr(self.app, "interval", 1.0)
         state = "  [reverse] PAUSED [/reverse]" if getattr(self.app, "paused", False) else ""
+        replay = getattr(self.app, "replay", None)
+        if replay is not None:
+            head = replay.recording.header
+            return (
+                f"[b]bpftop[/b] [reverse] REPLAY [/reverse] {escape(os.path.basename(replay.recording.path))}"
+                f"  {escape(str(head.get('host', '?')))}  Linux {escape(str(head.get('kernel', '?')))}"
+                f"  {replay.describe()}"
+            )
         return (
             f"[b]bpftop[/b]  {socket.gethostname()}  Linux {platform.release()}"
             f"  interval {interval:g}s{state}"
