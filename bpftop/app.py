@@ -21,9 +21,10 @@ from .screens.help import HelpScreen
 from .screens.main import MainScreen
 from .tabs import TABS, TabSpec
 from .views.base import TabView
+from .views.disk import DiskView
 from .views.syscalls import SyscallsView
 
-VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView}
+VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView, "disk": DiskView}
 
 _PRIORITY = {"quit", "next_tab", "previous_tab"}
 

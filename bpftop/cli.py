@@ -67,6 +67,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="collect one interval, print the tab as text and exit")
     p.add_argument("--json", action="store_true", help="with --once: print one JSON object instead of text")
     p.add_argument("--no-latency", action="store_true", help="syscalls: count only, do not time calls (cheaper)")
+    p.add_argument(
+        "--disk-queued", action="store_true",
+        help="disk: latency from request creation/queueing, OS queue time included (biolatency -Q)",
+    )
     p.add_argument("--version", action="version", version=f"bpftop {__version__}")
     return p
 
@@ -107,7 +111,7 @@ def _terminal_for_tui() -> Iterator[None]:
 
 
 def _options(args: argparse.Namespace, pids: Sequence[int]) -> CollectorOptions:
-    return CollectorOptions(pids=tuple(pids), latency=not args.no_latency)
+    return CollectorOptions(pids=tuple(pids), latency=not args.no_latency, queued=args.disk_queued)
 
 
 def _once(args: argparse.Namespace, pids: Sequence[int]) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Tuple
 
 from .collectors.base import Collector
+from .render import disk as disk_render
 from .render import syscalls as syscalls_render
 
 
@@ -37,8 +38,15 @@ def _syscalls(opts: CollectorOptions) -> Collector:
     return SyscallsCollector(pids=opts.pids, latency=opts.latency)
 
 
+def _disk(opts: CollectorOptions) -> Collector:
+    from .collectors.disk import DiskCollector
+
+    return DiskCollector(queued=opts.queued)
+
+
 TABS: Dict[str, TabSpec] = {
     "syscalls": TabSpec("syscalls", "Syscalls", _syscalls, syscalls_render.to_text, syscalls_render.to_dict),
+    "disk": TabSpec("disk", "Disk", _disk, disk_render.to_text, disk_render.to_dict),
 }
 # Ids the interface contract reserves for tabs still to come.
-PLANNED = ("disk", "tcp", "cache", "bpf")
+PLANNED = ("tcp", "cache", "bpf")

@@ -21,7 +21,7 @@ def run(args, prefix=(), **kw):
         (["-d", "0"], "interval must be between"),
         (["-p", "12x"], "not a process id"),
         (["-p", "0"], "not a process id"),
-        (["--tab", "disk"], "not in this version"),
+        (["--tab", "bpf"], "not in this version"),
         (["--tab", "nope"], "no tab 'nope'"),
         (["--json"], "--json needs --once"),
         (["doctor", "extra"], "doctor takes no arguments"),
