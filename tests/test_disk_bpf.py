@@ -18,7 +18,7 @@ from bpftop.collectors.disk import DiskCollector
 from bpftop.model import CollectorState
 from bpftop.model.disk import DiskSnapshot
 
-from bpfprogs import prog_ids, wait_until_gone
+from bpfprogs import prog_ids, wait_until_gone as _wait_until_gone
 from disk_workload import DiskWorkload, delta, diskstats
 
 pytestmark = pytest.mark.bpf
@@ -45,6 +45,15 @@ def row(snap: DiskSnapshot, disk: str):
     rows = snap.by_disk()
     assert disk in rows, f"no row for {disk}: {[r.disk for r in snap.rows]}"
     return rows[disk]
+
+
+# Our programs as the kernel names them (15 characters): other engineers'
+# tracepoint programs come and go on this machine at the same time.
+OURS = ("tracepoint__blo", "bpftop_disk")
+
+
+def wait_until_gone(before):
+    return [p for p in _wait_until_gone(before) if p.get("name", "").startswith(OURS)]
 
 
 def within(a, b, pct=5.0):
