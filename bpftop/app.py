@@ -38,11 +38,12 @@ from .screens.probes import ProbesScreen
 from .tabs import TABS, TabSpec
 from .views.base import TabView
 from .views.cache import CacheView
+from .views.disk import DiskView
 from .views.syscalls import SyscallsView
 from .views.tcp import TcpView
 from .widgets.filter_bar import FilterBar
 
-VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView, "tcp": TcpView, "cache": CacheView}
+VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView, "disk": DiskView, "tcp": TcpView, "cache": CacheView}
 
 _PRIORITY = {"quit", "next_tab", "previous_tab"}
 REPLAY_ACTIONS = {"replay_step", "replay_speed", "replay_goto"}

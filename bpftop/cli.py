@@ -106,6 +106,10 @@ def parser() -> argparse.ArgumentParser:
                    help="with --replay --once: the moment to print (+SECONDS, HH:MM[:SS] or an ISO time; default the end)")
     p.add_argument("--no-latency", action="store_true", help="syscalls: count only, do not time calls (cheaper)")
     p.add_argument(
+        "--disk-queued", action="store_true",
+        help="disk: latency from request creation/queueing, OS queue time included (biolatency -Q)",
+    )
+    p.add_argument(
         "--cache-comm", type=_regex, default=None, metavar="REGEX",
         help="cache: only processes whose name matches this regular expression",
     )
@@ -157,7 +161,9 @@ def _terminal_for_tui() -> Iterator[None]:
 
 
 def _options(args: argparse.Namespace, pids: Sequence[int]) -> CollectorOptions:
-    return CollectorOptions(pids=tuple(pids), latency=not args.no_latency, cache_comm=args.cache_comm)
+    return CollectorOptions(
+        pids=tuple(pids), latency=not args.no_latency, queued=args.disk_queued, cache_comm=args.cache_comm
+    )
 
 
 def _batch(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from .collectors.base import Collector
 from .render import cache as cache_render
+from .render import disk as disk_render
 from .render import syscalls as syscalls_render
 from .render import tcp as tcp_render
 
@@ -40,6 +41,10 @@ def _syscalls(opts: CollectorOptions) -> Collector:
     return SyscallsCollector(pids=opts.pids, latency=opts.latency)
 
 
+def _disk(opts: CollectorOptions) -> Collector:
+    from .collectors.disk import DiskCollector
+
+    return DiskCollector(queued=opts.queued)
 def _tcp(opts: CollectorOptions) -> Collector:
     from .collectors.tcp import TcpCollector
 
@@ -54,8 +59,9 @@ def _cache(opts: CollectorOptions) -> Collector:
 
 TABS: Dict[str, TabSpec] = {
     "syscalls": TabSpec("syscalls", "Syscalls", _syscalls, syscalls_render.to_text, syscalls_render.to_dict),
+    "disk": TabSpec("disk", "Disk", _disk, disk_render.to_text, disk_render.to_dict),
     "tcp": TabSpec("tcp", "TCP", _tcp, tcp_render.to_text, tcp_render.to_dict),
     "cache": TabSpec("cache", "Cache", _cache, cache_render.to_text, cache_render.to_dict),
 }
 # Ids the interface contract reserves for tabs still to come.
-PLANNED = ("disk", "bpf")
+PLANNED = ("bpf",)

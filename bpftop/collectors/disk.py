@@ -1,0 +1,396 @@
+"""Disk collector: block I/O latency histograms (log2, microseconds) per disk
+and per operation, with counts and bytes, like bcc's biolatency -D -F.
+
+Kernel counters are cumulative; each ``collect()`` reports the difference
+since the previous one, so reading never races with resetting. The largest
+latency of each interval is kept per epoch (see disk.c), the only figure
+the kernel resets.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ..bpf import ladder, loader, system
+from ..model import HookKind
+from ..model.disk import NSLOTS, OPS, DiskRow, DiskSnapshot, OpStats
+from . import disknames
+from .base import Collector
+
+MAX_INFLIGHT = 16384
+MAX_STAT_KEYS = 4096
+MAX_FILTER_DEVS = 256
+# A start older than this never saw its completion (a hook missed it):
+# forgotten, so it does not count as in flight forever.
+STALE_NS = 30 * 10**9
+
+CTL_DISK_MODE, CTL_OP_MASK, CTL_EPOCH = 0, 1, 2
+MODE_ALL, MODE_ONLY, MODE_EXCEPT = 0, 1, 2
+
+Key = Tuple[int, int]  # (kernel dev, op index)
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One (disk, op)'s cumulative kernel counters, summed over CPUs."""
+
+    ios: int = 0
+    bytes: int = 0
+    timed: int = 0
+    total_ns: int = 0
+    slots: Tuple[int, ...] = (0,) * NSLOTS
+
+    def minus(self, other: "Counter") -> "Counter":
+        return Counter(
+            self.ios - other.ios,
+            self.bytes - other.bytes,
+            self.timed - other.timed,
+            self.total_ns - other.total_ns,
+            tuple(a - b for a, b in zip(self.slots, other.slots)),
+        )
+
+
+def sum_percpu(values: Iterable[Any], epoch: int) -> Tuple[Counter, Optional[int]]:
+    """Sum one key's per-CPU values; also the largest latency any CPU saw in
+    the interval of ``epoch`` (None when none did)."""
+    ios = nbytes = timed = total = 0
+    slots = [0] * NSLOTS
+    top: Optional[int] = None
+    e = epoch & 1
+    for v in values:
+        ios += v.ios
+        nbytes += v.bytes
+        timed += v.timed
+        total += v.total_ns
+        for i in range(NSLOTS):
+            slots[i] += v.slots[i]
+        if v.max_epoch[e] == epoch and (top is None or v.max_ns[e] > top):
+            top = v.max_ns[e]
+    return Counter(ios, nbytes, timed, total, tuple(slots)), top
+
+
+def op_stats(op: int, c: Counter, max_ns: Optional[int]) -> OpStats:
+    return OpStats(OPS[op], c.ios, c.bytes, c.timed, c.total_ns, max_ns if c.timed else None, c.slots)
+
+
+def disk_rows(
+    current: Dict[Key, Counter],
+    base: Dict[Key, Counter],
+    maxes: Dict[Key, Optional[int]],
+    devs: Iterable[int],
+    names: disknames.BlockDevices,
+    in_flight: Dict[int, int],
+) -> Tuple[DiskRow, ...]:
+    """Rows for ``devs``: counters minus ``base``, busiest disk first."""
+    rows = []
+    for dev in devs:
+        ops = []
+        for (d, op), cur in sorted(current.items()):
+            if d != dev:
+                continue
+            delta = cur.minus(base.get((d, op), Counter()))
+            if delta.ios or delta.timed or delta.bytes:
+                ops.append(op_stats(op, delta, maxes.get((d, op))))
+        rows.append(DiskRow(names.name(dev), disknames.majmin(dev), tuple(ops), in_flight.get(dev, 0)))
+    rows.sort(key=lambda r: (-r.ios, r.disk))
+    return tuple(rows)
+
+
+class DiskCollector(Collector[DiskSnapshot]):
+    tab = "disk"
+    title = "Disk"
+
+    def __init__(
+        self,
+        queued: bool = False,
+        disks: Sequence[str] = (),
+        disk_exclude: bool = False,
+        ops: Sequence[str] = (),
+        op_exclude: bool = False,
+    ) -> None:
+        super().__init__()
+        self.queued = queued
+        self.names = disknames.scan()
+        self.disk_filter: Tuple[Tuple[str, int], ...] = ()
+        self.disk_exclude = False
+        self.op_filter: Tuple[str, ...] = ()
+        self.op_exclude = False
+        self.set_disk_filter(disks, disk_exclude)
+        self.set_op_filter(ops, op_exclude)
+        self._epoch = 1
+        self._base: Dict[Key, Counter] = {}
+        self._prev: Dict[Key, Counter] = {}
+        self._cum_max: Dict[Key, Optional[int]] = {}
+        self._base_time = self._last = time.monotonic()
+
+    # -- ladder -----------------------------------------------------------
+    def _defines(self, kprobes: bool, io_start: bool = False, acct_start_underscored: bool = False,
+                 done_underscored: bool = False) -> Dict[str, Any]:
+        return {
+            "USE_KPROBES": kprobes,
+            "QUEUED": self.queued,
+            "START_IO_START": io_start,
+            "KP_ACCT_START_UNDERSCORED": acct_start_underscored,
+            "KP_DONE_UNDERSCORED": done_underscored,
+            "NSLOTS": NSLOTS,
+            "MAX_INFLIGHT": MAX_INFLIGHT,
+            "MAX_STAT_KEYS": MAX_STAT_KEYS,
+            "MAX_FILTER_DEVS": MAX_FILTER_DEVS,
+        }
+
+    def strategies(self) -> List[ladder.Strategy]:
+        done = ("block:block_rq_issue", "block:block_rq_complete")
+        if not self.queued:
+            return [
+                ladder.Strategy(
+                    "block_rq tracepoints", HookKind.TRACEPOINT, done + ("block:block_rq_requeue",),
+                    lambda: self._check_tp(("block_rq_issue", "block_rq_complete", "block_rq_requeue")),
+                    lambda: self._load_tp(io_start=False),
+                ),
+                ladder.Strategy(
+                    "kprobes", HookKind.KPROBE, ("blk_mq_start_request", "[__]blk_account_io_done"),
+                    self._check_kprobes, self._load_kprobes,
+                ),
+            ]
+        return [
+            ladder.Strategy(
+                "block_io_start + block_rq tracepoints", HookKind.TRACEPOINT, ("block:block_io_start",) + done,
+                lambda: self._check_tp(("block_io_start", "block_rq_issue", "block_rq_complete")),
+                lambda: self._load_tp(io_start=True),
+            ),
+            ladder.Strategy(
+                "block_rq_insert + block_rq tracepoints", HookKind.TRACEPOINT, ("block:block_rq_insert",) + done,
+                lambda: self._check_tp(("block_rq_insert", "block_rq_issue", "block_rq_complete")),
+                lambda: self._load_tp(io_start=False),
+            ),
+            ladder.Strategy(
+                "kprobes", HookKind.KPROBE,
+                ("[__]blk_account_io_start", "blk_mq_start_request", "[__]blk_account_io_done"),
+                self._check_kprobes, self._load_kprobes,
+            ),
+        ]
+
+    @staticmethod
+    def _check_tp(events: Sequence[str]) -> str:
+        missing = [e for e in events if not system.tracepoint_exists("block", e)]
+        if missing:
+            return f"tracepoint block:{missing[0]} not found" + (
+                " (block_io_start arrived in Linux 6.5)" if missing[0] == "block_io_start" else ""
+            )
+        return ""
+
+    def _load_tp(self, io_start: bool) -> Any:
+        return loader.compile_program("disk", self._defines(kprobes=False, io_start=io_start))
+
+    @staticmethod
+    def _kallsyms() -> set:
+        wanted = {"blk_mq_start_request", "__blk_account_io_start", "blk_account_io_start",
+                  "__blk_account_io_done", "blk_account_io_done"}
+        found = set()
+        try:
+            with open("/proc/kallsyms") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 3 and parts[2] in wanted:
+                        found.add(parts[2])
+        except OSError:
+            pass
+        return found
+
+    def _kprobe_targets(self) -> Tuple[str, Optional[str], str]:
+        syms = self._kallsyms()
+        done = next((f for f in ("__blk_account_io_done", "blk_account_io_done") if f in syms), "")
+        start = next((f for f in ("__blk_account_io_start", "blk_account_io_start") if f in syms), None)
+        return ("blk_mq_start_request" if "blk_mq_start_request" in syms else ""), start, done
+
+    def _check_kprobes(self) -> str:
+        ok, why = system.kprobes_available()
+        if not ok:
+            return why
+        headers = system.kernel_headers()
+        if not headers.matches_running:
+            return (
+                "reads struct request, whose layout differs between kernels: needs headers for the "
+                f"running kernel ({headers.version or 'none'} installed)"
+            )
+        issue, start, done = self._kprobe_targets()
+        if not issue:
+            return "blk_mq_start_request is not a kernel symbol here (inlined or renamed)"
+        if not done:
+            return "neither __blk_account_io_done nor blk_account_io_done is a kernel symbol here (inlined)"
+        if self.queued and not start:
+            return "neither __blk_account_io_start nor blk_account_io_start is a kernel symbol here (inlined)"
+        return ""
+
+    def _load_kprobes(self) -> Any:
+        issue, start, done = self._kprobe_targets()
+        bpf = loader.compile_program("disk", self._defines(kprobes=True))
+        try:
+            bpf.attach_kprobe(event=issue.encode(), fn_name=b"bpftop_disk_kp_issue")
+            bpf.attach_kprobe(event=done.encode(), fn_name=b"bpftop_disk_kp_done")
+            if self.queued and start:
+                bpf.attach_kprobe(event=start.encode(), fn_name=b"bpftop_disk_kp_queue")
+        except Exception:
+            loader.close_program(bpf)
+            raise
+        return bpf
+
+    def _on_loaded(self) -> None:
+        self._set_ctl(CTL_EPOCH, self._epoch)
+        self._write_filters()
+        self._baseline()
+
+    # -- run-time filters ---------------------------------------------------
+    def set_disk_filter(self, names: Sequence[str], exclude: bool = False) -> None:
+        """Only these disks (or all but them); names as in /sys/block
+        (``vda``), ``/dev/vda`` or ``MAJ:MIN``. Applied in the kernel, no
+        recompiling. Raises ValueError on an unknown name; nothing changes then."""
+        if isinstance(names, str):
+            names = [names]
+        resolved = self.names.resolve(names)
+        if len(resolved) > MAX_FILTER_DEVS:
+            raise ValueError(f"at most {MAX_FILTER_DEVS} disks can be filtered in the kernel")
+        with self._lock:
+            self.disk_filter = resolved
+            self.disk_exclude = exclude and bool(resolved)
+            if self._bpf is not None:
+                self._write_filters()
+                self._baseline()
+
+    def set_op_filter(self, ops: Sequence[str], exclude: bool = False) -> None:
+        """Only these operations (read, write, flush, discard, other), or all
+        but them. Raises ValueError on an unknown one; nothing changes then."""
+        if isinstance(ops, str):
+            ops = [ops]
+        wanted = []
+        for op in ops:
+            name = op.strip().lower() if isinstance(op, str) else op
+            if name not in OPS:
+                raise ValueError(f"no operation {op!r} (operations: {', '.join(OPS)})")
+            wanted.append(name)
+        chosen = tuple(o for o in OPS if o in wanted)
+        if exclude and len(chosen) == len(OPS):
+            raise ValueError("excluding every operation would leave nothing to count")
+        with self._lock:
+            self.op_filter = chosen
+            self.op_exclude = exclude and bool(chosen)
+            if self._bpf is not None:
+                self._write_filters()
+                self._baseline()
+
+    def op_mask(self) -> int:
+        if not self.op_filter:
+            return 0
+        bits = sum(1 << OPS.index(o) for o in self.op_filter)
+        return ((1 << len(OPS)) - 1) & ~bits if self.op_exclude else bits
+
+    def _set_ctl(self, index: int, value: int) -> None:
+        self._bpf[b"ctl"][ctypes.c_int(index)] = ctypes.c_uint64(value)
+
+    def _write_filters(self) -> None:
+        # Open up first, then narrow: while the set is rewritten the program
+        # sees "all", never a half-written "only".
+        self._set_ctl(CTL_DISK_MODE, MODE_ALL)
+        devs = self._bpf[b"filter_devs"]
+        devs.clear()
+        for _, dev in self.disk_filter:
+            devs[devs.Key(dev)] = devs.Leaf(1)
+        mode = MODE_ALL if not self.disk_filter else (MODE_EXCEPT if self.disk_exclude else MODE_ONLY)
+        self._set_ctl(CTL_DISK_MODE, mode)
+        self._set_ctl(CTL_OP_MASK, self.op_mask())
+
+    def _wanted(self, dev: int) -> bool:
+        if not self.disk_filter:
+            return True
+        listed = any(dev == d for _, d in self.disk_filter)
+        return listed != self.disk_exclude
+
+    # -- reading --------------------------------------------------------------
+    @staticmethod
+    def _items(table: Any) -> list:
+        try:
+            return list(table.items_lookup_batch())
+        except Exception:
+            # Kernels before 5.6 have no batch lookups: one lookup per key.
+            items = []
+            for key in list(table.keys()):
+                try:
+                    items.append((key, table.getvalue(key)))
+                except KeyError:
+                    pass  # deleted between listing and lookup
+            return items
+
+    def _read_counters(self) -> Tuple[Dict[Key, Counter], Dict[Key, Optional[int]]]:
+        """Cumulative counters, and the largest latency of the interval that
+        ends now. The epoch moves first, so completions from here on keep
+        their maximum apart (one landing during the read itself may go
+        unseen as a maximum; it still counts everywhere else)."""
+        ended = self._epoch
+        self._epoch += 1
+        self._set_ctl(CTL_EPOCH, self._epoch)
+        counters: Dict[Key, Counter] = {}
+        maxes: Dict[Key, Optional[int]] = {}
+        for key, percpu in self._items(self._bpf[b"stats"]):
+            if key.op >= len(OPS):
+                continue
+            c, top = sum_percpu(percpu, ended)
+            counters[(key.dev, key.op)] = c
+            maxes[(key.dev, key.op)] = top
+        return counters, maxes
+
+    def _in_flight(self) -> Dict[int, int]:
+        """Requests started and not yet completed, per disk, by walking the
+        in-flight map; entries too old to be real are dropped."""
+        table = self._bpf[b"start"]
+        now = time.monotonic_ns()
+        out: Dict[int, int] = {}
+        for key, val in self._items(table):
+            if now - val.ts > STALE_NS:
+                try:
+                    del table[key]
+                except KeyError:
+                    pass
+                continue
+            out[key.dev] = out.get(key.dev, 0) + val.count
+        return out
+
+    def _baseline(self) -> None:
+        """Start a new interval and a new cumulative period now: counts made
+        under another filter are not the operator's to see."""
+        self._base, _ = self._read_counters()
+        self._prev = self._base
+        self._cum_max = {}
+        self._base_time = self._last = time.monotonic()
+
+    def _read(self) -> DiskSnapshot:
+        now = time.monotonic()
+        counters, maxes = self._read_counters()
+        in_flight = self._in_flight()
+        for key, top in maxes.items():
+            if top is not None:
+                old = self._cum_max.get(key)
+                self._cum_max[key] = top if old is None else max(old, top)
+        seen = {dev for (dev, _), c in counters.items() if c.minus(self._base.get((dev, _), Counter())).ios}
+        seen |= {dev for dev, n in in_flight.items() if n}
+        devs = sorted(d for d in seen if self._wanted(d))
+        if any(self.names.name(d) == disknames.majmin(d) for d in devs):
+            self.names = disknames.scan()  # a disk appeared since the last scan
+        snapshot = DiskSnapshot(
+            interval_s=now - self._last,
+            taken_at=time.time(),
+            rows=disk_rows(counters, self._prev, maxes, devs, self.names, in_flight),
+            cumulative=disk_rows(counters, self._base, self._cum_max, devs, self.names, in_flight),
+            cumulative_s=now - self._base_time,
+            queued=self.queued,
+            disk_filter=tuple(name for name, _ in self.disk_filter),
+            disk_exclude=self.disk_exclude,
+            op_filter=self.op_filter,
+            op_exclude=self.op_exclude,
+            hook=self.hook,
+        )
+        self._prev = counters
+        self._last = now
+        return snapshot

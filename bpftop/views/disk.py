@@ -1,0 +1,199 @@
+"""The Disk tab: per-disk table, the log2 latency histogram of the selected
+disk and operation, and IOPS / p99 over the last minutes."""
+
+from __future__ import annotations
+
+import collections
+from typing import Deque, Dict, List, Optional, Tuple
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Sparkline, Static
+
+from ..model.disk import OPS, DiskRow, DiskSnapshot
+from ..render.disk import UNITS, fmt_latency, summary, table
+from ..widgets.disk_histogram import DiskHistogram
+from ..widgets.top_table import TopTable
+from .base import TabView
+
+HISTORY_S = 300.0  # time series span
+OP_CHOICES: Tuple[Optional[str], ...] = (None,) + OPS
+
+
+class DiskView(TabView):
+    DEFAULT_CSS = """
+    DiskView #disk-table {
+        height: auto;
+        max-height: 7;
+    }
+    DiskView #disk-lower {
+        height: 1fr;
+        border-top: solid $primary-darken-2;
+    }
+    DiskView #disk-series {
+        width: 1fr;
+        padding-left: 1;
+    }
+    DiskView .disk-series-label {
+        height: 1;
+    }
+    DiskView Sparkline {
+        height: 1fr;
+        min-height: 1;
+    }
+    """
+
+    tab = "disk"
+    title = "Disk"
+    BINDINGS = [
+        # Not in the footer, which keeps to the global keys; help lists them.
+        Binding("c", "toggle_cumulative", "histogram and table: this interval / since start", show=False),
+        Binding("o", "next_op", "histogram: next operation (all, read, write, flush, discard, other)", show=False),
+        Binding("m", "toggle_unit", "latency in microseconds / milliseconds", show=False),
+    ]
+    HELP = """\
+Latency is device service time, from the request's issue to the driver to its
+completion (bcc biolatency). With --disk-queued it starts when the request is
+created (block_io_start) or queued (block_rq_insert), so OS queue time counts.
+Tracepoints carry no request pointer: a completion is matched to its start by
+(disk, operation, sector); partial completions are followed, two requests in
+flight at one sector share the older start time. Histogram buckets are log2 in
+microseconds ([1,2), [2,4) ... us, biolatency's shape). P50/P90/P99 are
+estimated from them: the bucket is exact, the value inside it interpolated,
+so an estimate can be off by up to the bucket's width (a factor of 2); it
+never exceeds MAX, the true largest latency measured in the kernel.
+IOPS, R/s, W/s, MB/s: completed requests and bytes / interval (a flush is a
+request; an empty flush from fsync that the kernel completes without sending
+it to the device is not). INFL: requests started and not completed when read.
+QD: average requests in flight over the interval (summed latency / time).
+Select a disk with the cursor; the table and histogram follow it.
+"""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.cumulative = False
+        self.op_index = 0
+        self.unit = UNITS[0]
+        self.selected: Optional[str] = None
+        self.history: Dict[str, Deque[Tuple[float, float, Optional[float]]]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield self.status_widget()
+        yield Static("", classes="tab-summary")
+        yield TopTable(id="disk-table")
+        with Horizontal(id="disk-lower"):
+            yield DiskHistogram(id="disk-hist")
+            with Vertical(id="disk-series"):
+                yield Static("IOPS", id="disk-iops-label", classes="disk-series-label")
+                yield Sparkline([], summary_function=max, id="disk-iops")
+                yield Static("p99", id="disk-p99-label", classes="disk-series-label")
+                yield Sparkline([], summary_function=max, id="disk-p99")
+
+    # -- state ----------------------------------------------------------------
+    @property
+    def op(self) -> Optional[str]:
+        return OP_CHOICES[self.op_index]
+
+    def _record(self, snap: DiskSnapshot) -> None:
+        secs = snap.interval_s or 1.0
+        for row in snap.rows:
+            series = self.history.setdefault(row.disk, collections.deque())
+            series.append((snap.taken_at, row.ios / secs, row.p99_us))
+        for series in self.history.values():
+            while series and series[0][0] < snap.taken_at - HISTORY_S:
+                series.popleft()
+
+    def _row(self) -> Optional[DiskRow]:
+        snap: Optional[DiskSnapshot] = self.snapshot
+        if snap is None:
+            return None
+        rows = snap.by_disk(self.cumulative)
+        if self.selected in rows:
+            return rows[self.selected]
+        return None
+
+    # -- rendering ------------------------------------------------------------
+    def render_snapshot(self, snapshot: DiskSnapshot) -> None:
+        self._record(snapshot)
+        self.query_one(".tab-summary", Static).update(summary(snapshot))
+        widget = self.query_one("#disk-table", TopTable)
+        widget.show(table(snapshot, self.unit, self.cumulative))
+        if self.selected is None or self.selected not in snapshot.by_disk(self.cumulative):
+            view = widget.view
+            self.selected = str(view.rows[0][0]) if view and view.rows else None
+        self._render_detail()
+
+    def _render_detail(self) -> None:
+        hist = self.query_one("#disk-hist", DiskHistogram)
+        row = self._row()
+        span = "since start" if self.cumulative else "this interval"
+        op = self.op or "all ops"
+        if row is None:
+            hist.show(f"latency ({op}, {span}): no disk selected", (), self.unit)
+        else:
+            max_ns = row.max_ns(self.op)
+            fmt = fmt_latency(self.unit)
+            p99 = row.percentile_us(0.99, self.op)
+            title = (
+                f"{row.disk} {op}, {span}\n"
+                f"p99 {fmt(p99)}  max {fmt(None if max_ns is None else max_ns / 1e3)} {self.unit}"
+            )
+            hist.show(title, row.hist(self.op), self.unit)
+        series = self.history.get(self.selected or "", ())
+        iops = [s[1] for s in series]
+        p99s = [s[2] or 0.0 for s in series]
+        minutes = HISTORY_S / 60
+        fmt = fmt_latency(self.unit)
+        name = self.selected or "-"
+        now_iops = f"{iops[-1]:.0f}" if iops else "-"
+        self.query_one("#disk-iops-label", Static).update(
+            f"IOPS {name} (last {minutes:.0f} min)  now {now_iops}  max {max(iops, default=0):.0f}"
+        )
+        now_p99 = series[-1][2] if series else None
+        self.query_one("#disk-p99-label", Static).update(
+            f"p99 {self.unit}  now {fmt(now_p99)}  max {fmt(max(p99s) if p99s else None)}"
+        )
+        self._plot("#disk-iops", iops)
+        self._plot("#disk-p99", [p / 1e3 if self.unit == "ms" else p for p in p99s])
+
+    def _plot(self, selector: str, values: List[float]) -> None:
+        # One column per sample, newest on the right: Sparkline stretches
+        # a short series over its whole width otherwise.
+        spark = self.query_one(selector, Sparkline)
+        width = spark.size.width or 40
+        values = values[-width:]
+        spark.data = [0.0] * (width - len(values)) + values
+
+    def histogram_lines(self) -> List[str]:
+        hist = self.query_one("#disk-hist", DiskHistogram)
+        return hist.lines(max(20, hist.size.width))
+
+    # -- events and keys ------------------------------------------------------
+    def on_show(self) -> None:
+        # The tab's keys (c, o, m) are bindings of this view: they work
+        # while focus is inside it, so the table takes focus on showing.
+        self.query_one("#disk-table", TopTable).focus()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key is not None else None
+        if key and key != "__empty__" and key != self.selected:
+            self.selected = key
+            self._render_detail()
+
+    def _rerender(self) -> None:
+        if self.snapshot is not None:
+            self.query_one("#disk-table", TopTable).show(table(self.snapshot, self.unit, self.cumulative))
+            self._render_detail()
+
+    def action_toggle_cumulative(self) -> None:
+        self.cumulative = not self.cumulative
+        self._rerender()
+
+    def action_next_op(self) -> None:
+        self.op_index = (self.op_index + 1) % len(OP_CHOICES)
+        self._rerender()
+
+    def action_toggle_unit(self) -> None:
+        self.unit = UNITS[(UNITS.index(self.unit) + 1) % len(UNITS)]
+        self._rerender()
