@@ -16,7 +16,7 @@ from rich.console import Console
 
 from textual.app import App
 from textual.binding import Binding
-from textual.widgets import TabbedContent
+from textual.widgets import Input, TabbedContent
 
 from . import snapshots
 from .bpf.stats import StatsSwitch
@@ -42,6 +42,7 @@ from .views.disk import DiskView
 from .views.syscalls import SyscallsView
 from .views.tcp import TcpView
 from .widgets.filter_bar import FilterBar
+from .widgets.top_table import TopTable
 
 VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView, "disk": DiskView, "tcp": TcpView, "cache": CacheView}
 
@@ -49,7 +50,12 @@ _PRIORITY = {"quit", "next_tab", "previous_tab"}
 REPLAY_ACTIONS = {"replay_step", "replay_speed", "replay_goto"}
 
 # Filter fields a collector can apply in the kernel, and the method that does.
-KERNEL_SETTERS = {"pid": "set_pid_filter", "port": "set_port_filter", "disk": "set_disk_filter"}
+KERNEL_SETTERS = {
+    "pid": "set_pid_filter",
+    "port": "set_port_filter",
+    "disk": "set_disk_filter",
+    "op": "set_op_filter",
+}
 
 def match_args(flt: Filter) -> Dict[str, object]:
     """The comm and address terms as a collector's set_match_filter takes
@@ -89,7 +95,9 @@ class BpftopApp(App):
     TITLE = "bpftop"
     # The screens' style sheets, loaded once by the app: a default screen's
     # own CSS_PATH is not read by Textual.
-    CSS_PATH = ["screens/main.tcss", "screens/help.tcss", "screens/probes.tcss"]
+    # Absolute: Textual resolves relative paths against the module of the
+    # class actually run, which may be a subclass elsewhere.
+    CSS_PATH = [Path(__file__).parent / "screens" / f"{name}.tcss" for name in ("main", "help", "probes")]
     ENABLE_COMMAND_PALETTE = False
     # The footer shows each action's letter key; F-key aliases bind hidden.
     # Priority for keys the screen or a table would otherwise take first.
@@ -154,8 +162,10 @@ class BpftopApp(App):
             runner.enabled = collector.tab in self.enabled
             self.runners[collector.tab] = runner
             runner.start()
-        # The views are composed by the next refresh.
+        # The views are composed by the next refresh. Focus goes into the
+        # first tab so that its own keys (bindings of its view) work at once.
         self.call_after_refresh(lambda: [self._show_filter(spec.id) for spec in self.specs])
+        self.call_after_refresh(self._initial_focus)
 
     def _collected(self, tab: str, snapshot: object) -> None:
         """In the collector's runner thread: record, then hand to the UI."""
@@ -180,6 +190,7 @@ class BpftopApp(App):
             self.statuses[collector.tab] = collector.status
         self.call_after_refresh(self._show_replay_position)
         self.call_after_refresh(lambda: [self._show_filter(spec.id) for spec in self.specs])
+        self.call_after_refresh(self._initial_focus)
         self._replay_clock = time.monotonic()
         self.set_interval(0.1, self._replay_tick)
 
@@ -235,6 +246,12 @@ class BpftopApp(App):
 
         self.push_screen(GotoScreen(self.replay.describe()), go)
 
+    def _initial_focus(self) -> None:
+        """Into the first tab, unless the operator has already moved on."""
+        if isinstance(self.screen, MainScreen) and not self.main_screen.query_one(FilterBar).is_open:
+            tabs = self._tabs()
+            self.activate(tabs.active if tabs is not None and tabs.active else self.initial_tab)
+
     def _install_signal_handlers(self) -> None:
         # SIGTERM from kill, SIGHUP when the SSH session drops: leave through
         # the normal exit path so the programs are detached and the terminal
@@ -269,6 +286,12 @@ class BpftopApp(App):
         view = self.view(message.tab)
         if view is not None:
             view.show_snapshot(message.snapshot)
+            if self.screen is self.main_screen and not isinstance(self.focused, (TopTable, Input)):
+                # A tab's own keys are bindings of its view: keep the focus
+                # in the tab shown (start-up can leave it on the tab bar).
+                tabs = self._tabs()
+                if tabs is not None and tabs.active == message.tab:
+                    self.activate(message.tab)
 
     def on_status_changed(self, message: StatusChanged) -> None:
         self.statuses[message.status.tab] = message.status
@@ -571,10 +594,10 @@ class BpftopApp(App):
         tabs.active = tab
         view = self.view(tab)
         table = view.active_table() if view is not None else None
-        if table is not None and isinstance(self.screen, MainScreen):
-            table.focus()
-        elif isinstance(self.screen, MainScreen):
-            self.main_screen.set_focus(None)
+        # Now, not with Widget.focus() (which defers): a deferred focus from
+        # a key pressed just before would land in the tab left since.
+        if isinstance(self.screen, MainScreen):
+            self.main_screen.set_focus(table)
 
     def action_show_tab(self, index: int) -> None:
         tabs = self._tabs()

@@ -40,6 +40,6 @@ KEYS: Tuple[Key, ...] = (
     # Replay only (--replay FILE); p or space pauses and resumes playing.
     Key("n,full_stop", "replay_step(1)", "n .", "replay: one interval forward (pauses)", footer="next"),
     Key("b,comma", "replay_step(-1)", "b ,", "replay: one interval back (pauses)", footer="back"),
-    Key("g", "replay_goto", "g", "replay: jump to a time (+SECONDS, HH:MM[:SS] or ISO)", footer="goto"),
+    Key("j", "replay_goto", "j", "replay: jump to a time (+SECONDS, HH:MM[:SS] or ISO)", footer="jump"),
     Key("x", "replay_speed", "x", "replay: play at 1x, 4x, 16x", footer="speed"),
 )

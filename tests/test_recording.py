@@ -218,7 +218,7 @@ async def test_replay_console_plays_steps_and_snapshots(tmp_path):
         assert replay.position == 0
         await pilot.press("x")
         assert replay.speed == 4.0
-        await pilot.press("g")
+        await pilot.press("j")
         await pilot.press("plus", "1", "0", "0", "enter")
         assert replay.position == 2
         await pilot.press("s")

@@ -16,8 +16,8 @@ from ..views.base import TabView
 CONSOLE_NOTES = """\
 [b]Filter[/b] (/)
 Space-separated terms that must all hold: pid=123 comm~nginx port=443
-disk=vda syscall=read; != and !~ negate; > < >= <= compare numbers in any
-column (count>100). pid=1,2 lists values. pid, port and disk equality go to
+disk=vda op=write syscall=read; != and !~ negate; > < >= <= compare numbers in any
+column (count>100). pid=1,2 lists values. pid, port, disk, op equality go to
 the kernel (a BPF map, no recompile) on Enter; the rest narrows the tables
 as you type. A term that does not parse shows why and changes nothing.
 F pins the tab's filter to every tab (terms a tab has no field for are

@@ -170,11 +170,6 @@ Select a disk with the cursor; the table and histogram follow it.
         return hist.lines(max(20, hist.size.width))
 
     # -- events and keys ------------------------------------------------------
-    def on_show(self) -> None:
-        # The tab's keys (c, o, m) are bindings of this view: they work
-        # while focus is inside it, so the table takes focus on showing.
-        self.query_one("#disk-table", TopTable).focus()
-
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value if event.row_key is not None else None
         if key and key != "__empty__" and key != self.selected:
