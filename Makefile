@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 ARGS ?=
 
-.PHONY: run test setup setup-test bench clean
+.PHONY: run test setup setup-test setup-bench bench clean
 
 run: setup
 	@$(VENV)/bin/bpftop $(ARGS)
@@ -19,8 +19,14 @@ setup-test:
 test: setup-test
 	@BPFTOP_REQUIRE_BPF=1 $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: setup
-	@$(VENV)/bin/python bench/syscall_overhead
+setup-bench:
+	@bash scripts/setup.sh --bench
+
+# Every benchmark, each printing ratios against the stock tool run side by
+# side in the same run (BENCH_ARGS=--quick for shorter runs).
+bench: setup-bench
+	@for b in syscall_overhead disk_overhead tcp_connect_rate cache_overhead; do \
+		echo "== bench/$$b"; $(VENV)/bin/python bench/$$b $(BENCH_ARGS) || exit $$?; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info

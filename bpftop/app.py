@@ -128,7 +128,7 @@ class BpftopApp(App):
         self.pinned = pinned
         self.filters: Dict[str, Filter] = {}
         self.enabled: Set[str] = set(self.by_tab if enabled is None else enabled)
-        self.snapshot_dir = snapshot_dir or snapshots.default_dir()
+        self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else snapshots.default_dir()
         self.meter = ProbeMeter()
         self.bpf_stats = StatsSwitch()
         self.recorder = recorder
@@ -537,7 +537,7 @@ class BpftopApp(App):
     def _save(self, stem: str, tabs: Sequence[str], body: str) -> None:
         try:
             path = snapshots.save(self.snapshot_dir, stem, self._snapshot_header(tabs) + "\n" + body)
-        except snapshots.SnapshotError as e:
+        except OSError as e:  # SnapshotError says where and why; anything else too
             self.notify(f"snapshot not saved: {e}", severity="error", timeout=6)
             return
         self.notify(f"saved {path}", timeout=5)

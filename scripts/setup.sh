@@ -11,7 +11,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv="$here/.venv"
 extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+mode=${1:-}
+[ "$mode" = "--test" ] && extras="[test]"
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -34,6 +35,13 @@ need_pkg tmux
 if [ -n "$extras" ]; then
     need_pkg openssh-server
     need_pkg openssh-client
+fi
+# The benchmarks run Debian's stock tools side by side and build small C
+# load generators.
+if [ "$mode" = "--bench" ]; then
+    need_pkg bpfcc-tools
+    need_pkg gcc
+    need_pkg libc6-dev
 fi
 # bpftool: its own package on Debian, part of linux-tools on Ubuntu.
 if ! command -v bpftool >/dev/null 2>&1 || ! bpftool version >/dev/null 2>&1; then

@@ -87,7 +87,7 @@ def test_console_end_to_end(term, tmp_path):
 
     title = term.screen().splitlines()[0].strip()
     term.keys("s")
-    term.wait_for("saved ")
+    term.wait_for(lambda s: "saved" in s and snaps.exists() and any(snaps.iterdir()))
     files = list(snaps.iterdir())
     assert len(files) == 1
     text = files[0].read_text()
