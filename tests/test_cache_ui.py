@@ -11,6 +11,8 @@ from bpftop.screens.help import HelpScreen
 from bpftop.widgets.cache_hitplot import HitRatioPlot
 from bpftop.widgets.top_table import TopTable
 
+from uihelpers import column_texts, wait_rows
+
 
 def cache_snapshot(seq=0):
     return CacheSnapshot(
@@ -57,16 +59,10 @@ class FakeCacheCollector(Collector):
         self.set_status(CollectorState.STOPPED)
 
 
-def texts(table, col):
-    return [str(table.get_row_at(i)[col]) for i in range(table.row_count)]
 
 
-async def wait_rows(pilot, table, n=1, timeout=5.0):
-    for _ in range(int(timeout / 0.05)):
-        if table.model is not None and table.row_count >= n:
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("table never filled")
+
+
 
 
 async def test_table_summary_plot_at_80x24():
@@ -76,7 +72,7 @@ async def test_table_summary_plot_at_80x24():
         table = app.screen.query_one("#cache-table", TopTable)
         await wait_rows(pilot, table, 3)
         await pilot.pause(0.3)
-        assert texts(table, 2) == ["postgres", "cat", "dd"]  # by HITS
+        assert column_texts(table, 2) == ["postgres", "cat", "dd"]  # by HITS
         summary = str(app.screen.query_one(".tab-summary").render())
         assert summary.startswith("hit ") and "Cached 1500 MB" in summary
         status = str(app.screen.query_one(".tab-status").render())
@@ -99,9 +95,9 @@ async def test_sort_and_plot_toggle_keys():
         table.focus()
         await pilot.press("greater_than_sign", "greater_than_sign")  # HITS -> DIRTIES
         assert table.sort_column == 5
-        assert texts(table, 2)[0] == "dd"
+        assert column_texts(table, 2)[0] == "dd"
         await pilot.press("less_than_sign")  # MISSES
-        assert texts(table, 2)[0] == "postgres"
+        assert column_texts(table, 2)[0] == "postgres"
         plot = app.screen.query_one("#cache-plot", HitRatioPlot)
         await pilot.press("g")
         assert not plot.display

@@ -13,7 +13,7 @@ from bpftop.widgets.filter_bar import FilterBar
 from bpftop.widgets.top_table import TopTable
 
 from fakes import FakeCollector
-from test_ui import column_texts, wait_rows
+from uihelpers import column_texts, wait_rows
 
 
 def status_line(app):

@@ -14,6 +14,7 @@ from bpftop.views.disk import DiskView
 from bpftop.widgets.top_table import TopTable
 
 from fakes import FakeCollector
+from uihelpers import wait_for
 
 
 def hist(**slots):
@@ -60,12 +61,7 @@ class FakeDiskCollector(Collector):
         self.set_status(CollectorState.STOPPED)
 
 
-async def wait_for(pilot, cond, timeout=5.0):
-    for _ in range(int(timeout / 0.05)):
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition never held")
+
 
 
 async def test_disk_tab_table_histogram_keys_and_series():

@@ -11,6 +11,7 @@ from bpftop.screens.help import HelpScreen
 from bpftop.widgets.top_table import TopTable
 
 from fakes import FakeCollector
+from uihelpers import wait_for
 from test_tcp_text import raw, snapshot
 
 
@@ -48,12 +49,7 @@ def rows(table):
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
-async def wait_for(pilot, cond, timeout=5.0):
-    for _ in range(int(timeout / 0.05)):
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition never held")
+
 
 
 async def test_tcp_tab_shows_tables_log_and_rate():

@@ -8,18 +8,13 @@ from bpftop.screens.help import HelpScreen
 from bpftop.widgets.top_table import TopTable
 
 from fakes import FakeCollector
+from uihelpers import column_texts, wait_rows
 
 
-def column_texts(table: TopTable, col: int):
-    return [str(table.get_row_at(i)[col]) for i in range(table.row_count)]
 
 
-async def wait_rows(pilot, table, n=1, timeout=5.0):
-    for _ in range(int(timeout / 0.05)):
-        if table.model is not None and table.row_count >= n:
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("table never filled")
+
+
 
 
 async def test_tab_shows_rows_and_status():

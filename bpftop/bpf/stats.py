@@ -22,7 +22,8 @@ from . import system
 
 _BPF_ENABLE_STATS = 32
 _BPF_STATS_RUN_TIME = 0
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351, "riscv64": 280}
+# The bpf(2) system call's number, for the commands BCC has no wrapper for.
+SYS_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351, "riscv64": 280}
 _SYSCTL = "kernel.bpf_stats_enabled"
 
 
@@ -85,7 +86,7 @@ class StatsSwitch:
 
     @staticmethod
     def _enable_stats_fd() -> int:
-        nr = _SYS_BPF.get(platform.machine())
+        nr = SYS_BPF.get(platform.machine())
         if nr is None:
             return -1
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)

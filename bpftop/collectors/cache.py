@@ -23,7 +23,7 @@ import re
 import time
 from typing import Dict, List, Mapping, Optional, Pattern, Sequence, Tuple
 
-from ..bpf import ladder, loader, system
+from ..bpf import ladder, loader, maps, system
 from ..model import HookKind
 from ..model.cache import CacheCounts, CacheRow, CacheSnapshot
 from . import cache_hooks
@@ -244,24 +244,10 @@ class CacheCollector(Collector[CacheSnapshot]):
             self._comm, self._comm_text = compiled, pattern or ""
 
     # -- reading --------------------------------------------------------------
-    @staticmethod
-    def _items(table) -> list:
-        try:
-            return list(table.items_lookup_batch())
-        except Exception:
-            # Kernels before 5.6 have no batch lookups: one lookup per key.
-            items = []
-            for key in list(table.keys()):
-                try:
-                    items.append((key, table.getvalue(key)))
-                except KeyError:
-                    pass  # deleted between listing and lookup
-            return items
-
     def _read_processes(self) -> Dict[int, Item]:
         return {
             int(getattr(k, "value", k)): (_counts(v.c), int(v.uid), _comm(bytes(v.comm)))
-            for k, v in self._items(self._bpf[b"proc_stats"])
+            for k, v in maps.items(self._bpf[b"proc_stats"])
         }
 
     def _read_totals(self) -> CacheCounts:

@@ -203,7 +203,6 @@ def plan_tracepoints(fields: Callable[[str, str], Optional[Set[str]]] = tracepoi
 
 # -- fentry ----------------------------------------------------------------------
 
-_SYS_BPF = {"x86_64": 321, "aarch64": 280}
 _BPF_PROG_LOAD = 5
 _BPF_PROG_TYPE_TRACING = 26
 _BPF_TRACE_FENTRY = 24
@@ -218,8 +217,9 @@ def fentry_load_check(function: str) -> str:
     import platform
 
     from ..bpf import loader
+    from ..bpf.stats import SYS_BPF
 
-    nr = _SYS_BPF.get(platform.machine())
+    nr = SYS_BPF.get(platform.machine())
     if nr is None:
         return f"fentry check written for x86_64 and arm64 only (this is {platform.machine()})"
     lib = loader.import_bcc().libbcc.lib

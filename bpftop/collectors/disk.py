@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..bpf import ladder, loader, system
+from ..bpf import ladder, loader, maps, system
 from ..model import HookKind
 from ..model.disk import NSLOTS, OPS, DiskRow, DiskSnapshot, OpStats
 from . import disknames
@@ -309,20 +309,6 @@ class DiskCollector(Collector[DiskSnapshot]):
         return listed != self.disk_exclude
 
     # -- reading --------------------------------------------------------------
-    @staticmethod
-    def _items(table: Any) -> list:
-        try:
-            return list(table.items_lookup_batch())
-        except Exception:
-            # Kernels before 5.6 have no batch lookups: one lookup per key.
-            items = []
-            for key in list(table.keys()):
-                try:
-                    items.append((key, table.getvalue(key)))
-                except KeyError:
-                    pass  # deleted between listing and lookup
-            return items
-
     def _read_counters(self) -> Tuple[Dict[Key, Counter], Dict[Key, Optional[int]]]:
         """Cumulative counters, and the largest latency of the interval that
         ends now. The epoch moves first, so completions from here on keep
@@ -333,7 +319,7 @@ class DiskCollector(Collector[DiskSnapshot]):
         self._set_ctl(CTL_EPOCH, self._epoch)
         counters: Dict[Key, Counter] = {}
         maxes: Dict[Key, Optional[int]] = {}
-        for key, percpu in self._items(self._bpf[b"stats"]):
+        for key, percpu in maps.items(self._bpf[b"stats"]):
             if key.op >= len(OPS):
                 continue
             c, top = sum_percpu(percpu, ended)
@@ -347,7 +333,7 @@ class DiskCollector(Collector[DiskSnapshot]):
         table = self._bpf[b"start"]
         now = time.monotonic_ns()
         out: Dict[int, int] = {}
-        for key, val in self._items(table):
+        for key, val in maps.items(table):
             if now - val.ts > STALE_NS:
                 try:
                     del table[key]

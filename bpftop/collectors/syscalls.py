@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Sequence, Set, Tuple
 
-from ..bpf import ladder, loader, system
+from ..bpf import ladder, loader, maps, system
 from ..model import HookKind, ProcessRow, SyscallRow, SyscallsSnapshot
 from . import syscall_names
 from .base import Collector
@@ -194,23 +194,9 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
                 self._baseline()
 
     # -- reading --------------------------------------------------------------
-    @staticmethod
-    def _items(table) -> list:
-        try:
-            return list(table.items_lookup_batch())
-        except Exception:
-            # Kernels before 5.6 have no batch lookups: one lookup per key.
-            items = []
-            for key in list(table.keys()):
-                try:
-                    items.append((key, table.getvalue(key)))
-                except KeyError:
-                    pass  # deleted between listing and lookup
-            return items
-
     def _read_counters(self) -> Dict[int, Counter]:
         out = {}
-        for key, percpu in self._items(self._bpf[b"sc_stats"]):
+        for key, percpu in maps.items(self._bpf[b"sc_stats"]):
             c = sum_percpu(percpu)
             if c.count:
                 out[getattr(key, "value", key)] = c
@@ -230,7 +216,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         cache = self._bpf[b"proc_cache"]
         for _ in range(5):
             before = [c.switches for c in cache.getvalue(0)]
-            items = self._items(self._bpf[b"proc_stats"])
+            items = maps.items(self._bpf[b"proc_stats"])
             after = [(c.tgid, c.switches, c.pending) for c in cache.getvalue(0)]
             if before == [a[1] for a in after]:
                 break
