@@ -50,21 +50,30 @@ def run(out: TextIO) -> int:
         return e.exit_code
     status = 0
     for spec in TABS.values():
-        print(f"\n{spec.id} collector (every rung is tried, then released)", file=out)
-        try:
-            attempts = spec.make_collector(CollectorOptions()).probe_all()
-        except BpftopError as e:
-            print(f"  failed: {e}", file=out)
-            status = e.exit_code
-            continue
-        chosen = next((a for a in attempts if a.ok), None)
-        for a in attempts:
-            mark = "chosen" if a is chosen else ("works" if a.ok else "fails")
-            hooks = ", ".join(a.hooks)
-            print(f"  [{mark:^6}] {a.strategy} ({a.kind.value}: {hooks}) {a.seconds:.2f}s", file=out)
-            if a.ok is False:
-                print(f"           {a.reason}", file=out)
-        if chosen is None:
-            print("  no hook loads here: this tab cannot run on this kernel", file=out)
-            status = 2
+        for label, options in [("", CollectorOptions())] + list(VARIANTS.get(spec.id, ())):
+            status = max(status, _ladder(out, spec.id, label, spec.make_collector(options)))
     return status
+
+
+# Options that change a collector's ladder, so doctor tries those rungs too.
+VARIANTS = {"disk": [("--disk-queued", CollectorOptions(queued=True))]}
+
+
+def _ladder(out: TextIO, tab: str, label: str, collector) -> int:
+    print(f"\n{tab} collector{' (' + label + ')' if label else ''} (every rung is tried, then released)", file=out)
+    try:
+        attempts = collector.probe_all()
+    except BpftopError as e:
+        print(f"  failed: {e}", file=out)
+        return e.exit_code
+    chosen = next((a for a in attempts if a.ok), None)
+    for a in attempts:
+        mark = "chosen" if a is chosen else ("works" if a.ok else "fails")
+        hooks = ", ".join(a.hooks)
+        print(f"  [{mark:^6}] {a.strategy} ({a.kind.value}: {hooks}) {a.seconds:.2f}s", file=out)
+        if a.ok is False:
+            print(f"           {a.reason}", file=out)
+    if chosen is None:
+        print("  no hook loads here: this tab cannot run on this kernel", file=out)
+        return 2
+    return 0

@@ -227,3 +227,30 @@ async def test_replay_console_plays_steps_and_snapshots(tmp_path):
         await pilot.press("space")  # resume: stays at the end
         await pilot.pause(0.3)
         assert replay.position == 2
+
+
+def test_long_tuples_are_stored_as_changes_and_read_back_exactly(tmp_path):
+    from dataclasses import replace
+
+    from bpftop.recording.codec import decode_snapshot, encode_snapshot
+
+    agg = te.Aggregator()
+    snaps = []
+    for i in range(1, 40):  # events newest first, bounded; history oldest first
+        agg.feed(raw(te.EV_CONNECT, i, sport=0))
+        snap = tcp_snapshot(agg, interval=1.0)
+        snaps.append(replace(snap, events=snap.events[:25], rate_history=tuple(float(x % 7) for x in range(i, i + 30))))
+    previous, total_full, total_delta = None, 0, 0
+    for snap in snaps:
+        delta = encode_snapshot(snap, previous)
+        assert decode_snapshot(json.loads(json.dumps(delta)), previous) == snap
+        total_full += len(json.dumps(encode(snap)))
+        total_delta += len(json.dumps(delta))
+        previous = snap
+    assert total_delta < total_full / 3
+    path = tmp_path / "tcp.bpftop"
+    rec = Recorder(str(path), lambda: header(["tcp"], 1.0, {}, {}))
+    for snap in snaps:
+        rec.write("tcp", snap)
+    rec.close()
+    assert [f.snapshot for f in read(str(path)).frames] == snaps

@@ -12,7 +12,7 @@ import dataclasses
 import enum
 import importlib
 import pkgutil
-from typing import Any, Dict, Type
+from typing import Any, Dict, Optional, Type
 
 from .. import model
 
@@ -63,6 +63,8 @@ def encode(value: Any) -> Any:
 
 
 def decode(value: Any) -> Any:
+    if isinstance(value, _Raw):
+        return value.value
     if isinstance(value, list):
         return tuple(decode(v) for v in value)
     if isinstance(value, dict):
@@ -83,3 +85,81 @@ def decode(value: Any) -> Any:
         except TypeError as e:
             raise CodecError(f"{name}: {e}") from None
     return value
+
+
+# -- deltas against the tab's previous snapshot ------------------------------
+# Long tuples change little from one interval to the next: an event list,
+# newest first, gains a few entries at the head and loses some at the tail;
+# a history, oldest first, drops its head and grows at the end. Each is
+# written as the change against the previous snapshot of the same tab.
+
+_MIN_DELTA = 8  # shorter tuples are cheaper written whole
+
+
+def _occurrences(seq: tuple, item: Any, limit: int = 64):
+    start = 0
+    for _ in range(limit):
+        try:
+            i = seq.index(item, start)
+        except ValueError:
+            return
+        yield i
+        start = i + 1
+
+
+def _tuple_delta(new: tuple, old: tuple) -> Optional[Dict[str, Any]]:
+    if new == old:
+        return {"@same": 1}
+    if not new or not old:
+        return None
+    for k in _occurrences(new, old[0]):  # new entries at the head
+        keep = len(new) - k
+        if keep <= len(old) and new[k:] == old[:keep]:
+            return {"@head": [encode(v) for v in new[:k]], "@keep": keep}
+    for j in _occurrences(old, new[0]):  # old entries dropped from the head
+        kept = len(old) - j
+        if kept <= len(new) and new[:kept] == old[j:]:
+            return {"@from": j, "@tail": [encode(v) for v in new[kept:]]}
+    return None
+
+
+def encode_snapshot(snap: Any, previous: Any = None) -> Dict[str, Any]:
+    out = encode(snap)
+    if previous is None or type(previous) is not type(snap):
+        return out
+    for f in dataclasses.fields(snap):
+        if not f.init:
+            continue
+        new, old = getattr(snap, f.name), getattr(previous, f.name)
+        if isinstance(new, tuple) and isinstance(old, tuple) and len(new) >= _MIN_DELTA:
+            delta = _tuple_delta(new, old)
+            if delta is not None:
+                out[f.name] = delta
+    return out
+
+
+def decode_snapshot(value: Any, previous: Any = None) -> Any:
+    if not isinstance(value, dict) or "@" not in value:
+        return decode(value)
+    fields = dict(value)
+    for name, v in value.items():
+        if not (isinstance(v, dict) and ({"@same", "@head", "@from"} & set(v))):
+            continue
+        old = getattr(previous, name, None) if previous is not None else None
+        if not isinstance(old, tuple):
+            raise CodecError(f"{name} refers to a previous snapshot that is not there")
+        if "@same" in v:
+            new = old
+        elif "@head" in v:
+            new = tuple(decode(x) for x in v["@head"]) + old[: int(v["@keep"])]
+        else:
+            new = old[int(v["@from"]):] + tuple(decode(x) for x in v["@tail"])
+        fields[name] = _Raw(new)
+    return decode(fields)
+
+
+class _Raw:
+    """An already decoded value inside a structure still to decode."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value

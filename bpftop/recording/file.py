@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..errors import BpftopError
-from .codec import CodecError, decode, encode
+from .codec import CodecError, decode_snapshot, encode_snapshot
 
 FORMAT = "bpftop-recording"
 _PIECE = 512
@@ -83,6 +83,8 @@ class Recorder:
             raise RecordingError(f"cannot write {path}: {e.strerror or e}") from None
         self._z = zlib.compressobj(6, zlib.DEFLATED, 31)
         self._started = False
+        # Each tab's last snapshot written: the next is stored as a change.
+        self._previous: Dict[str, Any] = {}
         self.records = 0
         self.bytes = 0
 
@@ -92,13 +94,16 @@ class Recorder:
 
     def write_many(self, snapshots: Sequence[Tuple[str, Any]]) -> None:
         now = time.time()
-        lines = [{"tab": tab, "t": now, "snap": encode(snap)} for tab, snap in snapshots]
         with self._lock:
             if self._fd < 0:
                 return
+            lines = []
             if not self._started:
-                lines.insert(0, self.header_fn())
+                lines.append(self.header_fn())
                 self._started = True
+            for tab, snap in snapshots:
+                lines.append({"tab": tab, "t": now, "snap": encode_snapshot(snap, self._previous.get(tab))})
+                self._previous[tab] = snap
             text = "".join(json.dumps(line, separators=(",", ":"), allow_nan=True) + "\n" for line in lines)
             self._write_all(self._z.compress(text.encode("utf-8")) + self._z.flush(zlib.Z_SYNC_FLUSH))
             self.records += len(snapshots)
@@ -199,6 +204,7 @@ def read(path: str, max_records: Optional[int] = None) -> Recording:
     if lines and lines[-1] != b"" and not problem:
         problem = "the file ends mid-record"
     complete = lines[:-1]  # the last piece has no newline: unfinished
+    previous: Dict[str, Any] = {}  # per tab, within a session
     for number, raw in enumerate(complete, start=1):
         try:
             obj = json.loads(raw)
@@ -213,13 +219,17 @@ def read(path: str, max_records: Optional[int] = None) -> Recording:
                     f"{VERSION}); upgrade bpftop to replay it"
                 )
             rec.sessions.append(obj)
+            previous = {}
             continue
         if not rec.sessions:
             raise RecordingError(f"{path} is not a bpftop recording (no header)")
         if max_records is not None and len(rec.frames) >= max_records:
             return rec
         try:
-            rec.frames.append(Frame(str(obj["tab"]), float(obj["t"]), decode(obj["snap"])))
+            tab = str(obj["tab"])
+            snapshot = decode_snapshot(obj["snap"], previous.get(tab))
+            previous[tab] = snapshot
+            rec.frames.append(Frame(tab, float(obj["t"]), snapshot))
         except (KeyError, TypeError, ValueError, CodecError) as e:
             rec.problem = f"record on line {number} cannot be read ({e}); replaying the {len(rec.frames)} before it"
             return rec
