@@ -56,3 +56,18 @@ def wait_until_loaded(before, timeout=30.0):
             return found
         time.sleep(0.2)
     return []
+
+
+def start_once(args, timeout=30.0):
+    """``bpftop --once ARGS`` started, and returned once its programs are in
+    the kernel: work done after this falls inside its interval."""
+    import sys
+
+    before = prog_ids()
+    proc = subprocess.Popen([sys.executable, "-m", "bpftop", "--once", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if not wait_until_loaded(before, timeout):
+        proc.kill()
+        raise AssertionError(f"bpftop {' '.join(args)} never loaded its programs: {proc.communicate()[1]}")
+    time.sleep(0.3)  # attached by now: the interval runs from here
+    return proc

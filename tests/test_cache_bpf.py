@@ -16,7 +16,7 @@ from bpftop.bpf import loader
 from bpftop.collectors.cache import CacheCollector
 from bpftop.model import CollectorState
 
-from bpfprogs import prog_ids, wait_until_gone
+from bpfprogs import prog_ids, start_once, wait_until_gone
 
 pytestmark = pytest.mark.bpf
 
@@ -295,17 +295,13 @@ def test_kprobe_variant_passes_the_verifier():
 def test_once_json_cli_with_pid_filter(data_file):
     with Child() as child:
         child.do("read", data_file, 128 * 1024)  # warm it
-        cli = subprocess.Popen(
-            [sys.executable, "-m", "bpftop", "--once", "--json", "--tab", "cache", "-d", "3", "-p", str(child.pid)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        time.sleep(2.0)  # compile and attach (under a second here)
+        cli = start_once(["--json", "--tab", "cache", "-d", "5", "-p", str(child.pid)])
         child.do("read", data_file, 128 * 1024)
         out, err = cli.communicate(timeout=60)
         child.close()
     assert cli.returncode == 0, err
     data = json.loads(out)
-    assert data["tab"] == "cache" and 2.5 < data["interval_s"] < 4 and data["unit"] == "pages"
+    assert data["tab"] == "cache" and 4.5 < data["interval_s"] < 6 and data["unit"] == "pages"
     assert [r["pid"] for r in data["rows"]] == [child.pid]
     row = data["rows"][0]
     assert set(row) >= {"pid", "uid", "comm", "hits", "misses", "dirties", "read_hit_pct", "write_hit_pct"}

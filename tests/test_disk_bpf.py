@@ -10,7 +10,6 @@ completed) and the workload is large enough that stray I/O stays small.
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -18,7 +17,7 @@ from bpftop.collectors.disk import DiskCollector
 from bpftop.model import CollectorState
 from bpftop.model.disk import DiskSnapshot
 
-from bpfprogs import prog_ids, wait_until_gone as _wait_until_gone
+from bpfprogs import prog_ids, start_once, wait_until_gone as _wait_until_gone
 from disk_workload import DiskWorkload, delta, diskstats
 
 pytestmark = pytest.mark.bpf
@@ -188,17 +187,13 @@ def test_kprobe_variant_compiles_and_its_rung_says_why_not():
 
 def test_once_json_and_text_cli():
     with DiskWorkload(READS // 2, WRITES // 4, FSYNC_EVERY) as w:
-        cli = subprocess.Popen(
-            [sys.executable, "-m", "bpftop", "--once", "--json", "--tab", "disk", "-d", "3"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        time.sleep(2.0)  # compile and attach first
+        cli = start_once(["--json", "--tab", "disk", "-d", "5"])
         w.run()
         out, err = cli.communicate(timeout=60)
         w.close()
     assert cli.returncode == 0, err
     data = json.loads(out)
-    assert data["tab"] == "disk" and 2.5 < data["interval_s"] < 4
+    assert data["tab"] == "disk" and 4.5 < data["interval_s"] < 6
     rows = {r["disk"]: r for r in data["rows"]}
     r = rows[w.disk]
     assert set(r) >= {"disk", "ios", "reads", "writes", "bytes", "p50_us", "p99_us", "hist"}

@@ -11,7 +11,7 @@ import pytest
 from bpftop.collectors.syscalls import SyscallsCollector
 from bpftop.model import CollectorState
 
-from bpfprogs import prog_ids, wait_until_gone, wait_until_loaded
+from bpfprogs import prog_ids, start_once, wait_until_gone, wait_until_loaded
 from workload import Workload
 
 pytestmark = pytest.mark.bpf
@@ -116,18 +116,13 @@ def test_tracepoint_rung_counts_exactly():
 
 def test_once_json_cli_with_pid_filter():
     with Workload(N, K) as w:
-        cli = subprocess.Popen(
-            [sys.executable, "-m", "bpftop", "--once", "--json", "-d", "3", "-p", str(w.pid)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        # Let it compile and attach (about a second here) before the calls.
-        time.sleep(2.0)
+        cli = start_once(["--json", "-d", "5", "-p", str(w.pid)])
         w.run()
         out, err = cli.communicate(timeout=60)
         w.close()
     assert cli.returncode == 0, err
     data = json.loads(out)
-    assert data["tab"] == "syscalls" and 2.5 < data["interval_s"] < 4
+    assert data["tab"] == "syscalls" and 4.5 < data["interval_s"] < 6
     rows = {r["syscall"]: r for r in data["rows"]}
     assert rows["getppid"]["count"] == N
     assert rows["getsid"]["errors"] == K

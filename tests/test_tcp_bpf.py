@@ -10,7 +10,7 @@ import pytest
 from bpftop.collectors.tcp import TcpCollector
 from bpftop.model import CollectorState, HookKind
 
-from bpfprogs import prog_ids, prog_list
+from bpfprogs import prog_ids, prog_list, start_once
 
 # The kernel's names for this collector's programs (cut to 15 characters).
 # Other engineers load programs on this machine at the same time: only
@@ -275,17 +275,13 @@ def test_stop_while_running_leaves_nothing_and_restarts(collector):
 
 def test_once_json_cli_with_pid_filter():
     with Connector() as w:
-        cli = subprocess.Popen(
-            [sys.executable, "-m", "bpftop", "--once", "--json", "--tab", "tcp", "-d", "3", "-p", str(w.pid)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        time.sleep(2.0)  # compile and attach first
+        cli = start_once(["--json", "--tab", "tcp", "-d", "5", "-p", str(w.pid)])
         w.run()
         out, err = cli.communicate(timeout=60)
         w.close()
     assert cli.returncode == 0, err
     data = json.loads(out)
-    assert data["tab"] == "tcp" and 2.5 < data["interval_s"] < 4
+    assert data["tab"] == "tcp" and 4.5 < data["interval_s"] < 6
     rows = {(r["daddr"], r["dport"]): r for r in data["rows"]}
     assert {k: (r["count"], r["failures"]) for k, r in rows.items()} == {
         ("127.0.0.1", w.p4): (N4, 0), ("::1", w.p6): (N6, 0), ("127.0.0.1", w.closed): (NK, NK),
