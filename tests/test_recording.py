@@ -13,6 +13,7 @@ import tempfile
 import pytest
 
 from bpftop.app import BpftopApp
+from bpftop.filters import parse
 from bpftop.collectors import tcp_events as te
 from bpftop.recording.codec import CodecError, decode, encode
 from bpftop.recording.file import Recorder, RecordingError, header, read
@@ -254,3 +255,27 @@ def test_long_tuples_are_stored_as_changes_and_read_back_exactly(tmp_path):
         rec.write("tcp", snap)
     rec.close()
     assert [f.snapshot for f in read(str(path)).frames] == snaps
+
+
+async def test_console_records_what_its_collectors_deliver(tmp_path):
+    from fakes import FakeCollector
+
+    path = tmp_path / "console.bpftop"
+    app = None
+    recorder = Recorder(str(path), lambda: app.recording_header())
+    app = BpftopApp([FakeCollector()], interval=0.1, recorder=recorder, pinned=parse("pid=42"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.screen.query_one("#syscalls-table", TopTable)
+        for _ in range(100):
+            if recorder.records >= 3 and table.model is not None:
+                break
+            await pilot.pause(0.05)
+    recorder.close()
+    rec = read(str(path))
+    assert rec.problem == "" and len(rec.frames) >= 3
+    head = rec.header
+    assert head["tabs"] == ["syscalls"] and head["hooks"] == {"syscalls": "fake"}
+    assert head["filters"]["pinned"] == "pid=42"
+    # The fake delivers snapshot(0), snapshot(1), ...: the file holds them in order.
+    for k, frame in enumerate(rec.frames):
+        assert frame.tab == "syscalls" and frame.snapshot.rows == syscalls_snapshot(k).rows
