@@ -69,5 +69,7 @@ def start_once(args, timeout=30.0):
     if not wait_until_loaded(before, timeout):
         proc.kill()
         raise AssertionError(f"bpftop {' '.join(args)} never loaded its programs: {proc.communicate()[1]}")
-    time.sleep(0.3)  # attached by now: the interval runs from here
+    # Attached by now; the collector reads its baseline right after, which
+    # can lag on a loaded machine.
+    time.sleep(1.0)
     return proc

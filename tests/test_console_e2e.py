@@ -192,6 +192,7 @@ def test_over_ssh_keys_work_and_killing_the_client_detaches(term, sshd, tmp_path
         raise AssertionError(f"{e}\nsshd log:\n{log.read_text()}") from None
     assert syscall_prog_ids(before)
     term.keys("/")
+    term.wait_for("filter Syscalls")
     term.type("syscall=read")
     term.keys("Enter")
     term.wait_for("filter: syscall=read")

@@ -197,7 +197,9 @@ def test_once_json_and_text_cli():
     rows = {r["disk"]: r for r in data["rows"]}
     r = rows[w.disk]
     assert set(r) >= {"disk", "ios", "reads", "writes", "bytes", "p50_us", "p99_us", "hist"}
-    assert r["reads"] >= READS // 2 and r["writes"] >= WRITES // 4
+    # Within the 5% the issue allows against ground truth: other I/O on the
+    # disk only adds.
+    assert r["reads"] >= 0.95 * (READS // 2) and r["writes"] >= 0.95 * (WRITES // 4)
     assert sum(r["hist"].values()) == r["timed"] <= r["ios"]
     assert all(k.isdigit() for k in r["hist"])
 

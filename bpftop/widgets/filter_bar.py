@@ -63,7 +63,8 @@ class FilterBar(Vertical):
         field.value = text
         field.cursor_position = len(text)
         self.show_error("")
-        field.focus()
+        # At once, not deferred: keys typed right after / belong to the input.
+        self.screen.set_focus(field)
 
     def action_close(self) -> None:
         self.remove_class("-open")
