@@ -339,11 +339,14 @@ class BpftopApp(App):
         fields = set(view.filter_fields()) if view is not None else set()
         return sorted(fields | set(self.collector_fields(tab)))
 
+    def _pinned_here(self, tab: str) -> Filter:
+        """The pinned terms this tab has fields for."""
+        fields = set(self.filter_fields(tab))
+        return Filter(tuple(t for t in self.pinned.terms if any(k in fields for k in t.keys())))
+
     def effective_filter(self, tab: str) -> Filter:
         """The pinned terms this tab has fields for, and the tab's own."""
-        fields = set(self.filter_fields(tab))
-        pinned = Filter(tuple(t for t in self.pinned.terms if any(k in fields for k in t.keys())))
-        return pinned.combined(self.filters.get(tab, Filter()))
+        return self._pinned_here(tab).combined(self.filters.get(tab, Filter()))
 
     def _apply_kernel(self, tab: str, new: Filter, old: Filter) -> None:
         """Hand the kernel its part of the filter; on a refusal put back
@@ -395,9 +398,7 @@ class BpftopApp(App):
         own = parse(text)
         check_fields(own, self.filter_fields(tab), self._spec(tab).title)
         current = self.effective_filter(tab)
-        fields = set(self.filter_fields(tab))
-        pinned = Filter(tuple(t for t in self.pinned.terms if any(k in fields for k in t.keys())))
-        new = pinned.combined(own)
+        new = self._pinned_here(tab).combined(own)
         if hasattr(self.by_tab.get(tab), "set_match_filter") and match_args(new) != match_args(current):
             return True
         return any(new.kernel_set(f) != current.kernel_set(f) for f in self.kernel_fields(tab))
