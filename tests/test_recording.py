@@ -279,3 +279,16 @@ async def test_console_records_what_its_collectors_deliver(tmp_path):
     # The fake delivers snapshot(0), snapshot(1), ...: the file holds them in order.
     for k, frame in enumerate(rec.frames):
         assert frame.tab == "syscalls" and frame.snapshot.rows == syscalls_snapshot(k).rows
+
+
+def test_hooks_of_collectors_that_come_up_later_reach_the_header(tmp_path):
+    path = tmp_path / "late.bpftop"
+    snaps = samples()
+    rec = Recorder(str(path), lambda: header(list(snaps), 1.0, {}, {}))  # nothing up yet
+    for i in range(2):
+        rec.write_many([(tab, snaps[tab][i]) for tab in snaps])
+    rec.close()
+    got = read(str(path))
+    assert got.problem == ""
+    assert got.header["hooks"] == {tab: snaps[tab][1].hook for tab in snaps}
+    assert len(got.frames) == 2 * len(snaps)

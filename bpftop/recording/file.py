@@ -2,7 +2,8 @@
 
 The first line is a header (format name and version, host, kernel, bpftop
 version, interval, tabs, hooks, filters); every other line holds one
-snapshot of one tab. The compressor is flushed with Z_SYNC_FLUSH after every
+snapshot of one tab, or ``{"hooks": {tab: hook}}`` when a collector came up
+after the header was written. The compressor is flushed with Z_SYNC_FLUSH after every
 interval, so everything written so far decodes even when the process dies
 mid-write: a crash loses at most the interval being written. One zlib
 stream per session keeps the file small (consecutive snapshots look alike);
@@ -85,6 +86,7 @@ class Recorder:
         self._started = False
         # Each tab's last snapshot written: the next is stored as a change.
         self._previous: Dict[str, Any] = {}
+        self._hooks: Dict[str, str] = {}
         self.records = 0
         self.bytes = 0
 
@@ -99,9 +101,17 @@ class Recorder:
                 return
             lines = []
             if not self._started:
-                lines.append(self.header_fn())
+                head = self.header_fn()
+                lines.append(head)
+                self._hooks = dict(head.get("hooks", {}))
                 self._started = True
             for tab, snap in snapshots:
+                hook = getattr(snap, "hook", "")
+                if hook and self._hooks.get(tab) != hook:
+                    # A collector that came up (or changed rung) after the
+                    # header was written: the session's hooks grow.
+                    lines.append({"hooks": {tab: hook}})
+                    self._hooks[tab] = hook
                 lines.append({"tab": tab, "t": now, "snap": encode_snapshot(snap, self._previous.get(tab))})
                 self._previous[tab] = snap
             text = "".join(json.dumps(line, separators=(",", ":"), allow_nan=True) + "\n" for line in lines)
@@ -223,6 +233,11 @@ def read(path: str, max_records: Optional[int] = None) -> Recording:
             continue
         if not rec.sessions:
             raise RecordingError(f"{path} is not a bpftop recording (no header)")
+        if isinstance(obj, dict) and "hooks" in obj and "tab" not in obj:
+            hooks = rec.sessions[-1].setdefault("hooks", {})
+            if isinstance(hooks, dict) and isinstance(obj["hooks"], dict):
+                hooks.update(obj["hooks"])
+            continue
         if max_records is not None and len(rec.frames) >= max_records:
             return rec
         try:
