@@ -23,6 +23,7 @@ from bpftop.widgets.top_table import TopTable
 
 from fakes import snapshot as syscalls_snapshot
 from test_cache_ui import cache_snapshot
+from test_disk_ui import disk_snapshot
 from test_tcp_text import raw, snapshot as tcp_snapshot
 
 
@@ -38,17 +39,12 @@ def tcp_snap(n):
 
 def samples():
     """Per tab, snapshots as the collectors make them (fakes for no root)."""
-    out = {
+    return {
         "syscalls": [syscalls_snapshot(i) for i in range(3)],
+        "disk": [disk_snapshot(i) for i in range(3)],
         "tcp": [tcp_snap(i + 1) for i in range(3)],
         "cache": [cache_snapshot(i) for i in range(3)],
     }
-    try:
-        from test_disk_text import disk_snapshot  # the disk tab's own fake
-        out["disk"] = [disk_snapshot(i) for i in range(3)]
-    except ImportError:
-        pass
-    return out
 
 
 def write_recording(path, snaps=None, close=True):
