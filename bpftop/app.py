@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
-import re
 import signal
 import time
 from pathlib import Path
@@ -22,7 +21,8 @@ from . import snapshots
 from .bpf.stats import StatsSwitch
 from .collectors.base import Collector
 from .errors import BpftopError
-from .filters import NO_FILTER, Filter, FilterError, check_fields, parse
+from .console_filters import FilterState
+from .filters import NO_FILTER, Filter, FilterError
 from .keys import KEYS
 from .model import CollectorState, CollectorStatus
 from .messages import SnapshotReady, StatusChanged
@@ -48,37 +48,6 @@ VIEWS: Dict[str, Type[TabView]] = {"syscalls": SyscallsView, "disk": DiskView, "
 
 _PRIORITY = {"quit", "next_tab", "previous_tab"}
 REPLAY_ACTIONS = {"replay_step", "replay_speed", "replay_goto"}
-
-# Filter fields a collector can apply in the kernel, and the method that does.
-KERNEL_SETTERS = {
-    "pid": "set_pid_filter",
-    "port": "set_port_filter",
-    "disk": "set_disk_filter",
-    "op": "set_op_filter",
-}
-
-def match_args(flt: Filter) -> Dict[str, object]:
-    """The comm and address terms as a collector's set_match_filter takes
-    them (one comm regex, one address list); FilterError when the filter
-    asks for more than that can say."""
-    comm = [t for t in flt.terms if t.field == "comm"]
-    addrs = [t for t in flt.terms if t.field == "addr"]
-    if len(comm) > 1 or len(addrs) > 1:
-        raise FilterError("this tab takes one comm term and one addr term")
-    out: Dict[str, object] = {"comm": None, "comm_exclude": False, "addrs": (), "addr_exclude": False}
-    if comm:
-        t = comm[0]
-        if t.op not in ("~", "!~", "=", "!="):
-            raise FilterError(f"{t.text}: comm takes = != ~ !~")
-        pattern = t.values[0] if t.op in ("~", "!~") else "^(" + "|".join(re.escape(str(v)) for v in t.values) + ")$"
-        out.update(comm=str(pattern), comm_exclude=t.op in ("!~", "!="))
-    if addrs:
-        t = addrs[0]
-        if t.op not in ("=", "!="):
-            raise FilterError(f"{t.text}: addr takes = or != (addresses or networks, comma-separated)")
-        out.update(addrs=tuple(str(v) for v in t.values), addr_exclude=t.op == "!=")
-    return out
-
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -123,10 +92,6 @@ class BpftopApp(App):
         self.collectors = list(collectors)
         self.by_tab = {c.tab: c for c in self.collectors}
         self.interval = interval
-        # The pinned filter holds on every tab, together with the tab's own;
-        # -p on the command line arrives here, already applied in the kernel.
-        self.pinned = pinned
-        self.filters: Dict[str, Filter] = {}
         self.enabled: Set[str] = set(self.by_tab if enabled is None else enabled)
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else snapshots.default_dir()
         self.meter = ProbeMeter()
@@ -136,6 +101,11 @@ class BpftopApp(App):
         self._replay_clock = 0.0
         self.specs: List[TabSpec] = [TABS[c.tab] for c in self.collectors]
         self.initial_tab = initial_tab or self.specs[0].id
+        # The pinned filter holds on every tab, together with the tab's own;
+        # -p on the command line arrives here, already applied in the kernel.
+        self.filter_state = FilterState(
+            self.by_tab, {s.id: s.title for s in self.specs}, self._view_fields, pinned
+        )
         self.runners: Dict[str, CollectorRunner] = {}
         self.paused = False
         self._held: Dict[str, object] = {}  # snapshots that arrived while paused
@@ -324,92 +294,28 @@ class BpftopApp(App):
     def _spec(self, tab: str) -> TabSpec:
         return next(s for s in self.specs if s.id == tab)
 
-    def kernel_fields(self, tab: str) -> List[str]:
-        collector = self.by_tab.get(tab)
-        return [f for f, method in KERNEL_SETTERS.items() if hasattr(collector, method)]
+    @property
+    def pinned(self) -> Filter:
+        return self.filter_state.pinned
 
-    def collector_fields(self, tab: str) -> List[str]:
-        """Fields the collector filters itself: in the kernel, or (comm and
-        addr, set_match_filter) on each event before it is counted."""
-        extra = ["comm", "addr"] if hasattr(self.by_tab.get(tab), "set_match_filter") else []
-        return self.kernel_fields(tab) + extra
-
-    def filter_fields(self, tab: str) -> List[str]:
-        view = self.view(tab)
-        fields = set(view.filter_fields()) if view is not None else set()
-        return sorted(fields | set(self.collector_fields(tab)))
-
-    def _pinned_here(self, tab: str) -> Filter:
-        """The pinned terms this tab has fields for."""
-        fields = set(self.filter_fields(tab))
-        return Filter(tuple(t for t in self.pinned.terms if any(k in fields for k in t.keys())))
+    @property
+    def filters(self) -> Dict[str, Filter]:
+        """Each tab's own filter (the pinned one holds besides)."""
+        return self.filter_state.own
 
     def effective_filter(self, tab: str) -> Filter:
-        """The pinned terms this tab has fields for, and the tab's own."""
-        return self._pinned_here(tab).combined(self.filters.get(tab, Filter()))
+        return self.filter_state.effective(tab)
 
-    def _apply_kernel(self, tab: str, new: Filter, old: Filter) -> None:
-        """Hand the kernel its part of the filter; on a refusal put back
-        what was there and raise FilterError (nothing else changes)."""
-        collector = self.by_tab.get(tab)
-        done = []
-        try:
-            for field in self.kernel_fields(tab):
-                want, had = new.kernel_set(field), old.kernel_set(field)
-                if want == had:
-                    continue
-                values, exclude = want or ((), False)
-                getattr(collector, KERNEL_SETTERS[field])(values, exclude=exclude)
-                done.append((field, had))
-            if hasattr(collector, "set_match_filter"):
-                want_match, had_match = match_args(new), match_args(old)
-                if want_match != had_match:
-                    collector.set_match_filter(**want_match)
-        except (ValueError, OSError) as e:
-            for field, had in reversed(done):
-                values, exclude = had or ((), False)
-                try:
-                    getattr(collector, KERNEL_SETTERS[field])(values, exclude=exclude)
-                except (ValueError, OSError):
-                    pass
-            message = str(e)
-            raise FilterError(message if isinstance(e, FilterError) else f"the kernel filter refused it: {message}") from None
-
-    def set_filter(self, tab: str, text: str) -> Filter:
-        """Parse and apply a tab's own filter; FilterError leaves the
-        previous one in force."""
-        own = parse(text)
-        check_fields(own, self.filter_fields(tab), self._spec(tab).title)
-        old_effective = self.effective_filter(tab)
-        previous = self.filters.get(tab, Filter())
-        self.filters[tab] = own
-        try:
-            self._apply_kernel(tab, self.effective_filter(tab), old_effective)
-        except FilterError:
-            self.filters[tab] = previous
-            raise
-        self._show_filter(tab)
-        return own
-
-    def _needs_kernel(self, tab: str, text: str) -> bool:
-        """Would this filter text change what the collector filters (and so
-        restart its counts)? Raises FilterError when it does not parse or
-        apply."""
-        own = parse(text)
-        check_fields(own, self.filter_fields(tab), self._spec(tab).title)
-        current = self.effective_filter(tab)
-        new = self._pinned_here(tab).combined(own)
-        if hasattr(self.by_tab.get(tab), "set_match_filter") and match_args(new) != match_args(current):
-            return True
-        return any(new.kernel_set(f) != current.kernel_set(f) for f in self.kernel_fields(tab))
+    def _view_fields(self, tab: str) -> List[str]:
+        view = self.view(tab)
+        return view.filter_fields() if view is not None else []
 
     def _show_filter(self, tab: str) -> None:
         view = self.view(tab)
         if view is None:
             return
-        effective = self.effective_filter(tab)
-        ignored = [t.text for t in self.pinned.terms if t not in effective.terms]
-        view.apply_filter(effective, pinned=self.pinned, ignored=ignored)
+        state = self.filter_state
+        view.apply_filter(state.effective(tab), pinned=state.pinned, ignored=state.ignored(tab))
 
     def action_filter(self) -> None:
         tabs = self._tabs()
@@ -425,17 +331,18 @@ class BpftopApp(App):
         bar = self.screen.query_one(FilterBar)
         tab = tabs.active
         try:
-            if not message.final and self._needs_kernel(tab, message.text):
+            if not message.final and self.filter_state.needs_collector(tab, message.text):
                 # Kernel-side terms change on Enter only: typing pid=1234
                 # should not re-filter the kernel at 1, 12 and 123 first.
                 bar.show_error("")
                 bar.show_hint("Enter applies it (its pid/port/disk terms go to the kernel)")
                 return
-            self.set_filter(tab, message.text)
+            self.filter_state.set(tab, message.text)
         except FilterError as e:
             bar.show_error(f"not applied: {e}")
             return
         bar.show_error("")
+        self._show_filter(tab)
         if message.final:
             bar.action_close()
 
@@ -449,33 +356,13 @@ class BpftopApp(App):
         tabs = self._tabs()
         if tabs is None:
             return
-        tab = tabs.active
-        old = {spec.id: self.effective_filter(spec.id) for spec in self.specs}
-        if self.pinned:
-            previous_pinned, previous_own = self.pinned, dict(self.filters)
-            # Unpinning leaves the terms on the tab where it happened.
-            self.filters[tab] = self.pinned.combined(self.filters.get(tab, Filter()))
-            self.pinned = Filter()
-            note = f"filter unpinned; it stays on {self._spec(tab).title}"
-        else:
-            own = self.filters.get(tab, Filter())
-            if not own:
-                self.notify("no filter on this tab to pin (/ sets one)", severity="warning", timeout=3)
-                return
-            previous_pinned, previous_own = self.pinned, dict(self.filters)
-            self.pinned, self.filters[tab] = own, Filter()
-            note = f"filter pinned to every tab: {own.text}"
         try:
-            for spec in self.specs:
-                self._apply_kernel(spec.id, self.effective_filter(spec.id), old[spec.id])
+            note = self.filter_state.toggle_pin(tabs.active, [spec.id for spec in self.specs])
         except FilterError as e:
-            self.pinned, self.filters = previous_pinned, previous_own
-            for spec in self.specs:
-                try:
-                    self._apply_kernel(spec.id, old[spec.id], self.effective_filter(spec.id))
-                except FilterError:
-                    pass
             self.notify(f"filter not pinned: {e}", severity="error", timeout=5)
+            return
+        if note is None:
+            self.notify("no filter on this tab to pin (/ sets one)", severity="warning", timeout=3)
             return
         for spec in self.specs:
             self._show_filter(spec.id)
