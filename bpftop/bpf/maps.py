@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+import os
+from typing import Any, Container, Iterable, List, Tuple
 
 
 def items(table: Any) -> List[Tuple[Any, Any]]:
@@ -18,3 +19,18 @@ def items(table: Any) -> List[Tuple[Any, Any]]:
             except KeyError:
                 pass  # deleted between listing and lookup
         return out
+
+
+def drop_exited(table: Any, pids: Iterable[int], keep: Container[int] = ()) -> List[int]:
+    """Delete the entries of processes that have exited (and are not in
+    ``keep``) from a map keyed by pid; returns the pids dropped."""
+    dropped = []
+    for pid in pids:
+        if pid in keep or os.path.exists(f"/proc/{pid}"):
+            continue
+        try:
+            del table[table.Key(pid)]
+        except KeyError:
+            pass
+        dropped.append(pid)
+    return dropped

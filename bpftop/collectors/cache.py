@@ -262,14 +262,7 @@ class CacheCollector(Collector[CacheSnapshot]):
     def _forget_dead(self, current: Mapping[int, Item]) -> None:
         """Drop exited processes from the kernel map once their last counts
         have been reported, so the map does not fill up with the dead."""
-        table = self._bpf[b"proc_stats"]
-        for pid in list(current):
-            if os.path.exists(f"/proc/{pid}"):
-                continue
-            try:
-                del table[table.Key(pid)]
-            except KeyError:
-                pass
+        for pid in maps.drop_exited(self._bpf[b"proc_stats"], list(current)):
             self._prev_procs.pop(pid, None)
 
     def _read(self) -> CacheSnapshot:

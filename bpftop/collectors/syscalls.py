@@ -7,7 +7,6 @@ since the previous one, so reading never races with resetting.
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from dataclasses import dataclass
@@ -235,14 +234,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         have been reported, so the map does not fill up with the dead. One
         that a CPU still holds a pending count for stays: deleting it would
         turn that count into an unattributed one."""
-        table = self._bpf[b"proc_stats"]
-        for pid in list(current):
-            if pid in pending or os.path.exists(f"/proc/{pid}"):
-                continue
-            try:
-                del table[table.Key(pid)]
-            except KeyError:
-                pass
+        for pid in maps.drop_exited(self._bpf[b"proc_stats"], list(current), keep=pending):
             self._prev_procs.pop(pid, None)
 
     def _read(self) -> SyscallsSnapshot:
