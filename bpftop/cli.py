@@ -98,7 +98,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="batch mode with one JSON object per interval (JSON Lines) instead of text")
     p.add_argument("--record", metavar="FILE", default=None,
-                   help="append every interval's snapshots of all active tabs to a new recording FILE")
+                   help="write every interval's snapshots of all active tabs to FILE, created new (see --record-append)")
     p.add_argument("--record-append", action="store_true", help="with --record: add to FILE if it exists")
     p.add_argument("--replay", metavar="FILE", default=None,
                    help="open a recording in the console (no root needed); with --once, print one tab")
