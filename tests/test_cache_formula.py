@@ -181,6 +181,7 @@ def test_tracepoint_plan_on_older_kernels():
     assert "writeback:writeback_dirty_page" in plan.hooks
 
 
+@pytest.mark.bpf  # reads tracefs, which only root may mount and read
 def test_tracepoint_fields_parses_a_real_format():
     fields = cache_hooks.tracepoint_fields("filemap", "mm_filemap_add_to_page_cache")
     if fields is None:
