@@ -2,9 +2,9 @@
 (with fsync) on a file on the machine's disk, on cue."""
 
 import os
-import subprocess
-import sys
 import tempfile
+
+from workload import Child
 
 # The file is written and synced before "ready", so the measured window
 # holds only the cued I/O (plus whatever else the machine does).
@@ -66,40 +66,21 @@ def delta(a: dict, b: dict) -> dict:
     return {k: b[k] - a[k] for k in a}
 
 
-class DiskWorkload:
+class DiskWorkload(Child):
     def __init__(self, reads: int, writes: int, fsync_every: int = 50, directory: str = "/var/tmp") -> None:
         fd, self.path = tempfile.mkstemp(prefix="bpftop-disk-test-", dir=directory)
         os.close(fd)
         self.reads, self.writes = reads, writes
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, self.path, str(reads), str(writes), str(fsync_every)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
+        super().__init__(CHILD, self.path, reads, writes, fsync_every)
         line = self.proc.stdout.readline()
         assert line == "ready\n", f"workload did not start: {line!r}"
         self.disk = disk_of(self.path)
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
     def run(self) -> None:
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-        assert self.proc.stdout.readline() == "done\n"
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            self.proc.wait(10)
-
-    def __enter__(self):
-        return self
+        assert self.ask("go") == "done\n"
 
     def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        super().__exit__(*exc)
         try:
             os.unlink(self.path)
         except OSError:

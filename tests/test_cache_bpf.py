@@ -17,6 +17,7 @@ from bpftop.collectors.cache import CacheCollector
 from bpftop.model import CollectorState
 
 from bpfprogs import prog_ids, start_once, wait_until_gone
+import workload
 
 pytestmark = pytest.mark.bpf
 
@@ -65,34 +66,13 @@ for line in sys.stdin:
 """
 
 
-class Child:
+class Reader(workload.Child):
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(SIZE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
+        super().__init__(CHILD, SIZE)
         assert self.proc.stdout.readline() == "ready\n"
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
     def do(self, *words) -> None:
-        self.proc.stdin.write(" ".join(str(w) for w in words) + "\n")
-        self.proc.stdin.flush()
-        assert self.proc.stdout.readline() == "done\n"
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            self.proc.wait(10)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        assert self.ask(" ".join(str(w) for w in words)) == "done\n"
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +141,7 @@ def test_tracepoint_rung_runs_here(collector):
 
 @pytest.mark.parametrize("bs", [128 * 1024, 1 * MB], ids=["128KiB-reads", "1MiB-reads"])
 def test_cold_then_warm_read(collector, data_file, bs):
-    with Child() as child:
+    with Reader() as child:
         collector.set_pid_filter([child.pid])
         child.do("evict", data_file)
         collector.collect()
@@ -195,7 +175,7 @@ def test_cold_then_warm_read(collector, data_file, bs):
 
 @pytest.mark.parametrize("bs", [4096, 1 * MB], ids=["4KiB-writes", "1MiB-writes"])
 def test_writer_shows_dirties(collector, new_path, bs):
-    with Child() as child:
+    with Reader() as child:
         collector.set_pid_filter([child.pid])
         child.do("write", new_path, bs)
         snap = collector.collect()
@@ -227,7 +207,7 @@ def test_writer_shows_dirties(collector, new_path, bs):
 
 
 def test_exclude_filter_and_comm_filter(collector, data_file):
-    with Child() as child:
+    with Reader() as child:
         collector.set_pid_filter([child.pid], exclude=True)
         collector.collect()
         child.do("read", data_file, 128 * 1024)
@@ -248,7 +228,7 @@ def test_exclude_filter_and_comm_filter(collector, data_file):
 
 
 def test_bad_filters_change_nothing(collector):
-    with Child() as child:
+    with Reader() as child:
         collector.set_pid_filter([child.pid])
         with pytest.raises(ValueError, match="out of range"):
             collector.set_pid_filter([0])
@@ -261,7 +241,7 @@ def test_bad_filters_change_nothing(collector):
 
 
 def test_exited_processes_leave_the_kernel_map(collector, data_file):
-    with Child() as child:
+    with Reader() as child:
         collector.set_pid_filter([child.pid])
         child.do("read", data_file, 128 * 1024)
         child.close()
@@ -293,7 +273,7 @@ def test_kprobe_variant_passes_the_verifier():
 
 
 def test_once_json_cli_with_pid_filter(data_file):
-    with Child() as child:
+    with Reader() as child:
         child.do("read", data_file, 128 * 1024)  # warm it
         cli = start_once(["--json", "--tab", "cache", "-d", "5", "-p", str(child.pid)])
         child.do("read", data_file, 128 * 1024)

@@ -23,26 +23,30 @@ sys.stdin.read()
 """
 
 
-class Workload:
-    def __init__(self, getppid: int, failing_getsid: int = 0) -> None:
+class Child:
+    """A Python child process driven a line at a time over pipes: the work
+    runs in a process of its own, whose pid the collectors filter on."""
+
+    def __init__(self, source: str, *args: object) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(getppid), str(failing_getsid)],
+            [sys.executable, "-c", source, *map(str, args)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
-        assert self.proc.stdout.readline() == "ready\n"
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def run(self) -> None:
-        self.proc.stdin.write("go\n")
+    def ask(self, line: str) -> str:
+        """Send one command line; return the child's one-line answer."""
+        self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
-        assert self.proc.stdout.readline() == "done\n"
+        return self.proc.stdout.readline()
 
     def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(10)
 
     def __enter__(self):
         return self
@@ -51,3 +55,12 @@ class Workload:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class Workload(Child):
+    def __init__(self, getppid: int, failing_getsid: int = 0) -> None:
+        super().__init__(CHILD, getppid, failing_getsid)
+        assert self.proc.stdout.readline() == "ready\n"
+
+    def run(self) -> None:
+        assert self.ask("go") == "done\n"
