@@ -73,3 +73,17 @@ def start_once(args, timeout=30.0):
     # can lag on a loaded machine.
     time.sleep(1.0)
     return proc
+
+
+def assert_signal_exit(proc, sig, code, before, timeout=30):
+    """Send ``sig`` to a running bpftop: it must exit with ``code``, print no
+    traceback, and leave none of the programs it loaded behind."""
+    try:
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code
+    assert "Traceback" not in err
+    assert wait_until_gone(before) == []

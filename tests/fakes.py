@@ -31,8 +31,12 @@ def snapshot(seq=0, rows=None, processes=None):
 
 
 class FakeCollector(Collector):
+    """Scripted snapshots; subclasses set the tab and the hook it claims."""
+
     tab = "syscalls"
     title = "Syscalls"
+    hook_name = "fake"
+    hook_points = ("fake:hook",)
 
     def __init__(self, snapshots=None, fail=None):
         super().__init__()
@@ -47,7 +51,7 @@ class FakeCollector(Collector):
         return []
 
     def start(self):
-        attempt = HookAttempt("fake", HookKind.TRACEPOINT, ("fake:hook",), True, "chosen")
+        attempt = HookAttempt(self.hook_name, HookKind.TRACEPOINT, self.hook_points, True, "chosen")
         if self._fail:
             from bpftop.errors import NoStrategyError
             self.set_status(CollectorState.FAILED, self._fail, (HookAttempt("fake", HookKind.TRACEPOINT, ("fake:hook",), False, self._fail),))

@@ -4,13 +4,12 @@ import itertools
 import time
 
 from bpftop.app import BpftopApp
-from bpftop.collectors.base import Collector
-from bpftop.model import CollectorState, HookAttempt, HookKind
 from bpftop.model.cache import CacheCounts, CacheRow, CacheSnapshot
 from bpftop.screens.help import HelpScreen
 from bpftop.widgets.cache_hitplot import HitRatioPlot
 from bpftop.widgets.top_table import TopTable
 
+from fakes import FakeCollector
 from uihelpers import column_texts, wait_rows
 
 
@@ -30,39 +29,14 @@ def cache_snapshot(seq=0):
     )
 
 
-class FakeCacheCollector(Collector):
+class FakeCacheCollector(FakeCollector):
     tab = "cache"
     title = "Cache"
+    hook_name = "tracepoints (counts pages: a long note for doctor)"
+    hook_points = ("filemap:x",)
 
     def __init__(self):
-        super().__init__()
-        self._seq = itertools.count()
-        self.stopped = False
-
-    def strategies(self):
-        return []
-
-    def start(self):
-        attempt = HookAttempt(
-            "tracepoints (counts pages: a long note for doctor)", HookKind.TRACEPOINT, ("filemap:x",), True, "chosen"
-        )
-        self._bpf = object()
-        self.set_status(CollectorState.RUNNING, "", (attempt,))
-        return self.status
-
-    def _read(self):
-        return cache_snapshot(next(self._seq))
-
-    def stop(self):
-        self.stopped = True
-        self._bpf = None
-        self.set_status(CollectorState.STOPPED)
-
-
-
-
-
-
+        super().__init__(snapshots=(cache_snapshot(i) for i in itertools.count()))
 
 
 async def test_table_summary_plot_at_80x24():

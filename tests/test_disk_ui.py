@@ -6,8 +6,6 @@ import time
 from textual.widgets import Sparkline
 
 from bpftop.app import BpftopApp
-from bpftop.collectors.base import Collector
-from bpftop.model import CollectorState, HookAttempt, HookKind
 from bpftop.model.disk import NSLOTS, DiskRow, DiskSnapshot, OpStats
 from bpftop.screens.help import HelpScreen
 from bpftop.views.disk import DiskView
@@ -35,30 +33,13 @@ def disk_snapshot(seq=0):
     )
 
 
-class FakeDiskCollector(Collector):
+class FakeDiskCollector(FakeCollector):
     tab = "disk"
     title = "Disk"
+    hook_points = ("block:x",)
 
     def __init__(self):
-        super().__init__()
-        self._seq = itertools.count()
-        self.stopped = False
-
-    def strategies(self):
-        return []
-
-    def start(self):
-        self._bpf = object()
-        self.set_status(CollectorState.RUNNING, "", (HookAttempt("fake", HookKind.TRACEPOINT, ("block:x",), True, "chosen"),))
-        return self.status
-
-    def _read(self):
-        return disk_snapshot(next(self._seq))
-
-    def stop(self):
-        self.stopped = True
-        self._bpf = None
-        self.set_status(CollectorState.STOPPED)
+        super().__init__(snapshots=(disk_snapshot(i) for i in itertools.count()))
 
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from bpfprogs import prog_ids, wait_until_gone, wait_until_loaded
+from bpfprogs import assert_signal_exit, prog_ids, wait_until_gone, wait_until_loaded
 
 pytestmark = pytest.mark.bpf
 
@@ -87,14 +87,10 @@ def test_once_killed_mid_interval_detaches(sig, code):
     )
     try:
         assert wait_until_loaded(before)
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == code
-    assert "Traceback" not in err
-    assert wait_until_gone(before) == []
+    except AssertionError:
+        proc.kill()
+        raise
+    assert_signal_exit(proc, sig, code, before, timeout=15)
 
 
 def test_sigkill_leaves_nothing_either():
