@@ -3,8 +3,9 @@
 SHELL := /bin/bash
 VENV := .venv
 ARGS ?=
+KERNELS ?= 6.1,6.12
 
-.PHONY: run test setup setup-test setup-bench bench clean
+.PHONY: run test test-host test-matrix setup setup-test setup-bench bench clean
 
 run: setup
 	@$(VENV)/bin/bpftop $(ARGS)
@@ -15,9 +16,21 @@ setup:
 setup-test:
 	@bash scripts/setup.sh --test
 
-# pytest's own exit code goes through untouched: 5 (nothing collected) fails too.
+# The host's tests, then the stock-kernel matrix (Debian's 6.1 and 6.12 in
+# guests; KERNELS=6.1 for one). Both run even when the first fails, and any
+# failure fails the target; pytest's exit 5 (nothing collected) fails too.
 test: setup-test
+	@rc=0; \
+	BPFTOP_REQUIRE_BPF=1 $(VENV)/bin/python -m pytest --junitxml=build/test-results/host.xml $(PYTEST_ARGS) || rc=$$?; \
+	$(VENV)/bin/python scripts/kernel_matrix.py --kernels $(KERNELS) --host-junit build/test-results/host.xml || rc=$$?; \
+	exit $$rc
+
+# The host's tests alone (quick), or the matrix alone.
+test-host: setup-test
 	@BPFTOP_REQUIRE_BPF=1 $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-matrix: setup-test
+	@$(VENV)/bin/python scripts/kernel_matrix.py --kernels $(KERNELS)
 
 setup-bench:
 	@bash scripts/setup.sh --bench

@@ -36,6 +36,22 @@ if [ -n "$extras" ]; then
     need_pkg openssh-server
     need_pkg openssh-client
 fi
+# The kernel matrix (scripts/kernel_matrix.py) boots Debian's stock kernels
+# in QEMU guests with virtme-ng (which needs busybox for its initramfs), each
+# with an ext4 image as its disk; BCC in the guest needs each kernel's
+# headers. The packages stay installed, so later runs reuse them.
+matrix_kernels=(linux-image-amd64 linux-headers-amd64 linux-image-6.12-amd64 linux-headers-6.12-amd64)
+if [ -n "$extras" ]; then
+    # shellcheck disable=SC1091
+    if (. /etc/os-release && [ "$ID" = debian ] && [ "${VERSION_ID:-}" = 12 ]) && [ "$arch" = amd64 ]; then
+        need_pkg qemu-system-x86
+        need_pkg busybox-static
+        need_pkg e2fsprogs
+        for k in "${matrix_kernels[@]}"; do need_pkg "$k"; done
+    else
+        say "the kernel matrix boots Debian 12's amd64 kernels: not available on this system, so make test will report it"
+    fi
+fi
 # The benchmarks run Debian's stock tools side by side and build small C
 # load generators.
 if [ "$mode" = "--bench" ]; then

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import time
 
+from testenv import scaled
+
 # Names bpftop's programs carry in the kernel (raw tracepoint rung; the
 # classic tracepoints get BCC's generated name, tracepoint__<category>,
 # cut to 15 characters by the kernel).
@@ -37,10 +39,10 @@ def ours(progs, before=frozenset()):
     return [p for p in progs if p["id"] not in before and p.get("name", "").startswith(OUR_NAMES)]
 
 
-def wait_until_gone(before, timeout=5.0):
+def wait_until_gone(before, timeout=None):
     """Programs of ours loaded since ``before`` that are still there after
     ``timeout`` (the kernel frees them a moment after their last fd closes)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + (timeout if timeout is not None else scaled(5.0))
     while True:
         left = ours(prog_list(), before)
         if not left or time.monotonic() > deadline:
@@ -48,8 +50,8 @@ def wait_until_gone(before, timeout=5.0):
         time.sleep(0.2)
 
 
-def wait_until_loaded(before, timeout=30.0):
-    deadline = time.monotonic() + timeout
+def wait_until_loaded(before, timeout=None):
+    deadline = time.monotonic() + (timeout if timeout is not None else scaled(30.0))
     while time.monotonic() < deadline:
         found = ours(prog_list(), before)
         if found:
@@ -75,12 +77,12 @@ def start_once(args, timeout=30.0):
     return proc
 
 
-def assert_signal_exit(proc, sig, code, before, timeout=30):
+def assert_signal_exit(proc, sig, code, before, timeout=None):
     """Send ``sig`` to a running bpftop: it must exit with ``code``, print no
     traceback, and leave none of the programs it loaded behind."""
     try:
         proc.send_signal(sig)
-        _out, err = proc.communicate(timeout=timeout)
+        _out, err = proc.communicate(timeout=timeout if timeout is not None else scaled(30))
     finally:
         if proc.poll() is None:
             proc.kill()

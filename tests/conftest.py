@@ -1,9 +1,12 @@
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from bpfprogs import bpf_skip_reason
+from testenv import scaled
 
 
 def pytest_collection_modifyitems(config, items):
@@ -22,3 +25,17 @@ def pytest_collection_modifyitems(config, items):
 def need_tmux():
     if not shutil.which("tmux"):
         pytest.skip("tmux is not installed (make test installs it)")
+
+
+@pytest.fixture(scope="session")
+def doctor_run():
+    """One ``bpftop doctor`` for every test that reads its report: it
+    compiles every rung of every collector, which takes minutes in a
+    kernel-matrix guest. The guest script runs it first and names the
+    output here (BPFTOP_DOCTOR_OUTPUT, with its exit status beside it)."""
+    path = os.environ.get("BPFTOP_DOCTOR_OUTPUT")
+    if path:
+        with open(path) as out, open(os.path.splitext(path)[0] + ".rc") as rc:
+            return subprocess.CompletedProcess(["bpftop", "doctor"], int(rc.read()), out.read(), "")
+    return subprocess.run([sys.executable, "-m", "bpftop", "doctor"], capture_output=True, text=True,
+                          timeout=scaled(300))

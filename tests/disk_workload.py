@@ -4,6 +4,7 @@
 import os
 import tempfile
 
+from testenv import WORKDIR
 from workload import Child
 
 # The file is written and synced before "ready", so the measured window
@@ -67,7 +68,7 @@ def delta(a: dict, b: dict) -> dict:
 
 
 class DiskWorkload(Child):
-    def __init__(self, reads: int, writes: int, fsync_every: int = 50, directory: str = "/var/tmp") -> None:
+    def __init__(self, reads: int, writes: int, fsync_every: int = 50, directory: str = WORKDIR) -> None:
         fd, self.path = tempfile.mkstemp(prefix="bpftop-disk-test-", dir=directory)
         os.close(fd)
         self.reads, self.writes = reads, writes

@@ -19,6 +19,7 @@ from bpftop.model.disk import DiskSnapshot
 
 from bpfprogs import prog_ids, start_once, wait_until_gone as _wait_until_gone
 from disk_workload import DiskWorkload, delta, diskstats
+from rungs import force, rung_params
 
 pytestmark = pytest.mark.bpf
 
@@ -100,18 +101,27 @@ def test_counts_match_diskstats_and_histogram_sums(collector):
     assert r.flushes >= 1  # fsync on a disk with a write-back cache
     assert r.p50_us is not None and 0 < r.p50_us <= r.p99_us <= r.max_ns() / 1e3
     assert snap.queued == collector.queued
-    assert snap.hook == ("block_io_start + block_rq tracepoints" if collector.queued else "block_rq tracepoints")
+    assert snap.hook == collector.hook
     assert snap.cumulative and row(snap, disk).ios <= snap.by_disk(cumulative=True)[disk].ios
 
 
-def test_insert_rung_counts_too():
-    c = DiskCollector(queued=True)
-    first, insert, kprobes = c.strategies()
-    c.strategies = lambda: [insert]
+def every_rung():
+    out = []
+    for queued, n in ((False, 2), (True, 3)):
+        for p in rung_params(lambda: DiskCollector(queued=queued), n):
+            out.append(pytest.param(queued, p.values[0], id=f"{'queued' if queued else 'service'}-{p.id}"))
+    return out
+
+
+@pytest.mark.matrix
+@pytest.mark.parametrize("queued, rung", every_rung())
+def test_every_rung_matches_diskstats(queued, rung):
+    c = DiskCollector(queued=queued)
+    s = force(c, rung)
     before = prog_ids()
     c.start()
     try:
-        assert c.hook == "block_rq_insert + block_rq tracepoints"
+        assert c.hook == s.name
         assert c.status.state is CollectorState.RUNNING
         snap, ds, disk = measure(c)
         check_against_diskstats(snap, ds, disk)

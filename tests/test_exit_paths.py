@@ -11,6 +11,7 @@ import time
 import pytest
 
 from bpfprogs import assert_signal_exit, prog_ids, wait_until_gone, wait_until_loaded
+from testenv import scaled
 
 pytestmark = pytest.mark.bpf
 
@@ -51,7 +52,7 @@ def screen():
 
 
 def wait_exit(pid, status, timeout=15.0):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         if not alive(pid) and status.exists() and status.read_text().strip():
             return int(status.read_text())
@@ -61,12 +62,12 @@ def wait_exit(pid, status, timeout=15.0):
 
 @pytest.mark.parametrize(
     "how, code",
-    [("key q", 0), ("key C-c", 0), ("SIGTERM", 143), ("SIGHUP", 129)],
+    [("key q", 0), ("key C-c", 0), ("SIGTERM", 143), pytest.param("SIGHUP", 129, marks=pytest.mark.matrix)],
 )
 def test_tui_exit_detaches_everything(tui, how, code):
     before, pid, status = tui
     # Wait for the first data on screen, so the exit happens mid-run.
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + scaled(15)
     while "SYSCALL" not in screen() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "running on raw tracepoints" in screen() and "SYSCALL" in screen(), screen()
@@ -79,7 +80,8 @@ def test_tui_exit_detaches_everything(tui, how, code):
     assert "Traceback" not in screen()
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig, code", [
+    pytest.param(signal.SIGTERM, 143, marks=pytest.mark.matrix), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
 def test_once_killed_mid_interval_detaches(sig, code):
     before = prog_ids()
     proc = subprocess.Popen(
@@ -90,9 +92,10 @@ def test_once_killed_mid_interval_detaches(sig, code):
     except AssertionError:
         proc.kill()
         raise
-    assert_signal_exit(proc, sig, code, before, timeout=15)
+    assert_signal_exit(proc, sig, code, before, timeout=scaled(15))
 
 
+@pytest.mark.matrix
 def test_sigkill_leaves_nothing_either():
     """Even without any clean-up code running, the kernel frees programs whose
     last file descriptor closed: bpftop pins nothing."""

@@ -12,6 +12,7 @@ from bpftop.collectors.syscalls import SyscallsCollector
 from bpftop.model import CollectorState
 
 from bpfprogs import prog_ids, start_once, wait_until_gone, wait_until_loaded
+from rungs import force, rung_params
 from workload import Workload
 
 pytestmark = pytest.mark.bpf
@@ -54,6 +55,7 @@ def collector(request):
     assert wait_until_gone(before) == []
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("collector", [{"latency": True}, {"latency": False}], indirect=True, ids=["latency", "counts"])
 def test_filtered_counts_are_exact(collector):
     pid, snaps = run_filtered(collector)
@@ -96,19 +98,21 @@ def test_exclude_filter_leaves_the_process_out(collector):
     assert rows_by_name([snap]).get("getppid", [0])[0] < N
 
 
-def test_tracepoint_rung_counts_exactly():
+@pytest.mark.matrix
+@pytest.mark.parametrize("rung", rung_params(SyscallsCollector, 2))
+def test_every_rung_counts_exactly(rung):
     c = SyscallsCollector()
-    raw, tp = c.strategies()
-    c.strategies = lambda: [tp]  # force the second rung
+    s = force(c, rung)
     before = prog_ids()
     c.start()
     try:
-        assert c.hook == "raw_syscalls tracepoints"
+        assert c.hook == s.name
         assert c.status.state is CollectorState.RUNNING
         assert wait_until_loaded(before, timeout=1)
         _, snaps = run_filtered(c)
         total = rows_by_name(snaps)
         assert total["getppid"][0] == N and total["getsid"][:2] == [K, K]
+        assert total["getppid"][3] == N
     finally:
         c.stop()
     assert wait_until_gone(before) == []
@@ -139,10 +143,10 @@ def test_once_text_cli():
     assert any(l.startswith("SYSCALL") for l in lines) and any(l.lstrip().startswith("PID") for l in lines)
 
 
-def test_doctor_reports_hooks_and_facts():
-    res = subprocess.run([sys.executable, "-m", "bpftop", "doctor"], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stdout + res.stderr
-    out = res.stdout
+@pytest.mark.matrix
+def test_doctor_reports_hooks_and_facts(doctor_run):
+    assert doctor_run.returncode == 0, doctor_run.stdout + doctor_run.stderr
+    out = doctor_run.stdout
     for fact in ("kernel", "headers", "lockdown", "tracefs", "kprobes"):
         assert f"\n{fact}" in out
     assert "[chosen] raw tracepoints" in out

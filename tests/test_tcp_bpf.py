@@ -11,6 +11,7 @@ from bpftop.collectors.tcp import TcpCollector
 from bpftop.model import CollectorState, HookKind
 
 from bpfprogs import prog_ids, prog_list, start_once
+from rungs import force, rung_params
 import workload
 
 # The kernel's names for this collector's programs (cut to 15 characters).
@@ -207,6 +208,45 @@ def test_python_filters_on_comm_and_address(collector):
         w.close()
 
 
+@pytest.mark.matrix
+@pytest.mark.parametrize("rung", rung_params(TcpCollector, 4))
+def test_every_rung_counts_exactly(rung):
+    """Each rung this kernel offers sees exactly the child's connects. The
+    kprobe rungs see the attempt as connect() returns, not its outcome."""
+    c = TcpCollector()
+    s = force(c, rung)
+    before = prog_ids()
+    c.start()
+    try:
+        assert c.hook == s.name
+        with Connector() as w:
+            c.set_pid_filter([w.pid])
+            c.collect()
+            w.run()
+            snap = c.collect()
+            w.close()
+    finally:
+        c.stop()
+    assert wait_until_gone(before) == []
+    assert {(d.daddr, d.dport): d.count for d in snap.destinations} == {
+        ("127.0.0.1", w.p4): N4, ("::1", w.p6): N6, ("127.0.0.1", w.closed): NK,
+    }
+    assert [(p.pid, p.count) for p in snap.processes] == [(w.pid, N4 + N6 + NK)]
+    assert {(f.family, f.count) for f in snap.families} == {(4, N4 + NK), (6, N6)}
+    assert snap.total_connects == N4 + N6 + NK and snap.lost_total == 0
+    assert len(snap.events) == N4 + N6 + NK
+    for e in snap.events:
+        assert e.pid == w.pid and e.comm.startswith("python") and e.sport > 0
+        assert (e.family, e.saddr, e.daddr) == ((6, "::1", "::1") if e.dport == w.p6 else (4, "127.0.0.1", "127.0.0.1"))
+    if s.kind is HookKind.TRACEPOINT:
+        assert dest_counts(snap) == {
+            ("127.0.0.1", w.p4): (N4, 0, N4),
+            ("::1", w.p6): (N6, 0, N6),
+            ("127.0.0.1", w.closed): (NK, NK, 0),
+        }
+        assert all(e.result == ("refused" if e.dport == w.closed else "established") for e in snap.events)
+
+
 @pytest.mark.parametrize("buffer", ["ring", "perf"])
 def test_lost_events_are_counted_exactly(buffer):
     """A one-page buffer that nobody drains during a burst: most events are
@@ -298,9 +338,9 @@ def test_once_text_cli():
     assert any(l.startswith("Latest connects") for l in lines)
 
 
-def test_doctor_lists_the_tcp_ladder():
-    res = subprocess.run([sys.executable, "-m", "bpftop", "doctor"], capture_output=True, text=True, timeout=120)
-    out = res.stdout
+@pytest.mark.matrix
+def test_doctor_lists_the_tcp_ladder(doctor_run):
+    out = doctor_run.stdout
     section = out[out.index("\ntcp collector"):]
     assert "[chosen] inet_sock_set_state tracepoint, ring buffer" in section
     assert "[works ] inet_sock_set_state tracepoint, perf buffer" in section

@@ -1,0 +1,55 @@
+#!/bin/bash
+# Runs inside one kernel-matrix guest (started by scripts/kernel_matrix.py):
+# `bpftop doctor`, then every test marked `matrix` (the real-eBPF tests that
+# check numbers against ground truth, on the rung this kernel chooses and on
+# each other rung that loads here, and the exit-cleanup checks).
+#
+#   kernel_matrix_guest.sh OUTDIR REPO TIME_SCALE
+#
+# OUTDIR is shared with the host (--rwdir); everything the host reads back
+# is written there: kernel, doctor.txt, doctor.rc, junit.xml, pytest.rc.
+set -u
+out=$1
+repo=$2
+scale=$3
+
+uname -r > "$out/kernel"
+
+# The guest's root is the host's, shared over 9p: it does not go through a
+# block device or the page cache as a disk does. The host attached an ext4
+# image as the only virtio disk; the tests put their files there.
+disk=""
+for d in /sys/block/vd* /sys/block/sd*; do
+    [ -e "$d" ] && disk=/dev/${d##*/} && break
+done
+if [ -z "$disk" ]; then
+    echo "guest: no virtio disk found" >&2
+    echo 1 > "$out/pytest.rc"
+    exit 1
+fi
+mkdir -p /tmp/bpftop-disk
+if ! mount -t ext4 "$disk" /tmp/bpftop-disk; then
+    echo "guest: cannot mount $disk" >&2
+    echo 1 > "$out/pytest.rc"
+    exit 1
+fi
+
+export BPFTOP_REQUIRE_BPF=1
+export BPFTOP_TEST_WORKDIR=/tmp/bpftop-disk
+export BPFTOP_TEST_TIME_SCALE=$scale
+cd "$repo" || exit 1
+
+start=$(date +%s)
+.venv/bin/python -m bpftop doctor > "$out/doctor.txt" 2> "$out/doctor.err"
+echo $? > "$out/doctor.rc"
+echo "guest: doctor took $(( $(date +%s) - start )) s"
+# The doctor tests check this run's output rather than compile every rung
+# of every collector again (minutes under emulation).
+export BPFTOP_DOCTOR_OUTPUT=$out/doctor.txt
+
+start=$(date +%s)
+.venv/bin/python -m pytest -m matrix -p no:cacheprovider -q -rfEs \
+    -o timeout="$(( 120 * ${scale%.*} ))" --junitxml="$out/junit.xml"
+echo $? > "$out/pytest.rc"
+echo "guest: tests took $(( $(date +%s) - start )) s"
+umount /tmp/bpftop-disk

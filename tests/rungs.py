@@ -1,0 +1,46 @@
+"""Run a ground-truth test on every rung of a collector's ladder that this
+kernel offers: the one the ladder chooses and each other one that loads.
+
+On the host (no kprobes, fentry refused) that is the tracepoint rungs; in
+the kernel-matrix guests (Debian's 6.1 and 6.12) the kprobe and fentry rungs
+too. A rung whose feature check says it cannot work here is skipped with
+that reason; a rung that passes its check must load and count right.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, List
+
+import pytest
+
+
+def short(name: str) -> str:
+    """A test id from a rung name: "kprobes (counts calls, ...)" -> "kprobes"."""
+    return re.sub(r"[^a-z0-9]+", "-", name.split(" (")[0].lower()).strip("-")
+
+
+def rung_params(factory: Callable[[], object], count: int) -> List[object]:
+    """One pytest param per rung index, named after the rung where the ladder
+    can be built at collection time (it reads tracefs and kallsyms: root)."""
+    try:
+        names = [s.name for s in factory().strategies()]  # type: ignore[attr-defined]
+    except Exception:
+        names = []
+    if len(names) != count:
+        names = [f"rung{i}" for i in range(count)]
+    return [pytest.param(i, id=short(n)) for i, n in enumerate(names)]
+
+
+def force(collector, index: int):
+    """Keep only rung ``index`` of ``collector``'s ladder; skip when this
+    kernel does not offer it. Returns the strategy."""
+    strategies = collector.strategies()
+    if index >= len(strategies):
+        pytest.skip(f"the ladder has {len(strategies)} rungs here")
+    s = strategies[index]
+    why = s.check()
+    if why:
+        pytest.skip(f"{s.name}: not on this kernel: {why}")
+    collector.strategies = lambda: [s]
+    return s
