@@ -8,7 +8,7 @@ import os
 import platform
 import subprocess
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import FrozenSet, Iterable, List, Optional, Tuple
 
 from ..errors import PrivilegeError, FeatureError
 
@@ -97,6 +97,48 @@ def kprobes_available() -> Tuple[bool, str]:
     if os.path.exists(os.path.join(info.path, "kprobe_events")):
         return True, ""
     return False, f"kernel has no kprobes ({info.path}/kprobe_events absent: CONFIG_KPROBES off)"
+
+
+_traceable: Optional[FrozenSet[str]] = None
+
+
+def traceable_functions() -> FrozenSet[str]:
+    """Kernel functions a kprobe can attach to: tracefs's
+    available_filter_functions less the kprobes blacklist. A name in
+    kallsyms may still be notrace or an inlined copy ("not traceable" at
+    attach, after a compile). Read once per process: the list has tens of
+    thousands of lines, and BCC's own lookup (a regex over every line per
+    call) costs minutes in an emulated guest."""
+    global _traceable
+    if _traceable is None:
+        info = ensure_tracefs()
+        names = set()
+        try:
+            with open(os.path.join(info.path, "available_filter_functions")) as f:
+                for line in f:
+                    name = line.split(" ", 1)[0].strip()
+                    if name:
+                        names.add(name)
+        except OSError:
+            pass
+        try:
+            with open("/sys/kernel/debug/kprobes/blacklist") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 3:
+                        names.discard(parts[2])
+        except OSError:
+            pass  # debugfs not mounted: the attach itself will say
+        _traceable = frozenset(names)
+    return _traceable
+
+
+def not_traceable(functions: Iterable[str]) -> List[str]:
+    """The ones among ``functions`` a kprobe cannot attach to."""
+    ok = traceable_functions()
+    if not ok:
+        return []  # the list is unreadable here: let the attach decide
+    return [f for f in functions if f not in ok]
 
 
 @dataclass(frozen=True)

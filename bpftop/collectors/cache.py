@@ -142,7 +142,13 @@ class CacheCollector(Collector[CacheSnapshot]):
         ok, why = system.kprobes_available()
         if not ok:
             return why
-        return funcs.missing()
+        missing = funcs.missing()
+        if missing:
+            return missing
+        gone = system.not_traceable([fn for fn in funcs.chosen.values() if fn])
+        if gone:
+            return f"kernel function {gone[0]} is not traceable (notrace, or only inlined copies)"
+        return ""
 
     @staticmethod
     def _check_fentry(funcs: cache_hooks.FunctionChoice) -> str:

@@ -223,6 +223,9 @@ class DiskCollector(Collector[DiskSnapshot]):
             return "neither __blk_account_io_done nor blk_account_io_done is a kernel symbol here (inlined)"
         if self.queued and not start:
             return "neither __blk_account_io_start nor blk_account_io_start is a kernel symbol here (inlined)"
+        gone = system.not_traceable([f for f in (issue, done, start if self.queued else None) if f])
+        if gone:
+            return f"kernel function {gone[0]} is not traceable (notrace, or only inlined copies)"
         return ""
 
     def _load_kprobes(self) -> Any:

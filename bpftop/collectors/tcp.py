@@ -164,12 +164,9 @@ class TcpCollector(Collector[TcpSnapshot]):
         if not headers.matches_running:
             # This rung reads struct sock: the layout must be this kernel's.
             return f"reads struct sock, which needs headers of the running kernel ({headers.note or 'none found'})"
-        bcc = loader.import_bcc()
-        for fn in (b"tcp_v4_connect", b"tcp_v6_connect"):
-            with loader.BCC_LOCK:
-                traceable = bcc.BPF.get_kprobe_functions(b"^" + fn + b"$")
-            if not traceable:
-                return f"kernel function {fn.decode()} is not traceable"
+        gone = system.not_traceable(("tcp_v4_connect", "tcp_v6_connect"))
+        if gone:
+            return f"kernel function {gone[0]} is not traceable"
         return self._check_ring(ring)
 
     def _defines(self, tracepoint: bool, ring: bool) -> dict:
