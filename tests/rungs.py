@@ -34,7 +34,8 @@ def rung_params(factory: Callable[[], object], count: int) -> List[object]:
 
 def force(collector, index: int):
     """Keep only rung ``index`` of ``collector``'s ladder; skip when this
-    kernel does not offer it. Returns the strategy."""
+    kernel does not offer it. Returns the strategy; start the collector with
+    ``start``."""
     strategies = collector.strategies()
     if index >= len(strategies):
         pytest.skip(f"the ladder has {len(strategies)} rungs here")
@@ -44,3 +45,14 @@ def force(collector, index: int):
         pytest.skip(f"{s.name}: not on this kernel: {why}")
     collector.strategies = lambda: [s]
     return s
+
+
+def start(collector) -> None:
+    """Start a collector forced to one rung; skip when that rung does not
+    load on this kernel (a verifier or compiler refusal doctor also shows)."""
+    from bpftop.errors import NoStrategyError
+
+    try:
+        collector.start()
+    except NoStrategyError as exc:
+        pytest.skip(f"does not load on this kernel: {exc}")

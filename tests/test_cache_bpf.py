@@ -17,7 +17,7 @@ from bpftop.collectors.cache import CacheCollector
 from bpftop.model import CollectorState
 
 from bpfprogs import prog_ids, start_once, wait_until_gone
-from rungs import force, rung_params
+from rungs import force, rung_params, start as start_rung
 import testenv
 import workload
 
@@ -185,7 +185,7 @@ def test_every_rung_cold_then_warm_read(rung, data_file):
     c = CacheCollector()
     s = force(c, rung)
     before = prog_ids()
-    c.start()
+    start_rung(c)
     try:
         assert c.hook == s.name.split(" (")[0]
         assert c.unit in ("pages", "calls")

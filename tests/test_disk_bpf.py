@@ -19,7 +19,7 @@ from bpftop.model.disk import DiskSnapshot
 
 from bpfprogs import prog_ids, start_once, wait_until_gone as _wait_until_gone
 from disk_workload import DiskWorkload, delta, diskstats
-from rungs import force, rung_params
+from rungs import force, rung_params, start as start_rung
 
 pytestmark = pytest.mark.bpf
 
@@ -119,7 +119,7 @@ def test_every_rung_matches_diskstats(queued, rung):
     c = DiskCollector(queued=queued)
     s = force(c, rung)
     before = prog_ids()
-    c.start()
+    start_rung(c)
     try:
         assert c.hook == s.name
         assert c.status.state is CollectorState.RUNNING

@@ -12,7 +12,7 @@ from bpftop.collectors.syscalls import SyscallsCollector
 from bpftop.model import CollectorState
 
 from bpfprogs import prog_ids, start_once, wait_until_gone, wait_until_loaded
-from rungs import force, rung_params
+from rungs import force, rung_params, start as start_rung
 from workload import Workload
 
 pytestmark = pytest.mark.bpf
@@ -104,7 +104,7 @@ def test_every_rung_counts_exactly(rung):
     c = SyscallsCollector()
     s = force(c, rung)
     before = prog_ids()
-    c.start()
+    start_rung(c)
     try:
         assert c.hook == s.name
         assert c.status.state is CollectorState.RUNNING

@@ -11,7 +11,7 @@ from bpftop.collectors.tcp import TcpCollector
 from bpftop.model import CollectorState, HookKind
 
 from bpfprogs import prog_ids, prog_list, start_once
-from rungs import force, rung_params
+from rungs import force, rung_params, start as start_rung
 import workload
 
 # The kernel's names for this collector's programs (cut to 15 characters).
@@ -216,7 +216,7 @@ def test_every_rung_counts_exactly(rung):
     c = TcpCollector()
     s = force(c, rung)
     before = prog_ids()
-    c.start()
+    start_rung(c)
     try:
         assert c.hook == s.name
         with Connector() as w:
