@@ -22,6 +22,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -240,6 +241,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if os.geteuid() != 0:
         say("needs root (run: sudo make test)")
         return 2
+    # SIGTERM (CI's time limit, a killed make) unwinds like Ctrl-C, so the
+    # guests are ended too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = [k for k in args.kernels.split(",") if k]
     unknown = [k for k in names if k not in KERNELS]
     if unknown:

@@ -34,21 +34,6 @@ if ! mount -t ext4 "$disk" /tmp/bpftop-disk; then
     exit 1
 fi
 
-# BCC's compiler reads hundreds of kernel headers for every program; over
-# 9p under emulation that costs more than compiling. One copy into the
-# guest's memory, bound over the originals, serves every compile.
-rel=$(uname -r)
-start=$(date +%s)
-mkdir -p /tmp/headers
-mount -t tmpfs tmpfs /tmp/headers
-for link in build source; do
-    dir=$(readlink -f "/lib/modules/$rel/$link") || continue
-    [ -d "$dir" ] || continue
-    copy=/tmp/headers/$link
-    cp -a "$dir" "$copy" && mount --bind "$copy" "$dir"
-done
-echo "guest: headers copied to memory in $(( $(date +%s) - start )) s"
-
 export BPFTOP_REQUIRE_BPF=1
 export BPFTOP_TEST_WORKDIR=/tmp/bpftop-disk
 export BPFTOP_TEST_TIME_SCALE=$scale
