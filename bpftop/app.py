@@ -59,7 +59,8 @@ class RecordingMark:
     """The recording the title line shows, and why it stopped if it did."""
 
     path: str
-    failed: str = ""
+    failed: str = ""  # short, for the title line
+    message: str = ""  # the whole story, for stderr at exit
 
 
 def step_interval(current: float, step: int) -> float:
@@ -161,7 +162,8 @@ class BpftopApp(App):
             except RecordingError as e:
                 self.recorder = None  # one notice, then the console goes on
                 if self.recording_state is not None:
-                    self.recording_state.failed = str(e)
+                    self.recording_state.failed = getattr(e, "reason", "") or str(e)
+                    self.recording_state.message = str(e)
                 self.post_message(RecordingFailed(str(e)))
         self.post_message(SnapshotReady(tab, snapshot))
 

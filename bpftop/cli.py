@@ -175,12 +175,30 @@ def _batch(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
     recorder = recorder_for(lambda: _header(collectors, args, pids))
     count = 1 if args.once else args.count
     try:
-        return headless.run(specs, collectors, args.interval, count, args.json, recorder)
-    finally:
-        for collector in collectors:
-            collector.stop()
-        if recorder is not None:
-            recorder.close()
+        code = headless.run(specs, collectors, args.interval, count, args.json, recorder)
+    except BaseException:
+        _stop(collectors, recorder, quiet=True)
+        raise
+    _stop(collectors, recorder)
+    return code
+
+
+def _stop(collectors, recorder, quiet: bool = False) -> None:
+    """Detach everything and close the recording. Failing to write its end
+    raises (exit 3), unless another error is already on its way out: then
+    it is one more line on stderr."""
+    from .recording.file import RecordingLost
+
+    for collector in collectors:
+        collector.stop()
+    if recorder is None:
+        return
+    try:
+        recorder.close()
+    except RecordingLost as e:
+        if not quiet:
+            raise
+        print(f"bpftop: {e}", file=sys.stderr)
 
 
 def _header(collectors, args: argparse.Namespace, pids: Sequence[int]) -> dict:
@@ -235,8 +253,8 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _tui(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
     from .app import BpftopApp  # Textual loads only for the TUI
-
     from .filters import parse
+    from .recording.file import RecordingLost
 
     collectors = [spec.make_collector(_options(args, pids)) for spec in TABS.values()]
     # -p is already in force in the kernel: the console shows it as a pinned
@@ -250,10 +268,16 @@ def _tui(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
     try:
         with _terminal_for_tui():
             app.run()
-    finally:
+    except BaseException:
         app.stop_collectors()
-        if recorder is not None:
-            recorder.close()
+        _stop([], recorder, quiet=True)
+        raise
+    app.stop_collectors()
+    _stop([], recorder)
+    if app.recording_state is not None and app.recording_state.failed:
+        # The console said so while it ran; the exit code tells scripts.
+        print(f"bpftop: recording stopped: {app.recording_state.message}", file=sys.stderr)
+        return app.return_code or RecordingLost.exit_code
     return app.return_code or 0
 
 

@@ -40,6 +40,17 @@ class RecordingError(BpftopError):
     exit_code = 2
 
 
+class RecordingLost(RecordingError):
+    """Writing failed mid-run (a full disk): what came before is kept, the
+    rest is lost, and the run must not look like it succeeded."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # the system's word for it, short enough for a title line
+
+
 def header(tabs: Sequence[str], interval: float, hooks: Dict[str, str], filters: Dict[str, str]) -> Dict[str, Any]:
     return {
         "format": FORMAT,
@@ -119,24 +130,43 @@ class Recorder:
             self.records += len(snapshots)
 
     def _write_all(self, data: bytes) -> None:
+        """All of ``data`` or nothing: on a failed write (a full disk) the
+        file is cut back to the end of the last whole interval, closed, and
+        the error raised, so what was written stays replayable."""
+        good = self.bytes
         view = memoryview(data)
         while view:
             try:
                 n = os.write(self._fd, view)
             except OSError as e:
-                raise RecordingError(f"cannot write {self.path}: {e.strerror or e}") from None
+                self._abandon(good)
+                raise RecordingLost(
+                    f"cannot write {self.path}: {e.strerror or e}; the {self.records} snapshots before are kept",
+                    e.strerror or str(e),
+                ) from None
             view = view[n:]
             self.bytes += n
 
+    def _abandon(self, good: int) -> None:
+        try:
+            os.ftruncate(self._fd, good)
+        except OSError:
+            pass  # a part-written block at the end reads as "ends mid-record"
+        self.bytes = good
+        os.close(self._fd)
+        self._fd = -1
+
     def close(self) -> None:
+        """Finish the file; raises RecordingLost when the end could not be
+        written (the snapshots before it stay readable)."""
         with self._lock:
             if self._fd < 0:
                 return
+            self._write_all(self._z.flush(zlib.Z_FINISH))
             try:
-                self._write_all(self._z.flush(zlib.Z_FINISH))
                 os.fsync(self._fd)
-            except (OSError, RecordingError):
-                pass
+            except OSError as e:
+                raise RecordingLost(f"cannot write {self.path}: {e.strerror or e}", e.strerror or str(e)) from None
             finally:
                 os.close(self._fd)
                 self._fd = -1
