@@ -226,7 +226,8 @@ def _replay(args: argparse.Namespace) -> int:
             replay.seek(replay.parse_time(args.at))
         snaps = replay.snapshots()
         if tab not in snaps:
-            raise BpftopError(f"no {tab} snapshot at or before {args.at} in {args.replay}")
+            when = f" at or before {args.at}" if args.at is not None else ""
+            raise BpftopError(f"no {tab} snapshot{when} in {args.replay}")
         spec = TABS[tab]
         if args.json:
             print(json.dumps(spec.to_dict(snaps[tab])))
