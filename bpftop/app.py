@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +119,7 @@ class BpftopApp(App):
             self.by_tab, {s.id: s.title for s in self.specs}, self._view_fields, pinned
         )
         self.runners: Dict[str, CollectorRunner] = {}
+        self._ui_loop: Optional[asyncio.AbstractEventLoop] = None
         self.paused = False
         self._held: Dict[str, object] = {}  # snapshots that arrived while paused
         # Latest status per tab; a view mounted after it arrived reads it here.
@@ -135,7 +135,7 @@ class BpftopApp(App):
         return self.main_screen
 
     def on_mount(self) -> None:
-        self._install_signal_handlers()
+        self._ui_loop = asyncio.get_running_loop()
         if self.replay is not None:
             self._start_replay()
             return
@@ -247,16 +247,20 @@ class BpftopApp(App):
             tabs = self._tabs()
             self.activate(tabs.active if tabs is not None and tabs.active else self.initial_tab)
 
-    def _install_signal_handlers(self) -> None:
-        # SIGTERM from kill, SIGHUP when the SSH session drops: leave through
-        # the normal exit path so the programs are detached and the terminal
-        # restored.
-        try:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, functools.partial(self.exit, return_code=128 + sig))
-        except (RuntimeError, NotImplementedError, ValueError):
-            pass  # not the main thread (tests): nothing to install
+    def request_exit(self, code: int) -> bool:
+        """From any thread, without waiting on the UI: ask it to exit with
+        ``code``. False when there is no running UI loop to ask."""
+        loop = self._ui_loop
+        if loop is None or loop.is_closed():
+            return False
+        loop.call_soon_threadsafe(functools.partial(self.exit, return_code=code))
+        return True
+
+    def output_healthy(self) -> bool:
+        """False once Textual's output thread has died (a write error on
+        the terminal): the console can no longer be seen or driven."""
+        writer = getattr(getattr(self, "_driver", None), "_writer_thread", None)
+        return writer is None or writer.is_alive() or not self.is_running
 
     def stop_collectors(self) -> None:
         for runner in self.runners.values():

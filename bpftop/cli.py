@@ -20,7 +20,7 @@ from typing import Iterator, List, Optional, Sequence
 
 from . import __version__
 from .bpf import system
-from .errors import BpftopError
+from .errors import BpftopError, UsageError
 from .runner import MAX_INTERVAL, MIN_INTERVAL
 from .tabs import PLANNED, TABS, CollectorOptions
 
@@ -140,8 +140,11 @@ def _terminal_for_tui() -> Iterator[None]:
     TUI closes when BPFTOP_DEBUG=1 (a failed compile's reason is in the tab
     and in ``bpftop doctor`` anyway).
     """
+    # The terminal is fd 2 unless stderr was sent elsewhere (2>log): then
+    # the screen goes to stdout, never into the log.
     saved_fd = os.dup(2)
-    term = os.fdopen(os.dup(saved_fd), "w", encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8")
+    screen_fd = 2 if os.isatty(2) else 1
+    term = os.fdopen(os.dup(screen_fd), "w", encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8")
     capture = tempfile.TemporaryFile(mode="w+b")
     old = sys.__stderr__, sys.stderr
     sys.__stderr__ = sys.stderr = term
@@ -235,6 +238,7 @@ def _replay(args: argparse.Namespace) -> int:
             sys.stdout.write(spec.to_text(snaps[tab]))
         sys.stdout.flush()
         return 0
+    _need_terminal()
     from .app import BpftopApp
     from .recording.replay import RecordedTab
 
@@ -247,12 +251,45 @@ def _replay(args: argparse.Namespace) -> int:
     initial = args.tab[0] if args.tab and args.tab[0] in replay.tabs else None
     app = BpftopApp(stand_ins, interval=float(replay.recording.header.get("interval", 1.0)), initial_tab=initial,
                     snapshot_dir=args.snapshot_dir, replay=replay)
-    with _terminal_for_tui():
-        app.run()
+    return _run_console(app)
+
+
+def _need_terminal() -> None:
+    if not (os.isatty(0) and os.isatty(1)):
+        raise UsageError(
+            "the console needs a terminal on stdin and stdout (ssh -t, not a pipe); "
+            "for output to a pipe or file use -b (text) or --json"
+        )
+
+
+def _run_console(app) -> int:
+    """Run the Textual app with a lifeline that ends it on a signal or a
+    lost terminal even when the UI is stuck; the exit code says why."""
+    from .lifeline import Lifeline
+
+    from .lifeline import TERMINAL_LOST, Lifeline, terminal_lost
+
+    lifeline = Lifeline(app.request_exit, app.stop_collectors, healthy=app.output_healthy)
+    lifeline.start()
+    try:
+        with _terminal_for_tui():
+            app.run()
+    except Exception:
+        # Writing to a terminal that went away fails on the way out too:
+        # that is the hang-up itself, not a bug.
+        if lifeline.code is None and not terminal_lost():
+            raise
+    finally:
+        lifeline.stop()
+    if lifeline.code is not None:
+        return lifeline.code
+    if terminal_lost():
+        return TERMINAL_LOST
     return app.return_code or 0
 
 
 def _tui(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
+    _need_terminal()
     from .app import BpftopApp  # Textual loads only for the TUI
     from .filters import parse
     from .recording.file import RecordingLost
@@ -267,8 +304,7 @@ def _tui(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
         enabled=args.probes, snapshot_dir=args.snapshot_dir, recorder=recorder,
     )
     try:
-        with _terminal_for_tui():
-            app.run()
+        code = _run_console(app)
     except BaseException:
         app.stop_collectors()
         _stop([], recorder, quiet=True)
@@ -278,8 +314,8 @@ def _tui(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
     if app.recording_state is not None and app.recording_state.failed:
         # The console said so while it ran; the exit code tells scripts.
         print(f"bpftop: recording stopped: {app.recording_state.message}", file=sys.stderr)
-        return app.return_code or RecordingLost.exit_code
-    return app.return_code or 0
+        return code or RecordingLost.exit_code
+    return code
 
 
 def _check_combinations(args: argparse.Namespace) -> None:
