@@ -22,6 +22,8 @@ from . import __version__
 from .bpf import system
 from .errors import BpftopError, UsageError
 from .runner import MAX_INTERVAL, MIN_INTERVAL
+
+MAX_PIDS = 1024  # the kernel-side pid filter map's size (collectors/pidfilter.py)
 from .tabs import PLANNED, TABS, CollectorOptions
 
 
@@ -341,7 +343,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return doctor_main()
         args = parser().parse_args(argv)
         _check_combinations(args)
-        pids = [p for group in args.pid for p in group]
+        pids = sorted({p for group in args.pid for p in group})
+        if len(pids) > MAX_PIDS:
+            parser().error(f"-p: at most {MAX_PIDS} processes can be filtered in the kernel (got {len(pids)})")
         # Leave through finally blocks (which detach BPF) on kill or hang-up.
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, _raise_exit)

@@ -63,3 +63,12 @@ def test_doctor_without_privileges_still_reports_facts():
     assert res.returncode == 2
     assert "kernel" in res.stdout and "collectors not tried" in res.stdout
     assert "Traceback" not in res.stderr
+
+
+def test_more_pids_than_the_kernel_filter_holds_is_an_argument_error():
+    pids = ",".join(str(p) for p in range(1, 1100))
+    res = subprocess.run([sys.executable, "-m", "bpftop", "--once", "-p", pids], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 2 and "at most 1024 processes" in res.stderr
+    assert "internal error" not in res.stderr and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("bpftop: error: -p: at most 1024")
