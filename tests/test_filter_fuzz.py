@@ -61,3 +61,34 @@ keys = st.lists(
 def test_no_keystroke_sequence_crashes_the_console(tmp_path_factory, sequences):
     app, _ = asyncio.run(type_sequences(sequences, tmp_path_factory.mktemp("snap")))
     assert app.return_code in (None, 0)
+
+
+def test_typing_fast_applies_the_filter_once_typing_pauses(tmp_path):
+    """Re-filtering on every key queued minutes of work behind q when 2,000
+    characters were typed; now typing applies once it pauses."""
+    applied = []
+
+    class Counting(BpftopApp):
+        def on_filter_bar_edited(self, message):
+            applied.append(message.text)
+            super().on_filter_bar_edited(message)
+
+    async def go():
+        app = Counting([FakeCollector()], interval=0.1, snapshot_dir=tmp_path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_rows(pilot, app.screen.query_one("#syscalls-table"), 1)
+            await pilot.press("slash")
+            field = app.screen.query_one("#filter-input", Input)
+            for ch in "comm~" + "a" * 55:
+                await pilot.press(ch)
+            await pilot.pause(FilterBar.DEBOUNCE_S * 3)
+            assert field.value.endswith("a" * 55)
+            await pilot.press("enter")
+            await pilot.pause(0.05)
+        return app
+
+    asyncio.run(go())
+    # The last applied text is the whole input, and far fewer applications
+    # than keys happened (one per pause, plus Enter).
+    assert applied[-1] == "comm~" + "a" * 55
+    assert len(applied) < 20, len(applied)
