@@ -45,7 +45,7 @@ class Lifeline:
         cleanup: Callable[[], None],
         healthy: Callable[[], bool] = lambda: True,
         terminal_fd: int = 0,
-        grace: float = 2.0,
+        grace: float = 3.0,
     ) -> None:
         """``request_exit(code)`` asks the UI to exit (False when it cannot
         be asked); ``cleanup`` detaches; ``healthy`` is False once the UI's
@@ -97,8 +97,11 @@ class Lifeline:
                         data = os.read(r, 64)
                     except BlockingIOError:
                         continue
-                    if data:
-                        code = 128 + data[-1]
+                    # Every signal with a Python handler is written here,
+                    # SIGWINCH (Textual's) too: only ours end the console.
+                    ours = [sig for sig in data if sig in SIGNALS]
+                    if ours:
+                        code = 128 + ours[0]
                 elif events & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
                     code = TERMINAL_LOST
             if code is None and not self.healthy():
@@ -114,7 +117,7 @@ class Lifeline:
         # The UI is stuck: detach (bounded), put the terminal back, leave.
         worker = threading.Thread(target=self.cleanup, daemon=True)
         worker.start()
-        worker.join(self.grace)
+        worker.join(1.0)  # within the 5 s the operator may wait, with the grace above
         self._restore_terminal()
         os._exit(code)
 
