@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
-import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Type
 
@@ -25,12 +25,13 @@ from .console_filters import FilterState
 from .filters import NO_FILTER, Filter, FilterError
 from .keys import KEYS
 from .model import CollectorState, CollectorStatus
-from .messages import SnapshotReady, StatusChanged
+from .messages import RecordingFailed, SnapshotReady, StatusChanged
 from .probes import ProbeMeter, ProbeRow
 from .recording.file import Recorder, RecordingError
 from .recording.file import header as recording_header
 from .recording.replay import Replay
 from .runner import CollectorRunner
+from .safetext import safe_lines
 from .screens.goto import GotoScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
@@ -50,6 +51,15 @@ _PRIORITY = {"quit", "next_tab", "previous_tab"}
 REPLAY_ACTIONS = {"replay_step", "replay_speed", "replay_goto"}
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass
+class RecordingMark:
+    """The recording the title line shows, and why it stopped if it did."""
+
+    path: str
+    failed: str = ""  # short, for the title line
+    message: str = ""  # the whole story, for stderr at exit
 
 
 def step_interval(current: float, step: int) -> float:
@@ -97,6 +107,8 @@ class BpftopApp(App):
         self.meter = ProbeMeter()
         self.bpf_stats = StatsSwitch()
         self.recorder = recorder
+        # Shown in the title line for as long as bpftop runs.
+        self.recording_state = RecordingMark(recorder.path) if recorder is not None else None
         self.replay = replay
         self._replay_clock = 0.0
         self.specs: List[TabSpec] = [TABS[c.tab] for c in self.collectors]
@@ -107,10 +119,15 @@ class BpftopApp(App):
             self.by_tab, {s.id: s.title for s in self.specs}, self._view_fields, pinned
         )
         self.runners: Dict[str, CollectorRunner] = {}
+        self._ui_loop: Optional[asyncio.AbstractEventLoop] = None
         self.paused = False
         self._held: Dict[str, object] = {}  # snapshots that arrived while paused
         # Latest status per tab; a view mounted after it arrived reads it here.
         self.statuses: Dict[str, CollectorStatus] = {}
+
+    def notify(self, message: str, *, markup: bool = False, **kwargs) -> None:
+        # Messages quote filters, paths and errors: never markup, never raw.
+        super().notify(safe_lines(message), markup=markup, **kwargs)
 
     # -- lifecycle ----------------------------------------------------------
     def get_default_screen(self) -> MainScreen:
@@ -118,7 +135,7 @@ class BpftopApp(App):
         return self.main_screen
 
     def on_mount(self) -> None:
-        self._install_signal_handlers()
+        self._ui_loop = asyncio.get_running_loop()
         if self.replay is not None:
             self._start_replay()
             return
@@ -144,8 +161,16 @@ class BpftopApp(App):
                 self.recorder.write(tab, snapshot)
             except RecordingError as e:
                 self.recorder = None  # one notice, then the console goes on
-                self.call_from_thread(self.notify, f"recording stopped: {e}", severity="error", timeout=10)
+                if self.recording_state is not None:
+                    self.recording_state.failed = getattr(e, "reason", "") or str(e)
+                    self.recording_state.message = str(e)
+                self.post_message(RecordingFailed(str(e)))
         self.post_message(SnapshotReady(tab, snapshot))
+
+    def on_recording_failed(self, message: RecordingFailed) -> None:
+        self.notify(f"recording stopped: {message.why}; what was written before stays replayable",
+                    severity="error", timeout=10)
+        self._refresh_title()
 
     def recording_header(self) -> Dict[str, object]:
         hooks = {t: s.chosen.strategy for t, s in self.statuses.items() if s.chosen is not None}
@@ -222,16 +247,20 @@ class BpftopApp(App):
             tabs = self._tabs()
             self.activate(tabs.active if tabs is not None and tabs.active else self.initial_tab)
 
-    def _install_signal_handlers(self) -> None:
-        # SIGTERM from kill, SIGHUP when the SSH session drops: leave through
-        # the normal exit path so the programs are detached and the terminal
-        # restored.
-        try:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, functools.partial(self.exit, return_code=128 + sig))
-        except (RuntimeError, NotImplementedError, ValueError):
-            pass  # not the main thread (tests): nothing to install
+    def request_exit(self, code: int) -> bool:
+        """From any thread, without waiting on the UI: ask it to exit with
+        ``code``. False when there is no running UI loop to ask."""
+        loop = self._ui_loop
+        if loop is None or loop.is_closed():
+            return False
+        loop.call_soon_threadsafe(functools.partial(self.exit, return_code=code))
+        return True
+
+    def output_healthy(self) -> bool:
+        """False once Textual's output thread has died (a write error on
+        the terminal): the console can no longer be seen or driven."""
+        writer = getattr(getattr(self, "_driver", None), "_writer_thread", None)
+        return writer is None or writer.is_alive() or not self.is_running
 
     def stop_collectors(self) -> None:
         for runner in self.runners.values():

@@ -20,8 +20,10 @@ from typing import Iterator, List, Optional, Sequence
 
 from . import __version__
 from .bpf import system
-from .errors import BpftopError
+from .errors import BpftopError, UsageError
 from .runner import MAX_INTERVAL, MIN_INTERVAL
+
+MAX_PIDS = 1024  # the kernel-side pid filter map's size (collectors/pidfilter.py)
 from .tabs import PLANNED, TABS, CollectorOptions
 
 
@@ -140,8 +142,11 @@ def _terminal_for_tui() -> Iterator[None]:
     TUI closes when BPFTOP_DEBUG=1 (a failed compile's reason is in the tab
     and in ``bpftop doctor`` anyway).
     """
+    # The terminal is fd 2 unless stderr was sent elsewhere (2>log): then
+    # the screen goes to stdout, never into the log.
     saved_fd = os.dup(2)
-    term = os.fdopen(os.dup(saved_fd), "w", encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8")
+    screen_fd = 2 if os.isatty(2) else 1
+    term = os.fdopen(os.dup(screen_fd), "w", encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8")
     capture = tempfile.TemporaryFile(mode="w+b")
     old = sys.__stderr__, sys.stderr
     sys.__stderr__ = sys.stderr = term
@@ -175,12 +180,30 @@ def _batch(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
     recorder = recorder_for(lambda: _header(collectors, args, pids))
     count = 1 if args.once else args.count
     try:
-        return headless.run(specs, collectors, args.interval, count, args.json, recorder)
-    finally:
-        for collector in collectors:
-            collector.stop()
-        if recorder is not None:
-            recorder.close()
+        code = headless.run(specs, collectors, args.interval, count, args.json, recorder)
+    except BaseException:
+        _stop(collectors, recorder, quiet=True)
+        raise
+    _stop(collectors, recorder)
+    return code
+
+
+def _stop(collectors, recorder, quiet: bool = False) -> None:
+    """Detach everything and close the recording. Failing to write its end
+    raises (exit 3), unless another error is already on its way out: then
+    it is one more line on stderr."""
+    from .recording.file import RecordingLost
+
+    for collector in collectors:
+        collector.stop()
+    if recorder is None:
+        return
+    try:
+        recorder.close()
+    except RecordingLost as e:
+        if not quiet:
+            raise
+        print(f"bpftop: {e}", file=sys.stderr)
 
 
 def _header(collectors, args: argparse.Namespace, pids: Sequence[int]) -> dict:
@@ -208,7 +231,8 @@ def _replay(args: argparse.Namespace) -> int:
             replay.seek(replay.parse_time(args.at))
         snaps = replay.snapshots()
         if tab not in snaps:
-            raise BpftopError(f"no {tab} snapshot at or before {args.at} in {args.replay}")
+            when = f" at or before {args.at}" if args.at is not None else ""
+            raise BpftopError(f"no {tab} snapshot{when} in {args.replay}")
         spec = TABS[tab]
         if args.json:
             print(json.dumps(spec.to_dict(snaps[tab])))
@@ -216,6 +240,7 @@ def _replay(args: argparse.Namespace) -> int:
             sys.stdout.write(spec.to_text(snaps[tab]))
         sys.stdout.flush()
         return 0
+    _need_terminal()
     from .app import BpftopApp
     from .recording.replay import RecordedTab
 
@@ -228,15 +253,48 @@ def _replay(args: argparse.Namespace) -> int:
     initial = args.tab[0] if args.tab and args.tab[0] in replay.tabs else None
     app = BpftopApp(stand_ins, interval=float(replay.recording.header.get("interval", 1.0)), initial_tab=initial,
                     snapshot_dir=args.snapshot_dir, replay=replay)
-    with _terminal_for_tui():
-        app.run()
+    return _run_console(app)
+
+
+def _need_terminal() -> None:
+    if not (os.isatty(0) and os.isatty(1)):
+        raise UsageError(
+            "the console needs a terminal on stdin and stdout (ssh -t, not a pipe); "
+            "for output to a pipe or file use -b (text) or --json"
+        )
+
+
+def _run_console(app) -> int:
+    """Run the Textual app with a lifeline that ends it on a signal or a
+    lost terminal even when the UI is stuck; the exit code says why."""
+    from .lifeline import Lifeline
+
+    from .lifeline import TERMINAL_LOST, Lifeline, terminal_lost
+
+    lifeline = Lifeline(app.request_exit, app.stop_collectors, healthy=app.output_healthy)
+    lifeline.start()
+    try:
+        with _terminal_for_tui():
+            app.run()
+    except Exception:
+        # Writing to a terminal that went away fails on the way out too:
+        # that is the hang-up itself, not a bug.
+        if lifeline.code is None and not terminal_lost():
+            raise
+    finally:
+        lifeline.stop()
+    if lifeline.code is not None:
+        return lifeline.code
+    if terminal_lost():
+        return TERMINAL_LOST
     return app.return_code or 0
 
 
 def _tui(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
+    _need_terminal()
     from .app import BpftopApp  # Textual loads only for the TUI
-
     from .filters import parse
+    from .recording.file import RecordingLost
 
     collectors = [spec.make_collector(_options(args, pids)) for spec in TABS.values()]
     # -p is already in force in the kernel: the console shows it as a pinned
@@ -248,13 +306,18 @@ def _tui(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
         enabled=args.probes, snapshot_dir=args.snapshot_dir, recorder=recorder,
     )
     try:
-        with _terminal_for_tui():
-            app.run()
-    finally:
+        code = _run_console(app)
+    except BaseException:
         app.stop_collectors()
-        if recorder is not None:
-            recorder.close()
-    return app.return_code or 0
+        _stop([], recorder, quiet=True)
+        raise
+    app.stop_collectors()
+    _stop([], recorder)
+    if app.recording_state is not None and app.recording_state.failed:
+        # The console said so while it ran; the exit code tells scripts.
+        print(f"bpftop: recording stopped: {app.recording_state.message}", file=sys.stderr)
+        return code or RecordingLost.exit_code
+    return code
 
 
 def _check_combinations(args: argparse.Namespace) -> None:
@@ -280,7 +343,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return doctor_main()
         args = parser().parse_args(argv)
         _check_combinations(args)
-        pids = [p for group in args.pid for p in group]
+        pids = sorted({p for group in args.pid for p in group})
+        if len(pids) > MAX_PIDS:
+            parser().error(f"-p: at most {MAX_PIDS} processes can be filtered in the kernel (got {len(pids)})")
         # Leave through finally blocks (which detach BPF) on kill or hang-up.
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, _raise_exit)

@@ -8,6 +8,7 @@ from typing import List, TextIO
 
 from .bpf import system
 from .errors import BpftopError, PrivilegeError
+from .safetext import safe_lines
 from .tabs import TABS, CollectorOptions
 
 
@@ -38,7 +39,22 @@ def _facts() -> List[tuple]:
     return rows
 
 
+class _SafeOut:
+    """Reasons quote compiler and kernel messages, which name paths and
+    functions of this machine: escaped like any traced text."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, text: str) -> int:
+        return self.out.write(safe_lines(text))
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
 def run(out: TextIO) -> int:
+    out = _SafeOut(out)  # type: ignore[assignment]
     print("bpftop doctor", file=out)
     print(file=out)
     for name, value in _facts():

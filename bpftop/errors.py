@@ -8,6 +8,12 @@ class BpftopError(Exception):
     exit_code = 1
 
 
+class UsageError(BpftopError):
+    """The command cannot run the way it was started (like a bad argument)."""
+
+    exit_code = 2
+
+
 class PrivilegeError(BpftopError):
     exit_code = 2
 

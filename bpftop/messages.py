@@ -30,3 +30,11 @@ class StatusChanged(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, StatusChanged) and message.status.tab == self.status.tab
+
+
+class RecordingFailed(Message):
+    """Writing the recording failed; it is closed, the console goes on."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .safetext import safe, safe_lines
+
 
 class SnapshotError(OSError):
     """The snapshot could not be written; the message says where and why."""
@@ -29,8 +31,9 @@ def default_dir() -> Path:
 def header(tabs: Sequence[str], interval: float, filters: str, hooks: str, when: Optional[float] = None) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(when if when is not None else time.time()))
     return (
-        f"# bpftop snapshot  host {socket.gethostname()}  kernel {platform.release()}  {stamp}"
-        f"  interval {interval:g}s  tab {','.join(tabs)}  filters: {filters or 'none'}  hooks: {hooks or 'none'}"
+        f"# bpftop snapshot  host {safe(socket.gethostname())}  kernel {safe(platform.release())}  {stamp}"
+        f"  interval {interval:g}s  tab {','.join(tabs)}  filters: {safe(filters or 'none')}"
+        f"  hooks: {safe(hooks or 'none')}"
     )
 
 
@@ -52,6 +55,7 @@ def save(directory: Path, stem: str, text: str, when: Optional[float] = None) ->
     """Write ``text`` to a new file ``stem-YYYYmmdd-HHMMSS.txt`` in
     ``directory`` and return its path; never replaces an existing file."""
     when = time.time() if when is None else when
+    text = safe_lines(text)  # a snapshot is read on a terminal too (cat, less -R)
     base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}"
     dir_fd = _open_dir(directory)
     tmp = f".{base}.{os.getpid()}.tmp"

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
+from .safetext import safe
+
 
 def fmt_int(v: Any) -> str:
     return "-" if v is None else str(int(v))
@@ -55,7 +57,9 @@ class Table:
     sort_column: int = 1  # the order the screen opens with
 
     def cells(self, row: Sequence[Any]) -> List[str]:
-        return [c.fmt(v) for c, v in zip(self.columns, row)]
+        # Cells carry names from the traced machine: escaped here, where the
+        # screen and the text output both take them.
+        return [safe(c.fmt(v)) for c, v in zip(self.columns, row)]
 
     def sorted_by(self, column: int, reverse: Optional[bool] = None) -> "Table":
         """Rows ordered by one column; numbers largest first unless reversed,
@@ -79,9 +83,9 @@ def header_line(tab: str, interval_s: float, taken_at: float, hook: str, filters
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(taken_at))
     parts = [f"bpftop {tab}", stamp, f"interval {interval_s:.2f}s"]
     if hook:
-        parts.append(f"hook: {hook}")
+        parts.append(f"hook: {safe(hook)}")
     if filters:
-        parts.append(f"filter: {filters}")
+        parts.append(f"filter: {safe(filters)}")
     return "  ".join(parts)
 
 

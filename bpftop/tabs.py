@@ -14,6 +14,7 @@ from .render import cache as cache_render
 from .render import disk as disk_render
 from .render import syscalls as syscalls_render
 from .render import tcp as tcp_render
+from .safetext import safe_lines
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,12 @@ class TabSpec:
     id: str
     title: str
     make_collector: Callable[[CollectorOptions], Collector]
-    to_text: Callable[[Any], str]
+    render_text: Callable[[Any], str]
     to_dict: Callable[[Any], Dict[str, Any]]
+
+    def to_text(self, snapshot: Any) -> str:
+        # The renderers escape each field; this catches any they missed.
+        return safe_lines(self.render_text(snapshot))
 
 
 def _syscalls(opts: CollectorOptions) -> Collector:

@@ -63,3 +63,26 @@ def test_doctor_without_privileges_still_reports_facts():
     assert res.returncode == 2
     assert "kernel" in res.stdout and "collectors not tried" in res.stdout
     assert "Traceback" not in res.stderr
+
+
+def test_more_pids_than_the_kernel_filter_holds_is_an_argument_error():
+    pids = ",".join(str(p) for p in range(1, 1100))
+    res = subprocess.run([sys.executable, "-m", "bpftop", "--once", "-p", pids], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 2 and "at most 1024 processes" in res.stderr
+    assert "internal error" not in res.stderr and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("bpftop: error: -p: at most 1024")
+
+
+def test_tracefs_mounted_but_unreadable_is_not_called_unmounted():
+    """As nobody, the root-only tracefs is there but closed: the message
+    must say so, not send the operator to mount it."""
+    if os.geteuid() != 0 or not os.path.isdir("/sys/kernel/tracing/events"):
+        pytest.skip("needs root and a mounted tracefs to drop privileges from")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("from bpftop.bpf import system\n"
+            "try:\n    system.ensure_tracefs()\nexcept Exception as e:\n    print(e)")
+    res = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c",
+                          code], capture_output=True, text=True, timeout=60, env={"PYTHONPATH": root})
+    assert "is mounted at /sys/kernel/tracing but cannot be read (Permission denied)" in res.stdout, res
+    assert "not mounted" not in res.stdout

@@ -176,3 +176,18 @@ def test_json_fields_of_the_contract():
 def test_empty_snapshot_says_so():
     text = render.to_text(snapshot(te.Aggregator(), port_filter=(1,)))
     assert "(no connects yet (filtered))" in text and "lost 0" in text
+
+
+def test_pids_per_destination_are_capped_and_what_is_dropped_is_counted():
+    """Process churn (a new pid per connect) must not grow a destination's
+    pid list without bound."""
+    agg = te.Aggregator()
+    for i in range(5000):
+        agg.feed(raw(te.EV_CONNECT, i, pid=1000 + i))
+    (dest,) = snapshot(agg).destinations
+    assert len(dest.pids) == te.MAX_DEST_PIDS
+    assert dest.count == 5000 and dest.pids_dropped == 5000 - te.MAX_DEST_PIDS
+    row = render.to_dict(snapshot(agg))["rows"][0]
+    assert row["pids_dropped"] == 5000 - te.MAX_DEST_PIDS and len(row["pids"]) == te.MAX_DEST_PIDS
+    assert len(json.dumps(render.to_dict(snapshot(agg))["rows"])) < 5_000
+    assert f"+{5000 - te.MAX_DEST_PIDS} connects from others" in render.to_text(snapshot(agg))

@@ -53,6 +53,37 @@ def _is_tracefs(path: str) -> bool:
     return os.path.isdir(os.path.join(path, "events"))
 
 
+def _mounted_tracefs(path: str) -> bool:
+    try:
+        with open("/proc/self/mounts") as f:
+            return any(
+                fields[1] == path and fields[2] == "tracefs"
+                for fields in (line.split() for line in f) if len(fields) > 2
+            )
+    except OSError:
+        return False
+
+
+def _access_error(path: str) -> str:
+    try:
+        os.listdir(path)
+    except OSError as e:
+        return e.strerror or str(e)
+    return "events/ is not a directory"
+
+
+def kallsyms_readable() -> bool:
+    """Whether /proc/kallsyms shows addresses to us (kptr_restrict or a
+    missing capability show zeros, and symbol checks then all fail)."""
+    try:
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                return int(line.split()[0], 16) != 0
+    except (OSError, ValueError, IndexError):
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class TracefsInfo:
     path: str
@@ -75,6 +106,12 @@ def ensure_tracefs() -> TracefsInfo:
         if _is_tracefs(path):
             _tracefs = TracefsInfo(path, mounted_by_us=False)
             return _tracefs
+    for path in (DEBUGFS_TRACING, TRACEFS):
+        if _mounted_tracefs(path):
+            # Mounted, yet events/ is not there to us: saying "not mounted"
+            # would send the operator the wrong way.
+            why = _access_error(os.path.join(path, "events"))
+            raise FeatureError(f"tracefs is mounted at {path} but cannot be read ({why})")
     if not os.path.isdir(TRACEFS):
         raise FeatureError(f"tracefs is not available: {TRACEFS} does not exist (kernel without CONFIG_TRACING?)")
     res = subprocess.run(

@@ -149,6 +149,8 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         with loader.BCC_LOCK:
             supported = bcc.BPF.support_raw_tracepoint()
         if not supported:
+            if not system.kallsyms_readable():
+                return "cannot tell whether the kernel has raw tracepoints: /proc/kallsyms shows no addresses here"
             return "kernel has no raw tracepoints (before 4.17)"
         return ""
 

@@ -110,13 +110,27 @@ class _Attempt:
         )
 
 
+# With process churn (a new pid per connect) an uncapped list grew by 50
+# pids an interval, to 5 MB JSON lines and rising CPU; what the cap leaves
+# out is counted in pids_dropped.
+MAX_DEST_PIDS = 64
+
+
 class _Dest:
-    __slots__ = ("daddr", "dport", "family", "count", "new", "failures", "established", "lat_ns", "pids")
+    __slots__ = ("daddr", "dport", "family", "count", "new", "failures", "established", "lat_ns", "pids",
+                 "pids_dropped")
 
     def __init__(self, daddr: str, dport: int, family: int) -> None:
         self.daddr, self.dport, self.family = daddr, dport, family
         self.count = self.new = self.failures = self.established = self.lat_ns = 0
         self.pids: Dict[int, str] = {}
+        self.pids_dropped = 0  # connects from pids the list had no room for
+
+    def add_pid(self, pid: int, name: str) -> None:
+        if pid in self.pids or len(self.pids) < MAX_DEST_PIDS:
+            self.pids[pid] = name
+        else:
+            self.pids_dropped += 1
 
 
 class _Proc:
@@ -258,7 +272,7 @@ class Aggregator:
             att.dest_key = key
             dest.count += 1
             dest.new += 1
-            dest.pids[pid] = name
+            dest.add_pid(pid, name)
         proc = self._procs.get(pid)
         if proc is None:
             if len(self._procs) >= self.max_processes:
@@ -303,6 +317,7 @@ class Aggregator:
                 DestinationRow(
                     d.daddr, d.dport, d.family, d.count, d.new, d.failures, d.established,
                     _avg_us(d.lat_ns, d.established), tuple(d.pids), tuple(sorted(set(d.pids.values()))),
+                    d.pids_dropped,
                 )
                 for d in self._dests.values()
             )

@@ -40,8 +40,9 @@ class DestinationRow:
     failures: int
     established: int
     avg_latency_us: Optional[float]  # over established connects
-    pids: Tuple[int, ...]
+    pids: Tuple[int, ...]  # the first MAX_DEST_PIDS seen since counting began
     comms: Tuple[str, ...]
+    pids_dropped: int = 0  # connects from further pids, counted but not listed
 
     @property
     def endpoint(self) -> str:

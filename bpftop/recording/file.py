@@ -18,19 +18,19 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import socket
 import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..errors import BpftopError
 from .codec import CodecError, decode_snapshot, encode_snapshot
 
 FORMAT = "bpftop-recording"
-_PIECE = 512
 VERSION = 1
 
 
@@ -38,6 +38,17 @@ class RecordingError(BpftopError):
     """A recording cannot be written or read; the message says why."""
 
     exit_code = 2
+
+
+class RecordingLost(RecordingError):
+    """Writing failed mid-run (a full disk): what came before is kept, the
+    rest is lost, and the run must not look like it succeeded."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # the system's word for it, short enough for a title line
 
 
 def header(tabs: Sequence[str], interval: float, hooks: Dict[str, str], filters: Dict[str, str]) -> Dict[str, Any]:
@@ -119,24 +130,43 @@ class Recorder:
             self.records += len(snapshots)
 
     def _write_all(self, data: bytes) -> None:
+        """All of ``data`` or nothing: on a failed write (a full disk) the
+        file is cut back to the end of the last whole interval, closed, and
+        the error raised, so what was written stays replayable."""
+        good = self.bytes
         view = memoryview(data)
         while view:
             try:
                 n = os.write(self._fd, view)
             except OSError as e:
-                raise RecordingError(f"cannot write {self.path}: {e.strerror or e}") from None
+                self._abandon(good)
+                raise RecordingLost(
+                    f"cannot write {self.path}: {e.strerror or e}; the {self.records} snapshots before are kept",
+                    e.strerror or str(e),
+                ) from None
             view = view[n:]
             self.bytes += n
 
+    def _abandon(self, good: int) -> None:
+        try:
+            os.ftruncate(self._fd, good)
+        except OSError:
+            pass  # a part-written block at the end reads as "ends mid-record"
+        self.bytes = good
+        os.close(self._fd)
+        self._fd = -1
+
     def close(self) -> None:
+        """Finish the file; raises RecordingLost when the end could not be
+        written (the snapshots before it stay readable)."""
         with self._lock:
             if self._fd < 0:
                 return
+            self._write_all(self._z.flush(zlib.Z_FINISH))
             try:
-                self._write_all(self._z.flush(zlib.Z_FINISH))
                 os.fsync(self._fd)
-            except (OSError, RecordingError):
-                pass
+            except OSError as e:
+                raise RecordingLost(f"cannot write {self.path}: {e.strerror or e}", e.strerror or str(e)) from None
             finally:
                 os.close(self._fd)
                 self._fd = -1
@@ -173,83 +203,197 @@ class Recording:
         return list(seen)
 
 
-def _decompress(data: bytes) -> Tuple[bytes, str]:
-    """All the bytes that decode, member after member, and why it stopped."""
-    out = []
-    rest = data
-    while rest:
+@dataclass(frozen=True)
+class Limits:
+    """What reading a recording may cost. A recording is any file someone
+    handed over: a gzip bomb, a file of newlines or /dev/zero must end in a
+    one-line message, not in memory exhaustion. The defaults are far above
+    real recordings (the largest line of an hour of all four tabs is some
+    hundred KB, nesting is 7 deep) and bound the reader's own memory to a
+    small multiple of ``line_bytes``."""
+
+    line_bytes: int = 16 << 20  # decompressed bytes in one line
+    total_bytes: int = 2 << 30  # decompressed bytes in the whole file
+    depth: int = 64  # JSON nesting
+
+
+LIMITS = Limits()
+_READ = 64 << 10  # compressed bytes read at a time
+_PIECE = 512  # compressed bytes decompressed at a time
+_OUT = 1 << 20  # decompressed bytes produced at a time
+_STRINGS = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _too_deep(line: bytes, limit: int) -> bool:
+    """Nesting deeper than ``limit``, counted on the raw line so that neither
+    json nor the codec recurses into it."""
+    brackets = _STRINGS.sub(b"", line).translate(None, _NOT_BRACKETS)
+    if len(brackets) <= limit:
+        return False
+    depth = 0
+    for b in brackets:
+        depth += 1 if b in (0x5B, 0x7B) else -1
+        if depth > limit:
+            return True
+    return False
+
+
+class _Lines:
+    """The decompressed lines of a gzip file, member after member, read in
+    pieces with every size bounded; ``problem`` says why it stopped early."""
+
+    def __init__(self, f, limits: Limits) -> None:
+        self.f = f
+        self.limits = limits
+        self.problem = ""
+
+    def __iter__(self) -> Iterator[bytes]:
+        pending = bytearray()
+        total = 0
+        offset = 0  # compressed bytes consumed, for messages
         d = zlib.decompressobj(31)
-        # Small pieces, so that corruption costs only what follows it.
-        offset = 0
-        while offset < len(rest) and not d.eof:
-            piece = rest[offset:offset + _PIECE]
+        in_member = False  # d has taken bytes of a member not yet ended
+        data = b""
+        while True:
+            if not data:
+                data = memoryview(self.f.read(_READ))
+                if not data:
+                    break
+            # Small pieces, so that corruption costs only what follows it.
+            piece, rest = data[:_PIECE], data[_PIECE:]
             try:
-                out.append(d.decompress(piece))
+                out = d.decompress(piece, _OUT)
             except zlib.error as e:
-                where = len(data) - len(rest) + offset
-                return b"".join(out), f"corrupt data near byte {where} ({e})"
-            offset += len(piece)
-        if not d.eof:
-            out.append(d.flush())
-            text = b"".join(out)
-            if text.endswith(b"\n"):
-                return text, "the recording was not closed (bpftop was killed, or is still writing it)"
-            return text, "the file ends mid-record (truncated, or still being written)"
-        rest = d.unused_data + rest[offset:]
-    return b"".join(out), ""
+                self.problem = f"corrupt data near byte {offset} ({e})"
+                return
+            offset += len(piece) - len(d.unconsumed_tail)
+            # A tail is left only when a piece inflates past _OUT (a bomb).
+            data = memoryview(d.unconsumed_tail + bytes(rest)) if d.unconsumed_tail else rest
+            in_member = True
+            if d.eof:  # the next gzip member (--record-append) starts here
+                data = memoryview(d.unused_data + bytes(data))
+                offset -= len(d.unused_data)
+                d = zlib.decompressobj(31)
+                in_member = False
+            total += len(out)
+            if total > self.limits.total_bytes:
+                self.problem = f"more than {_size(self.limits.total_bytes)} decompressed, over the limit"
+                return
+            start = 0
+            while True:
+                nl = out.find(b"\n", start)
+                if nl < 0:
+                    break
+                if len(pending) + nl - start > self.limits.line_bytes:
+                    self.problem = self._long()
+                    return
+                pending += out[start:nl]
+                yield bytes(pending)
+                pending.clear()
+                start = nl + 1
+            pending += out[start:]
+            if len(pending) > self.limits.line_bytes:
+                self.problem = self._long()
+                return
+        if pending:
+            self.problem = "the file ends mid-record (truncated, or still being written)"
+        elif in_member:
+            self.problem = "the recording was not closed (bpftop was killed, or is still writing it)"
+
+    def _long(self) -> str:
+        return f"a line longer than {_size(self.limits.line_bytes)} decompressed, over the limit"
 
 
-def read(path: str, max_records: Optional[int] = None) -> Recording:
+def _size(n: int) -> str:
+    return f"{n >> 20} MB" if n >= 1 << 20 else f"{n} bytes"
+
+
+def read(path: str, max_records: Optional[int] = None, limits: Limits = LIMITS) -> Recording:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
-            data = f.read()
     except OSError as e:
         raise RecordingError(f"cannot read {path}: {e.strerror or e}") from None
-    if not data.startswith(b"\x1f\x8b"):
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        try:
+            return _read(path, f, max_records, limits)
+        except OSError as e:
+            raise RecordingError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _read(path: str, f, max_records: Optional[int], limits: Limits) -> Recording:
+    magic = f.read(2)
+    if magic != b"\x1f\x8b":
         raise RecordingError(f"{path} is not a bpftop recording (not gzip data)")
-    text, problem = _decompress(data)
+    source = _Lines(_Prefixed(magic, f), limits)
     rec = Recording(path)
-    lines = text.split(b"\n")
-    if lines and lines[-1] != b"" and not problem:
-        problem = "the file ends mid-record"
-    complete = lines[:-1]  # the last piece has no newline: unfinished
     previous: Dict[str, Any] = {}  # per tab, within a session
-    for number, raw in enumerate(complete, start=1):
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            rec.problem = f"line {number} is not valid JSON; replaying the {len(rec.frames)} snapshots before it"
-            return rec
-        if isinstance(obj, dict) and obj.get("format") == FORMAT:
-            version = obj.get("version")
-            if not isinstance(version, int) or version > VERSION:
-                raise RecordingError(
-                    f"{path} was written by a newer bpftop (format version {version}, this one reads up to "
-                    f"{VERSION}); upgrade bpftop to replay it"
-                )
-            rec.sessions.append(obj)
-            previous = {}
-            continue
-        if not rec.sessions:
-            raise RecordingError(f"{path} is not a bpftop recording (no header)")
-        if isinstance(obj, dict) and "hooks" in obj and "tab" not in obj:
-            hooks = rec.sessions[-1].setdefault("hooks", {})
-            if isinstance(hooks, dict) and isinstance(obj["hooks"], dict):
-                hooks.update(obj["hooks"])
-            continue
-        if max_records is not None and len(rec.frames) >= max_records:
-            return rec
-        try:
-            tab = str(obj["tab"])
-            snapshot = decode_snapshot(obj["snap"], previous.get(tab))
-            previous[tab] = snapshot
-            rec.frames.append(Frame(tab, float(obj["t"]), snapshot))
-        except (KeyError, TypeError, ValueError, CodecError) as e:
-            rec.problem = f"record on line {number} cannot be read ({e}); replaying the {len(rec.frames)} before it"
+    for number, raw in enumerate(source, start=1):
+        if _take_line(rec, raw, number, previous, max_records, limits):
             return rec
     if not rec.sessions:
         raise RecordingError(f"{path} is not a bpftop recording (no header)")
-    if problem:
-        rec.problem = f"{problem}; {len(rec.frames)} snapshots read"
+    if source.problem:
+        rec.problem = f"{source.problem}; {len(rec.frames)} snapshots read"
     return rec
+
+
+class _Prefixed:
+    """The file from its start again, after its first bytes were checked."""
+
+    def __init__(self, head: bytes, f) -> None:
+        self.head, self.f = head, f
+
+    def read(self, n: int) -> bytes:
+        if self.head:
+            head, self.head = self.head, b""
+            return head + self.f.read(n - len(head))
+        return self.f.read(n)
+
+
+def _not_ours(rec: Recording) -> None:
+    if not rec.sessions:
+        raise RecordingError(f"{rec.path} is not a bpftop recording (no header)")
+
+
+def _take_line(rec: Recording, raw: bytes, number: int, previous: Dict[str, Any], max_records: Optional[int],
+               limits: Limits) -> bool:
+    """One line into ``rec``; True when reading stops here."""
+    if _too_deep(raw, limits.depth):
+        _not_ours(rec)
+        rec.problem = (f"line {number} is nested more than {limits.depth} deep, over the limit; replaying the "
+                       f"{len(rec.frames)} snapshots before it")
+        return True
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        _not_ours(rec)
+        rec.problem = f"line {number} is not valid JSON; replaying the {len(rec.frames)} snapshots before it"
+        return True
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        version = obj.get("version")
+        if not isinstance(version, int) or version > VERSION:
+            raise RecordingError(
+                f"{rec.path} was written by a newer bpftop (format version {version}, this one reads up to "
+                f"{VERSION}); upgrade bpftop to replay it"
+            )
+        rec.sessions.append(obj)
+        previous.clear()
+        return False
+    _not_ours(rec)
+    if isinstance(obj, dict) and "hooks" in obj and "tab" not in obj:
+        hooks = rec.sessions[-1].setdefault("hooks", {})
+        if isinstance(hooks, dict) and isinstance(obj["hooks"], dict):
+            hooks.update(obj["hooks"])
+        return False
+    if max_records is not None and len(rec.frames) >= max_records:
+        return True
+    try:
+        tab = str(obj["tab"])
+        snapshot = decode_snapshot(obj["snap"], previous.get(tab))
+        previous[tab] = snapshot
+        rec.frames.append(Frame(tab, float(obj["t"]), snapshot))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError, CodecError) as e:
+        rec.problem = f"record on line {number} cannot be read ({e}); replaying the {len(rec.frames)} before it"
+        return True
+    return False

@@ -26,8 +26,10 @@ def fmt_port(v: Any) -> str:
     return "-" if not v else str(v)
 
 
-def _procs_text(comms: Tuple[str, ...], pids: Tuple[int, ...]) -> str:
+def _procs_text(comms: Tuple[str, ...], pids: Tuple[int, ...], dropped: int = 0) -> str:
     names = ",".join(comms[:3]) + (",..." if len(comms) > 3 else "")
+    if dropped:
+        return names + f" ({len(pids)} pids listed, +{dropped} connects from others)"
     return names + (f" ({len(pids)} pids)" if len(pids) > 1 else "")
 
 
@@ -51,7 +53,7 @@ def tables(snap: TcpSnapshot) -> Tuple[Table, Table]:
                 d.new,
                 d.failures if outcome else None,
                 d.avg_latency_us,
-                _procs_text(d.comms, d.pids),
+                _procs_text(d.comms, d.pids, d.pids_dropped),
             )
             for d in snap.destinations
         ),
@@ -207,6 +209,7 @@ def to_dict(snap: TcpSnapshot) -> Dict[str, Any]:
                 "avg_latency_us": _us(d.avg_latency_us),
                 "pids": list(d.pids),
                 "comms": list(d.comms),
+                "pids_dropped": d.pids_dropped,
             }
             for d in snap.destinations
         ],

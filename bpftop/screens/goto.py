@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from ..widgets.plain import styled
+
 
 class GotoScreen(ModalScreen):
     DEFAULT_CSS = """
@@ -30,7 +32,7 @@ class GotoScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(f"[b]Jump to[/b]  (now {self.where})")
+            yield Static(styled(("Jump to", "bold"), f"  (now {self.where})"))
             yield Input(placeholder="+SECONDS, HH:MM[:SS] or YYYY-MM-DDTHH:MM:SS", id="goto-input")
             yield Static("Enter jumps, Esc cancels", classes="hint")
 

@@ -7,7 +7,7 @@ import platform
 import socket
 from typing import Dict, Sequence, Type
 
-from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
@@ -16,6 +16,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from ..tabs import TabSpec
 from ..views.base import TabView
 from ..widgets.filter_bar import FilterBar
+from ..widgets.plain import styled
 
 
 class Tabs(TabbedContent):
@@ -51,21 +52,31 @@ class MainScreen(Screen):
             yield FilterBar()
         yield Footer()
 
-    def title_text(self) -> str:
+    def title_text(self) -> Text:
         interval = getattr(self.app, "interval", 1.0)
-        state = "  [reverse] PAUSED [/reverse]" if getattr(self.app, "paused", False) else ""
+        state = [("  "), (" PAUSED ", "reverse")] if getattr(self.app, "paused", False) else []
         replay = getattr(self.app, "replay", None)
         if replay is not None:
+            # The host and kernel come from the recording's header: any text.
             head = replay.recording.header
-            return (
-                f"[b]bpftop[/b] [reverse] REPLAY [/reverse] {escape(os.path.basename(replay.recording.path))}"
-                f"  {escape(str(head.get('host', '?')))}  Linux {escape(str(head.get('kernel', '?')))}"
-                f"  {replay.describe()}"
+            return styled(
+                ("bpftop", "bold"), " ", (" REPLAY ", "reverse"), f" {os.path.basename(replay.recording.path)}",
+                f"  {head.get('host', '?')}  Linux {head.get('kernel', '?')}  {replay.describe()}",
             )
-        return (
-            f"[b]bpftop[/b]  {socket.gethostname()}  Linux {platform.release()}"
-            f"  interval {interval:g}s{state}"
+        return styled(
+            ("bpftop", "bold"), f"  {socket.gethostname()}  Linux {platform.release()}  interval {interval:g}s",
+            *state, *self._recording_mark(),
         )
+
+    def _recording_mark(self) -> list:
+        """While recording, a REC mark; once a recording stops, why, until
+        bpftop exits (a toast alone is missed)."""
+        recording = getattr(self.app, "recording_state", None)
+        if recording is None:
+            return []
+        if recording.failed:
+            return ["  ", (f" RECORDING STOPPED: {recording.failed} ", "reverse bold red")]
+        return ["  ", (" REC ", "reverse red"), f" {os.path.basename(recording.path)}"]
 
     def refresh_title(self) -> None:
         self.query_one("#titlebar", Static).update(self.title_text())

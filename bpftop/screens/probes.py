@@ -14,7 +14,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ..probes import ProbeRow
+from ..safetext import safe
 from ..tables import fmt_pct, fmt_rate
+from ..widgets.plain import plain
 
 COLUMNS = ("PROBE", "PROGRAM", "STATE", "HOOK", "KIND", "EVENTS/s", "AVG ns", "CPU %")
 
@@ -28,7 +30,7 @@ def _cells(row: ProbeRow) -> List[Text]:
     style = {"attached": "", "detached": "dim", "standby": "dim", "unavailable": "red", "starting": "yellow"}.get(
         row.state, ""
     )
-    return [Text(v, style=style, justify="right" if i >= 5 else "left") for i, v in enumerate(values)]
+    return [Text(safe(v), style=style, justify="right" if i >= 5 else "left") for i, v in enumerate(values)]
 
 
 class ProbesScreen(Screen):
@@ -61,7 +63,7 @@ class ProbesScreen(Screen):
         app = self.app
         selected = self.selected()
         self.rows = app.sample_probes()
-        self.query_one("#probes-stats", Static).update(app.stats_note())
+        self.query_one("#probes-stats", Static).update(plain(app.stats_note()))
         table = self.query_one(DataTable)
         table.clear()
         for row in self.rows:
@@ -81,7 +83,7 @@ class ProbesScreen(Screen):
 
     def _show_reason(self) -> None:
         row = self.selected()
-        self.query_one("#probes-reason", Static).update(row.reason if row and row.reason else "")
+        self.query_one("#probes-reason", Static).update(plain(row.reason if row and row.reason else ""))
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self._show_reason()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence
 
-from rich.markup import escape
+from rich.text import Text
 
 from textual.containers import Vertical
 from textual.css.query import NoMatches
@@ -13,27 +13,30 @@ from textual.widgets import Static
 
 from ..filters import NO_FILTER, Filter
 from ..model import CollectorState, CollectorStatus
+from ..widgets.plain import plain, styled
 from ..widgets.top_table import TopTable
 
 
-def status_text(status: Optional[CollectorStatus]) -> str:
+def status_text(status: Optional[CollectorStatus]) -> Text:
     if status is None or status.state is CollectorState.STOPPED:
-        return "not started"
+        return plain("not started")
     if status.state is CollectorState.STARTING:
-        return "compiling and attaching BPF programs..."
+        return plain("compiling and attaching BPF programs...")
     if status.state is CollectorState.FAILED:
-        lines = [f"[b]collector failed:[/b] {status.message}"]
+        out = styled(("collector failed:", "bold"), f" {status.message}")
         for a in status.attempts:
-            lines.append(f"  {a.strategy} ({a.kind.value}: {', '.join(a.hooks)}): {a.reason}")
-        return "\n".join(lines)
+            out.append("\n")
+            out.append_text(plain(f"  {a.strategy} ({a.kind.value}: {', '.join(a.hooks)}): {a.reason}"))
+        return out
     if status.state is CollectorState.REPLAY:
-        return f"[b]replay[/b], {status.message}"
+        return styled(("replay", "bold"), f", {status.message}")
     if status.state is CollectorState.DISABLED:
-        return "[b]paused by the operator:[/b] programs detached (P opens the probes screen to switch it on)"
+        return styled(("paused by the operator:", "bold"),
+                      " programs detached (P opens the probes screen to switch it on)")
     if status.state is CollectorState.ERROR:
-        return f"[b]read error:[/b] {status.message}"
+        return styled(("read error:", "bold"), f" {status.message}")
     chosen = status.chosen
-    return f"running on {chosen.strategy} ({chosen.kind.value})" if chosen else "running"
+    return plain(f"running on {chosen.strategy} ({chosen.kind.value})" if chosen else "running")
 
 
 class TabView(Vertical):
@@ -63,7 +66,7 @@ class TabView(Vertical):
         self.status: Optional[CollectorStatus] = None
         self.snapshot: Any = None
         self.row_filter = Filter()
-        self.filter_note = ""
+        self.filter_note = Text()
 
     def on_mount(self) -> None:
         status = getattr(self.app, "statuses", {}).get(self.tab)
@@ -79,14 +82,14 @@ class TabView(Vertical):
         self.status = status
         self._update_status_line()
 
-    def describe_status(self, status: CollectorStatus) -> str:
+    def describe_status(self, status: CollectorStatus) -> Text:
         return status_text(status)
 
     def _update_status_line(self) -> None:
         widget = self.query_one(".tab-status", Static)
-        text = self.describe_status(self.status) if self.status is not None else "waiting for the collector..."
+        text = self.describe_status(self.status) if self.status is not None else plain("waiting for the collector...")
         if self.filter_note:
-            text += "   " + self.filter_note
+            text = Text.assemble(text, "   ", self.filter_note)
         widget.update(text)
         widget.set_class(self.status is not None and self.status.state is CollectorState.FAILED, "-failed")
 
@@ -105,13 +108,15 @@ class TabView(Vertical):
         """Narrow the tab to ``row_filter`` (kernel-side terms are already in
         force) and show it in the status line."""
         self.row_filter = row_filter
-        note = []
+        note = Text()
         if row_filter:
             pinned_mark = " (pinned)" if any(t in row_filter.terms for t in pinned.terms) else ""
-            note.append(f"[b]filter:[/b] {escape(row_filter.text)}{pinned_mark}")
+            note.append_text(styled(("filter:", "bold"), f" {row_filter.text}{pinned_mark}"))
         if ignored:
-            note.append(f"(pinned, no such field here: {escape(' '.join(ignored))})")
-        self.filter_note = "  ".join(note)
+            if note:
+                note.append("  ")
+            note.append_text(plain(f"(pinned, no such field here: {' '.join(ignored)})"))
+        self.filter_note = note
         for table in self.tables():
             table.set_filter(row_filter)
         self._update_status_line()

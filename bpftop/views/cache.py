@@ -3,6 +3,7 @@ hit-ratio time series."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
@@ -11,6 +12,7 @@ from ..model import CollectorState, CollectorStatus
 from ..model.cache import CacheSnapshot
 from ..render.cache import summary, table
 from ..widgets.cache_hitplot import HitRatioPlot
+from ..widgets.plain import plain
 from ..widgets.top_table import TopTable
 from .base import TabView
 
@@ -66,18 +68,18 @@ kernel.
         yield HitRatioPlot(id="cache-plot")
         yield TopTable(id="cache-table")
 
-    def describe_status(self, status: CollectorStatus) -> str:
+    def describe_status(self, status: CollectorStatus) -> Text:
         if status.state is CollectorState.RUNNING and status.chosen is not None:
             # The rung names carry their counting notes for doctor; here the
             # kind is enough (the help says the rest).
             chosen = status.chosen
             short = chosen.strategy.split(" (", 1)[0]
             unit = "pages" if short.startswith("tracepoint") else "calls"
-            return f"running on {short} ({chosen.kind.value}; counts {unit})"
+            return plain(f"running on {short} ({chosen.kind.value}; counts {unit})")
         return super().describe_status(status)
 
     def render_snapshot(self, snapshot: CacheSnapshot) -> None:
-        self.query_one(".tab-summary", Static).update(summary(snapshot))
+        self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
         self.query_one("#cache-plot", HitRatioPlot).add(snapshot.taken_at, snapshot.system.read_hit_pct)
         self.query_one("#cache-table", TopTable).show(table(snapshot))
 

@@ -13,7 +13,9 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from ..model.disk import OPS, DiskRow, DiskSnapshot
 from ..render.disk import UNITS, fmt_latency, summary, table
+from ..safetext import safe
 from ..widgets.disk_histogram import DiskHistogram
+from ..widgets.plain import plain
 from ..widgets.top_table import TopTable
 from .base import TabView
 
@@ -116,7 +118,7 @@ Select a disk with the cursor; the table and histogram follow it.
     # -- rendering ------------------------------------------------------------
     def render_snapshot(self, snapshot: DiskSnapshot) -> None:
         self._record(snapshot)
-        self.query_one(".tab-summary", Static).update(summary(snapshot))
+        self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
         widget = self.query_one("#disk-table", TopTable)
         widget.show(table(snapshot, self.unit, self.cumulative))
         if self.selected is None or self.selected not in snapshot.by_disk(self.cumulative):
@@ -136,7 +138,7 @@ Select a disk with the cursor; the table and histogram follow it.
             fmt = fmt_latency(self.unit)
             p99 = row.percentile_us(0.99, self.op)
             title = (
-                f"{row.disk} {op}, {span}\n"
+                f"{safe(row.disk)} {op}, {span}\n"
                 f"p99 {fmt(p99)}  max {fmt(None if max_ns is None else max_ns / 1e3)} {self.unit}"
             )
             hist.show(title, row.hist(self.op), self.unit)
@@ -148,11 +150,11 @@ Select a disk with the cursor; the table and histogram follow it.
         name = self.selected or "-"
         now_iops = f"{iops[-1]:.0f}" if iops else "-"
         self.query_one("#disk-iops-label", Static).update(
-            f"IOPS {name} (last {minutes:.0f} min)  now {now_iops}  max {max(iops, default=0):.0f}"
+            plain(f"IOPS {name} (last {minutes:.0f} min)  now {now_iops}  max {max(iops, default=0):.0f}")
         )
         now_p99 = series[-1][2] if series else None
         self.query_one("#disk-p99-label", Static).update(
-            f"p99 {self.unit}  now {fmt(now_p99)}  max {fmt(max(p99s) if p99s else None)}"
+            plain(f"p99 {self.unit}  now {fmt(now_p99)}  max {fmt(max(p99s) if p99s else None)}")
         )
         self._plot("#disk-iops", iops)
         self._plot("#disk-p99", [p / 1e3 if self.unit == "ms" else p for p in p99s])

@@ -7,6 +7,7 @@ from textual.widgets import Static
 
 from ..model import SyscallsSnapshot
 from ..render.syscalls import summary, tables
+from ..widgets.plain import plain
 from ..widgets.top_table import TopTable
 from .base import TabView
 
@@ -42,6 +43,6 @@ The process filter (-p) is applied in the kernel.
 
     def render_snapshot(self, snapshot: SyscallsSnapshot) -> None:
         calls, procs = tables(snapshot)
-        self.query_one(".tab-summary", Static).update(summary(snapshot))
+        self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
         self.query_one("#syscalls-table", TopTable).show(calls)
         self.query_one("#processes-table", TopTable).show(procs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -14,6 +15,7 @@ from textual.widgets import Sparkline, Static
 from ..model.tcp import TcpSnapshot
 from ..render.tcp import events_table, since_line, summary, tables
 from ..tables import Table, fmt_rate
+from ..widgets.plain import plain, styled
 from ..widgets.tcp_log import TcpEventLog
 from ..widgets.top_table import TopTable
 from .base import TabView
@@ -93,12 +95,12 @@ comm and address filters in Python. Addresses are not resolved (no DNS).
 
     def render_snapshot(self, snapshot: TcpSnapshot) -> None:
         dests, procs = tables(snapshot)
-        self.query_one(".tab-summary", Static).update(summary(snapshot))
+        self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
         history = list(snapshot.rate_history)
         now = history[-1] if history else 0.0
         peak = max(history, default=0.0)
         self.query_one("#tcp-rate-label", Static).update(
-            f"connects/s {fmt_rate(now)}\npeak {fmt_rate(peak)}\n{len(history)} intervals"
+            Text(f"connects/s {fmt_rate(now)}\npeak {fmt_rate(peak)}\n{len(history)} intervals")
         )
         self.query_one("#tcp-rate", Sparkline).data = history or [0.0]
         self.query_one("#tcp-destinations-table", TopTable).show(_busiest(dests))
@@ -108,9 +110,9 @@ comm and address filters in Python. Addresses are not resolved (no DNS).
             self.query_one("#tcp-events-table", TopTable).show(events_table(snapshot.events))
 
     def _log_title(self, snapshot: TcpSnapshot) -> None:
-        state = "  [reverse] FROZEN [/reverse] (f resumes)" if self.frozen else "  (f freezes)"
+        state = [("  "), (" FROZEN ", "reverse"), " (f resumes)"] if self.frozen else ["  (f freezes)"]
         self.query_one("#tcp-log-title", Static).update(
-            f"Connects, newest first: {len(snapshot.events)} kept, {since_line(snapshot)}{state}"
+            styled(f"Connects, newest first: {len(snapshot.events)} kept, {since_line(snapshot)}", *state)
         )
 
     def action_freeze_log(self) -> None:
