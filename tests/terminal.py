@@ -41,8 +41,40 @@ class Terminal:
             time.sleep(0.1)
         raise AssertionError(f"never saw {text!r} on the screen:\n{self.screen()}")
 
+    def wait_steady(self, cond, samples=5, timeout=30.0, what=None):
+        """Until ``cond(screen)`` holds on ``samples`` captures in a row: a
+        screen that only passes through the wanted state does not count."""
+        deadline = time.monotonic() + timeout
+        run = 0
+        while time.monotonic() < deadline:
+            shown = self.screen()
+            run = run + 1 if cond(shown) else 0
+            if run >= samples:
+                return shown
+            time.sleep(0.1)
+        raise AssertionError(f"never steadily saw {what or cond!r} on the screen:\n{self.screen()}")
+
     def resize(self, width, height):
         self.tmux("resize-window", "-t", "t", "-x", str(width), "-y", str(height))
 
     def close(self):
         self.tmux("kill-server")
+
+
+def active_tab(screen, labels):
+    """Which of ``labels`` (the tab titles as shown, in order) the tab bar
+    underlines: Textual draws the underline's highlight between a ╸ and a
+    ╺ on the line below the titles. None when no tab bar is on screen."""
+    lines = screen.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if all(label in line for label in labels):
+            bar = lines[i + 1]
+            left, right = bar.find("╸"), bar.find("╺")
+            if left < 0 or right < left:
+                return None
+            middle = (left + right) / 2
+            for label in labels:
+                start = line.find(label)
+                if start <= middle < start + len(label):
+                    return label
+    return None
