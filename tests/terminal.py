@@ -1,6 +1,7 @@
 """A real terminal for end-to-end tests: a private tmux server running one
 command, with keys sent and the screen read back."""
 
+import os
 import shlex
 import subprocess
 import time
@@ -8,7 +9,10 @@ import time
 
 class Terminal:
     def __init__(self, socket_name, width=100, height=30):
-        self.socket = socket_name
+        # One tmux server per test process: two test runs on one machine
+        # (another checkout, CI beside a developer) must not kill each
+        # other's terminal.
+        self.socket = f"{socket_name}-{os.getpid()}"
         self.width, self.height = width, height
 
     def tmux(self, *args):

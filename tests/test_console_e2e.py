@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from bpfprogs import ours, prog_ids, prog_list, wait_until_gone
+from bpfprogs import ours, prog_ids, prog_list, tag_env, wait_until_gone
 from terminal import Terminal, active_tab
 
 from bpftop.tabs import TABS
@@ -29,7 +29,10 @@ TAB_LABELS = [f"{i} {spec.title}" for i, spec in enumerate(TABS.values(), start=
 
 
 def bpftop_cmd(*args):
-    return f"cd {shlex.quote(ROOT)} && {shlex.quote(sys.executable)} -m bpftop " + " ".join(map(shlex.quote, args))
+    # The tag marks its programs as this run's, also where the environment
+    # does not pass (sshd starts the session afresh).
+    return (f"cd {shlex.quote(ROOT)} && env {shlex.quote(tag_env())} {shlex.quote(sys.executable)} -m bpftop "
+            + " ".join(map(shlex.quote, args)))
 
 
 def syscall_prog_ids(before):
