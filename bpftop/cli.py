@@ -160,6 +160,36 @@ def _terminal_for_tui() -> Iterator[None]:
             print(stray, file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _python_stderr_apart() -> Iterator[None]:
+    """Python's own stderr on a duplicate of fd 2.
+
+    While a collector compiles, the loader points fd 2 elsewhere to keep
+    clang's and libbpf's messages off the user's terminal (they stay with the
+    hook attempt, for ``bpftop doctor -v``). A message another thread prints
+    through sys.stderr meanwhile must still reach the user, so Python writes
+    to a duplicate that the loader leaves alone.
+    """
+    if sys.stderr is not sys.__stderr__:
+        yield  # a caller has already put stderr elsewhere (tests): leave it
+        return
+    try:
+        fd = os.dup(2)
+    except OSError:  # started with fd 2 closed: nothing to keep apart
+        yield
+        return
+    old = sys.stderr
+    stream = os.fdopen(fd, "w", encoding=getattr(old, "encoding", None) or "utf-8",
+                       errors="backslashreplace", buffering=1)
+    sys.stderr = stream
+    try:
+        yield
+    finally:
+        sys.stderr = old
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
 def _options(args: argparse.Namespace, pids: Sequence[int]) -> CollectorOptions:
     return CollectorOptions(
         pids=tuple(pids), latency=not args.no_latency, queued=args.disk_queued, cache_comm=args.cache_comm
@@ -275,9 +305,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["doctor"]:
-            if len(argv) > 1:
-                parser().error(f"doctor takes no arguments (got {' '.join(argv[1:])})")
-            return doctor_main()
+            verbose = argv[1:] in (["-v"], ["--verbose"])
+            if len(argv) > 1 and not verbose:
+                parser().error(f"doctor takes only -v/--verbose (got {' '.join(argv[1:])})")
+            with _python_stderr_apart():
+                return doctor_main(verbose)
         args = parser().parse_args(argv)
         _check_combinations(args)
         pids = [p for group in args.pid for p in group]
@@ -295,9 +327,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             return Recorder(args.record, header_fn, append=args.record_append)
 
-        if args.once or args.batch or args.json or args.count is not None:
-            return _batch(args, pids, recorder_for)
-        return _tui(args, pids, recorder_for)
+        with _python_stderr_apart():
+            if args.once or args.batch or args.json or args.count is not None:
+                return _batch(args, pids, recorder_for)
+            return _tui(args, pids, recorder_for)
     except BpftopError as e:
         print(f"bpftop: {e}", file=sys.stderr)
         return e.exit_code
@@ -315,10 +348,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
 
 
-def doctor_main() -> int:
+def doctor_main(verbose: bool = False) -> int:
     from . import doctor
 
-    return doctor.run(sys.stdout)
+    return doctor.run(sys.stdout, verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover
