@@ -133,12 +133,12 @@ def _raise_exit(signum: int, _frame) -> None:
 def _terminal_for_tui() -> Iterator[None]:
     """Keep the terminal for Textual alone.
 
-    Textual draws on the stream behind ``sys.__stderr__``; BCC's compiler and
-    libbpf write diagnostics straight to fd 2 from the collector threads,
-    which would scribble over the screen. Textual gets a duplicate of the
-    terminal and fd 2 goes to an unlinked temporary file, printed after the
-    TUI closes when BPFTOP_DEBUG=1 (a failed compile's reason is in the tab
-    and in ``bpftop doctor`` anyway).
+    Textual draws on the stream behind ``sys.__stderr__``; native code that
+    writes to fd 2 from a collector thread would scribble over the screen.
+    Compiles and attaches keep their own output (loader.native_output_kept);
+    anything else native on fd 2 goes to an unlinked temporary file, printed
+    after the TUI closes when BPFTOP_DEBUG=1. Textual gets a duplicate of the
+    terminal.
     """
     saved_fd = os.dup(2)
     term = os.fdopen(os.dup(saved_fd), "w", encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8")

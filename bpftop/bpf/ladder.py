@@ -38,8 +38,8 @@ class Climb(Generic[T]):
 
 def _reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    # BCC prints compiler diagnostics to stderr and raises a bare message;
-    # keep the line short enough for a table cell.
+    # BCC raises a bare message (its diagnostics are in the attempt's
+    # output); keep the line short enough for a table cell.
     return (text[:300] + "...") if len(text) > 300 else (text or type(exc).__name__)
 
 
