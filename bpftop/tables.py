@@ -12,6 +12,16 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 
+def printable(text: str) -> str:
+    """Text from the traced machine with its control characters escaped: a
+    process can name itself ESC [ 2 J, which would clear the operator's
+    terminal (and leave the console drawn over a blank screen) if shown raw."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+                   for c in text)
+
+
 def fmt_int(v: Any) -> str:
     return "-" if v is None else str(int(v))
 
@@ -55,7 +65,9 @@ class Table:
     sort_column: int = 1  # the order the screen opens with
 
     def cells(self, row: Sequence[Any]) -> List[str]:
-        return [c.fmt(v) for c, v in zip(self.columns, row)]
+        # Every cell, on screen and in text: names, paths and addresses all
+        # come from the traced machine.
+        return [printable(c.fmt(v)) for c, v in zip(self.columns, row)]
 
     def sorted_by(self, column: int, reverse: Optional[bool] = None) -> "Table":
         """Rows ordered by one column; numbers largest first unless reversed,
