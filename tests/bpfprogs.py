@@ -84,19 +84,29 @@ class _Sampler:
     def __init__(self):
         self.lock = threading.Lock()
         self.seen = set()
-        self._tagged = {}  # pid -> whether its environment carries our tag
+        self._tagged = {}  # pid -> (its executable, whether its environment carries our tag)
         self._thread = None
 
     def _is_tagged(self, pid):
-        if pid not in self._tagged:
+        if pid == os.getpid():
+            # This process set the tag after it started: its /proc environ,
+            # fixed at exec, does not show it. Its collectors are ours.
+            return True
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return False  # a kernel thread, or gone
+        # The environment is fixed at exec, so the answer holds until the
+        # process execs again (the SSH session's shell execs bpftop).
+        known = self._tagged.get(pid)
+        if known is None or known[0] != exe:
             try:
                 with open(f"/proc/{pid}/environ", "rb") as f:
                     env = f.read()
             except OSError:
                 return False
-            # A process's environment is fixed at exec: cache the answer.
-            self._tagged[pid] = _MARK in env.split(b"\0")
-        return self._tagged[pid]
+            known = self._tagged[pid] = (exe, _MARK in env.split(b"\0"))
+        return known[1]
 
     def sample(self):
         pids = _pids()
@@ -209,4 +219,5 @@ def assert_signal_exit(proc, sig, code, before, timeout=30):
             proc.kill()
     assert proc.returncode == code
     assert "Traceback" not in err
-    assert wait_until_gone(before) == []
+    left = wait_until_gone(before)
+    assert left == [], left
