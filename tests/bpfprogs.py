@@ -26,7 +26,11 @@ def bpf_skip_reason():
 
 
 def prog_list():
-    out = subprocess.run(["bpftool", "prog", "list", "-j"], capture_output=True, text=True, check=True).stdout
+    # Untagged: bpftool holds an fd of every program while it lists them,
+    # which would make every program on the machine look like this run's.
+    env = {k: v for k, v in os.environ.items() if k != TAG}
+    out = subprocess.run(["bpftool", "prog", "list", "-j"], capture_output=True, text=True, check=True,
+                         env=env).stdout
     return json.loads(out or "[]")
 
 
