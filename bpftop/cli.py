@@ -135,12 +135,12 @@ def _raise_exit(signum: int, _frame) -> None:
 def _terminal_for_tui() -> Iterator[None]:
     """Keep the terminal for Textual alone.
 
-    Textual draws on the stream behind ``sys.__stderr__``; BCC's compiler and
-    libbpf write diagnostics straight to fd 2 from the collector threads,
-    which would scribble over the screen. Textual gets a duplicate of the
-    terminal and fd 2 goes to an unlinked temporary file, printed after the
-    TUI closes when BPFTOP_DEBUG=1 (a failed compile's reason is in the tab
-    and in ``bpftop doctor`` anyway).
+    Textual draws on the stream behind ``sys.__stderr__``; native code that
+    writes to fd 2 from a collector thread would scribble over the screen.
+    Compiles and attaches keep their own output (loader.native_output_kept);
+    anything else native on fd 2 goes to an unlinked temporary file, printed
+    after the TUI closes when BPFTOP_DEBUG=1. Textual gets a duplicate of the
+    terminal.
     """
     # The terminal is fd 2 unless stderr was sent elsewhere (2>log): then
     # the screen goes to stdout, never into the log.
@@ -163,6 +163,36 @@ def _terminal_for_tui() -> Iterator[None]:
         capture.close()
         if stray and os.environ.get("BPFTOP_DEBUG"):
             print(stray, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _python_stderr_apart() -> Iterator[None]:
+    """Python's own stderr on a duplicate of fd 2.
+
+    While a collector compiles, the loader points fd 2 elsewhere to keep
+    clang's and libbpf's messages off the user's terminal (they stay with the
+    hook attempt, for ``bpftop doctor -v``). A message another thread prints
+    through sys.stderr meanwhile must still reach the user, so Python writes
+    to a duplicate that the loader leaves alone.
+    """
+    if sys.stderr is not sys.__stderr__:
+        yield  # a caller has already put stderr elsewhere (tests): leave it
+        return
+    try:
+        fd = os.dup(2)
+    except OSError:  # started with fd 2 closed: nothing to keep apart
+        yield
+        return
+    old = sys.stderr
+    stream = os.fdopen(fd, "w", encoding=getattr(old, "encoding", None) or "utf-8",
+                       errors="backslashreplace", buffering=1)
+    sys.stderr = stream
+    try:
+        yield
+    finally:
+        sys.stderr = old
+        with contextlib.suppress(OSError):
+            stream.close()
 
 
 def _options(args: argparse.Namespace, pids: Sequence[int]) -> CollectorOptions:
@@ -338,9 +368,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["doctor"]:
-            if len(argv) > 1:
-                parser().error(f"doctor takes no arguments (got {' '.join(argv[1:])})")
-            return doctor_main()
+            verbose = argv[1:] in (["-v"], ["--verbose"])
+            if len(argv) > 1 and not verbose:
+                parser().error(f"doctor takes only -v/--verbose (got {' '.join(argv[1:])})")
+            with _python_stderr_apart():
+                return doctor_main(verbose)
         args = parser().parse_args(argv)
         _check_combinations(args)
         pids = sorted({p for group in args.pid for p in group})
@@ -360,9 +392,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             return Recorder(args.record, header_fn, append=args.record_append)
 
-        if args.once or args.batch or args.json or args.count is not None:
-            return _batch(args, pids, recorder_for)
-        return _tui(args, pids, recorder_for)
+        with _python_stderr_apart():
+            if args.once or args.batch or args.json or args.count is not None:
+                return _batch(args, pids, recorder_for)
+            return _tui(args, pids, recorder_for)
     except BpftopError as e:
         print(f"bpftop: {e}", file=sys.stderr)
         return e.exit_code
@@ -380,10 +413,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
 
 
-def doctor_main() -> int:
+def doctor_main(verbose: bool = False) -> int:
     from . import doctor
 
-    return doctor.run(sys.stdout)
+    return doctor.run(sys.stdout, verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover

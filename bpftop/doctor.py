@@ -53,7 +53,7 @@ class _SafeOut:
         self.out.flush()
 
 
-def run(out: TextIO) -> int:
+def run(out: TextIO, verbose: bool = False) -> int:
     out = _SafeOut(out)  # type: ignore[assignment]
     print("bpftop doctor", file=out)
     print(file=out)
@@ -67,15 +67,20 @@ def run(out: TextIO) -> int:
     status = 0
     for spec in TABS.values():
         for label, options in [("", CollectorOptions())] + list(VARIANTS.get(spec.id, ())):
-            status = max(status, _ladder(out, spec.id, label, spec.make_collector(options)))
+            status = max(status, _ladder(out, spec.id, label, spec.make_collector(options), verbose))
     return status
+
+
+def _printable(line: str) -> str:
+    # Compiler output quotes kernel headers; no byte of it may drive the terminal.
+    return "".join(c if c.isprintable() or c == "\t" else f"\\x{ord(c):02x}" for c in line)
 
 
 # Options that change a collector's ladder, so doctor tries those rungs too.
 VARIANTS = {"disk": [("--disk-queued", CollectorOptions(queued=True))]}
 
 
-def _ladder(out: TextIO, tab: str, label: str, collector) -> int:
+def _ladder(out: TextIO, tab: str, label: str, collector, verbose: bool = False) -> int:
     print(f"\n{tab} collector{' (' + label + ')' if label else ''} (every rung is tried, then released)", file=out)
     try:
         attempts = collector.probe_all()
@@ -89,6 +94,10 @@ def _ladder(out: TextIO, tab: str, label: str, collector) -> int:
         print(f"  [{mark:^6}] {a.strategy} ({a.kind.value}: {hooks}) {a.seconds:.2f}s", file=out)
         if a.ok is False:
             print(f"           {a.reason}", file=out)
+        if verbose and a.output.strip():
+            print("           what the compiler, BCC and libbpf printed:", file=out)
+            for line in a.output.rstrip().splitlines():
+                print(f"           | {_printable(line)}", file=out)
     if chosen is None:
         print("  no hook loads here: this tab cannot run on this kernel", file=out)
         return 2

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 from testenv import scaled
@@ -27,26 +28,162 @@ def bpf_skip_reason():
 
 
 def prog_list():
-    out = subprocess.run(["bpftool", "prog", "list", "-j"], capture_output=True, text=True, check=True).stdout
+    # Untagged: bpftool holds an fd of every program while it lists them,
+    # which would make every program on the machine look like this run's.
+    env = {k: v for k, v in os.environ.items() if k != TAG}
+    out = subprocess.run(["bpftool", "prog", "list", "-j"], capture_output=True, text=True, check=True,
+                         env=env).stdout
     return json.loads(out or "[]")
 
 
+# Which programs are this test run's. Names alone are not enough: another
+# test run on the same machine (another checkout, CI beside a developer)
+# loads programs with the same names, and its bpftop comes and goes at any
+# time. This bpftool reports no holder pids (that needs its BPF-iterator
+# build), so the run tags itself: every process it starts inherits TAG (the
+# console over SSH gets it on its command line), and a sampler thread
+# records the id of every program a tagged process holds open, read from
+# /proc/PID/fdinfo. A program counts as ours if a tagged process held it.
+TAG = "BPFTOP_TEST_RUN"
+os.environ.setdefault(TAG, f"{os.getpid()}-{time.time_ns()}")
+_MARK = f"{TAG}={os.environ[TAG]}".encode()
+_BPF_FDS = ("anon_inode:bpf-prog", "anon_inode:bpf_link")
+# A program no process holds any more is freed by the kernel, which can take
+# about a second after its last holder exits; one unheld for longer is
+# pinned or held where fdinfo does not show it (an attached perf event).
+UNHELD_GRACE = 3.0
+
+
+def tag_env():
+    """``NAME=VALUE`` that marks a process (and its programs) as this run's."""
+    return f"{TAG}={os.environ[TAG]}"
+
+
+def held_prog_ids(pid):
+    """Ids of the BPF programs process ``pid`` holds by a program or link fd."""
+    ids = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return ids
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") not in _BPF_FDS:
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = f.read()
+        except OSError:
+            continue  # closed meanwhile
+        for line in info.splitlines():
+            if line.startswith("prog_id:"):
+                ids.add(int(line.split()[1]))
+    return ids
+
+
+def _pids():
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+class _Sampler:
+    """Every tenth of a second, the programs held by this run's processes."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.seen = set()
+        self._tagged = {}  # pid -> (its executable, whether its environment carries our tag)
+        self._thread = None
+
+    def _is_tagged(self, pid):
+        if pid == os.getpid():
+            # This process set the tag after it started: its /proc environ,
+            # fixed at exec, does not show it. Its collectors are ours.
+            return True
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return False  # a kernel thread, or gone
+        # The environment is fixed at exec, so the answer holds until the
+        # process execs again (the SSH session's shell execs bpftop).
+        known = self._tagged.get(pid)
+        if known is None or known[0] != exe:
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    env = f.read()
+            except OSError:
+                return False
+            known = self._tagged[pid] = (exe, _MARK in env.split(b"\0"))
+        return known[1]
+
+    def sample(self):
+        pids = _pids()
+        with self.lock:
+            alive = set(pids)
+            for pid in list(self._tagged):
+                if pid not in alive:
+                    del self._tagged[pid]
+            for pid in pids:
+                if self._is_tagged(pid):
+                    self.seen |= held_prog_ids(pid)
+            return set(self.seen)
+
+    def start(self):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="bpf-sampler", daemon=True)
+            self._thread.start()
+
+    def _run(self):
+        while True:
+            self.sample()
+            time.sleep(0.1)
+
+
+_sampler = _Sampler()
+
+
 def prog_ids():
+    """Ids loaded now (the ``before`` of a test); starts recording which
+    programs this run's processes hold."""
+    _sampler.start()
     return {p["id"] for p in prog_list()}
 
 
 def ours(progs, before=frozenset()):
-    return [p for p in progs if p["id"] not in before and p.get("name", "").startswith(OUR_NAMES)]
+    """Programs of this run, loaded since ``before``."""
+    seen = _sampler.sample()
+    return [p for p in progs if p["id"] not in before and p["id"] in seen]
+
+
+def _unheld(progs, before, seen):
+    """Programs with our names, loaded since ``before``, that no live process
+    holds and no process of ours was seen holding."""
+    candidates = {p["id"]: p for p in progs if p["id"] not in before and p["id"] not in seen
+                  and p.get("name", "").startswith(OUR_NAMES)}
+    if candidates:
+        for pid in _pids():
+            for prog_id in held_prog_ids(pid) & candidates.keys():
+                del candidates[prog_id]
+    return candidates
 
 
 def wait_until_gone(before, timeout=None):
     """Programs of ours loaded since ``before`` that are still there after
-    ``timeout`` (the kernel frees them a moment after their last fd closes)."""
+    ``timeout`` (the kernel frees them a moment after their last fd closes),
+    and any with our names that nobody holds for longer than that moment
+    (pinned, or held out of sight): those are nobody's but ours to leave."""
     deadline = time.monotonic() + (timeout if timeout is not None else scaled(5.0))
+    unheld_since = {}
     while True:
-        left = ours(prog_list(), before)
-        if not left or time.monotonic() > deadline:
-            return left
+        progs = prog_list()
+        left = ours(progs, before)
+        now = time.monotonic()
+        unheld = _unheld(progs, before, _sampler.sample())
+        unheld_since = {i: unheld_since.get(i, now) for i in unheld}
+        stale = [unheld[i] for i, t in unheld_since.items() if now - t >= UNHELD_GRACE]
+        pending = any(now - t < UNHELD_GRACE for t in unheld_since.values())
+        if (not left and not stale and not pending) or (now > deadline and not pending):
+            # Say why each counts, for the failure message.
+            return ([dict(p, why="a process of this run held it") for p in left]
+                    + [dict(p, why=f"nobody has held it for {UNHELD_GRACE:g} s") for p in stale])
         time.sleep(0.2)
 
 
@@ -88,4 +225,5 @@ def assert_signal_exit(proc, sig, code, before, timeout=None):
             proc.kill()
     assert proc.returncode == code
     assert "Traceback" not in err
-    assert wait_until_gone(before) == []
+    left = wait_until_gone(before)
+    assert left == [], left

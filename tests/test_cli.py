@@ -29,7 +29,7 @@ def run(args, prefix=(), **kw):
         (["--at", "+5"], "--at goes with --replay"),
         (["--replay", "x.bpftop", "-p", "1"], "do not apply"),
         (["--replay", "/nonexistent/rec"], "cannot read /nonexistent/rec"),
-        (["doctor", "extra"], "doctor takes no arguments"),
+        (["doctor", "extra"], "doctor takes only -v/--verbose"),
         (["--bogus"], "unrecognized arguments"),
     ],
 )

@@ -3,6 +3,7 @@ session: switch tabs, filter, switch a probe off and on (bpftool confirms),
 save a snapshot, quit; nothing of ours stays loaded."""
 
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -13,8 +14,8 @@ import time
 
 import pytest
 
-from bpfprogs import ours, prog_ids, prog_list, wait_until_gone
-from terminal import Terminal
+from bpfprogs import ours, prog_ids, prog_list, tag_env, wait_until_gone
+from terminal import Terminal, active_tab
 
 from bpftop.tabs import TABS
 
@@ -24,10 +25,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSCALL_PROGS = ("bpftop_sc_exit", "bpftop_sc_enter")
 # Column headers only each tab shows.
 TAB_MARKERS = {"syscalls": "SYSCALL", "disk": "MB/s", "tcp": "DESTINATION", "cache": "MISSES"}
+TAB_LABELS = [f"{i} {spec.title}" for i, spec in enumerate(TABS.values(), start=1)]
 
 
 def bpftop_cmd(*args):
-    return f"cd {shlex.quote(ROOT)} && {shlex.quote(sys.executable)} -m bpftop " + " ".join(map(shlex.quote, args))
+    # The tag marks its programs as this run's, also where the environment
+    # does not pass (sshd starts the session afresh).
+    return (f"cd {shlex.quote(ROOT)} && env {shlex.quote(tag_env())} {shlex.quote(sys.executable)} -m bpftop "
+            + " ".join(map(shlex.quote, args)))
 
 
 def syscall_prog_ids(before):
@@ -64,8 +69,7 @@ def test_console_end_to_end(term, tmp_path):
         term.wait_for(lambda s, marker=TAB_MARKERS[spec.id]: marker in s and ("running on" in s or "failed" in s))
     for key in "23411":
         term.keys(key)
-    time.sleep(1.0)
-    term.wait_for("SYSCALL")
+    term.wait_steady(lambda s: showing(s, "1"), what="tab 1")
 
     term.keys("/")
     term.wait_for("filter Syscalls")
@@ -104,6 +108,49 @@ def test_console_end_to_end(term, tmp_path):
     assert wait_until_gone(before) == []
     assert "Traceback" not in term.screen()
     del shown
+
+
+def showing(screen, key):
+    """Tab ``key`` is underlined and, once its collector runs, its pane is
+    the one on screen."""
+    spec = list(TABS.values())[int(key) - 1]
+    if active_tab(screen, TAB_LABELS) != TAB_LABELS[int(key) - 1]:
+        return False
+    if "running on" in screen:
+        return all((marker in screen) == (tab == spec.id) for tab, marker in TAB_MARKERS.items())
+    return True
+
+
+def starting(screen):
+    return "compiling" in screen or "waiting for the collector" in screen
+
+
+def test_tab_key_bursts_last_key_wins(term):
+    """Bursts of tab keys typed ahead, as over SSH, from the first frame
+    while the tabs still compile until all run: the last key's tab shows,
+    and stays. Some bursts arrive in one read, some key by key."""
+    rng = random.Random()
+    before = prog_ids()
+    # No underline animation: the tab bar shows where it ends at once.
+    term.start(bpftop_cmd("-d", "0.5"), env={"TEXTUAL_ANIMATIONS": "none"})
+    term.wait_for(lambda s: active_tab(s, TAB_LABELS) is not None)
+    during_start = 0
+    for n in range(20):
+        keys = [rng.choice("1234") for _ in range(rng.randint(3, 6))]
+        if rng.random() < 0.5:
+            term.keys(*keys)  # one write: the keys arrive together
+        else:
+            for key in keys:
+                term.keys(key)
+        try:
+            shown = term.wait_steady(lambda s: showing(s, keys[-1]), samples=4, what=f"tab {keys[-1]}")
+        except AssertionError as e:
+            raise AssertionError(f"burst {n} {''.join(keys)}: {e}") from None
+        during_start += starting(shown)
+    # The first bursts land on tabs whose programs are still compiling.
+    assert during_start, "every burst came after the tabs were up"
+    term.keys("q")
+    assert wait_until_gone(before, timeout=20) == []
 
 
 @pytest.mark.parametrize("env", [

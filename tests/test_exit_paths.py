@@ -19,7 +19,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tmux(*args):
-    return subprocess.run(["tmux", "-L", "bpftop-test", *args], capture_output=True, text=True, check=False)
+    # A server of this test process's own: another test run on the machine
+    # uses its own.
+    return subprocess.run(["tmux", "-L", f"bpftop-test-{os.getpid()}", *args], capture_output=True, text=True,
+                          check=False)
 
 
 def alive(pid):
@@ -69,9 +72,11 @@ def wait_exit(pid, status, timeout=15.0):
 )
 def test_tui_exit_detaches_everything(tui, how, code):
     before, pid, status = tui
-    # Wait for the first data on screen, so the exit happens mid-run.
-    deadline = time.monotonic() + scaled(15)
-    while "SYSCALL" not in screen() and time.monotonic() < deadline:
+    # Wait for the first data on screen, so the exit happens mid-run. The
+    # first program loaded may be another tab's: the syscalls tab can wait
+    # for the others' compiles, which take long on a busy machine.
+    deadline = time.monotonic() + scaled(60)
+    while not ("running on raw tracepoints" in screen() and "SYSCALL" in screen()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "running on raw tracepoints" in screen() and "SYSCALL" in screen(), screen()
     if how.startswith("key"):

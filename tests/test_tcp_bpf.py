@@ -10,25 +10,21 @@ import pytest
 from bpftop.collectors.tcp import TcpCollector
 from bpftop.model import CollectorState, HookKind
 
-from bpfprogs import prog_ids, prog_list, start_once
+from bpfprogs import ours, prog_ids, prog_list, start_once
+from bpfprogs import wait_until_gone as _wait_until_gone
 from rungs import force, rung_params, start as start_rung
 import workload
 
 # The kernel's names for this collector's programs (cut to 15 characters).
-# Other engineers load programs on this machine at the same time: only
-# these are ours to count.
 TCP_NAMES = ("tracepoint__soc", "tracepoint__tcp", "bpftop_tcp")
 
 
 def tcp_progs(before=frozenset()):
-    return {p["id"] for p in prog_list() if p["id"] not in before and p.get("name", "").startswith(TCP_NAMES)}
+    return {p["id"] for p in ours(prog_list(), before) if p.get("name", "").startswith(TCP_NAMES)}
 
 
-def wait_until_gone(before, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while tcp_progs(before) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return sorted(tcp_progs(before))
+def wait_until_gone(before, timeout=None):
+    return sorted(p["id"] for p in _wait_until_gone(before, timeout) if p.get("name", "").startswith(TCP_NAMES))
 
 pytestmark = pytest.mark.bpf
 

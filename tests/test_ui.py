@@ -120,3 +120,20 @@ async def test_tiny_terminal_and_resize_do_not_crash():
         await pilot.pause(0.2)
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.2)
+
+
+async def test_a_process_named_with_escape_codes_cannot_drive_the_terminal():
+    """A process may name itself ESC [ H ESC [ 2 J: shown raw, that cleared
+    the operator's screen under the console. It shows escaped."""
+    from fakes import snapshot
+    from bpftop.model import ProcessRow
+
+    evil = "\x1b[H\x1b[2J"
+    snaps = (snapshot(i, processes=[ProcessRow(66, evil, 9)]) for i in range(10_000))
+    app = BpftopApp([FakeCollector(snapshots=snaps)], interval=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        procs = app.screen.query_one("#processes-table", TopTable)
+        await wait_rows(pilot, procs, 1)
+        assert column_texts(procs, 1) == ["\\x1b[H\\x1b[2J"]
+        text = app.screen_text()
+        assert "\x1b" not in text and "\\x1b[H\\x1b[2J" in text

@@ -13,6 +13,7 @@ from typing import Any, Callable, Generic, List, Optional, Sequence, Tuple, Type
 
 from ..errors import NoStrategyError, PrivilegeError
 from ..model import HookAttempt, HookKind
+from . import loader
 
 T = TypeVar("T")
 
@@ -37,8 +38,8 @@ class Climb(Generic[T]):
 
 def _reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    # BCC prints compiler diagnostics to stderr and raises a bare message;
-    # keep the line short enough for a table cell.
+    # BCC raises a bare message (its diagnostics are in the attempt's
+    # output); keep the line short enough for a table cell.
     return (text[:300] + "...") if len(text) > 300 else (text or type(exc).__name__)
 
 
@@ -61,6 +62,7 @@ def climb(
             )
             continue
         t0 = time.monotonic()
+        output = loader.NativeOutput()
         try:
             why_not = strategy.check()
             if why_not:
@@ -68,22 +70,29 @@ def climb(
                     HookAttempt(strategy.name, strategy.kind, strategy.hooks, False, why_not, time.monotonic() - t0)
                 )
                 continue
-            loaded = strategy.load()
+            # The compiler's and libbpf's messages stay with the rung
+            # (doctor -v), off the user's terminal.
+            with loader.native_output_kept(output):
+                loaded = strategy.load()
         except PrivilegeError:
             raise
         except Exception as exc:  # a rung failing is expected: keep why
             result.attempts.append(
-                HookAttempt(strategy.name, strategy.kind, strategy.hooks, False, _reason(exc), time.monotonic() - t0)
+                HookAttempt(strategy.name, strategy.kind, strategy.hooks, False, _reason(exc), time.monotonic() - t0,
+                            output.text)
             )
             continue
         elapsed = time.monotonic() - t0
         if result.loaded is None:
             result.loaded, result.strategy = loaded, strategy
-            result.attempts.append(HookAttempt(strategy.name, strategy.kind, strategy.hooks, True, "chosen", elapsed))
+            result.attempts.append(
+                HookAttempt(strategy.name, strategy.kind, strategy.hooks, True, "chosen", elapsed, output.text)
+            )
         else:
             release(loaded)
             result.attempts.append(
-                HookAttempt(strategy.name, strategy.kind, strategy.hooks, True, "works; a higher rung was chosen", elapsed)
+                HookAttempt(strategy.name, strategy.kind, strategy.hooks, True, "works; a higher rung was chosen", elapsed,
+                            output.text)
             )
     return result
 

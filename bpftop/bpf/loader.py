@@ -6,10 +6,13 @@ that varies is a set of ``NAME=int`` definitions checked here.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import tempfile
 import threading
 from importlib import resources
-from typing import Any, Mapping, Union
+from typing import Any, Iterator, Mapping, Optional, Union
 
 from ..errors import FeatureError
 from . import system
@@ -60,6 +63,44 @@ def import_bcc() -> Any:
     return bcc
 
 
+# Enough for any compile's warnings; a runaway log is cut, not kept whole.
+MAX_OUTPUT = 64 * 1024
+
+
+class NativeOutput:
+    """What clang, BCC and libbpf wrote to fd 2 during a ``native_output_kept`` block."""
+
+    text: str = ""
+
+
+@contextlib.contextmanager
+def native_output_kept(out: Optional[NativeOutput] = None) -> Iterator[NativeOutput]:
+    """Keep what native code writes to fd 2 in the block (clang's warnings,
+    libbpf's and the verifier's messages) instead of showing it: in batch,
+    JSON or console mode it is noise on the user's stderr, and ``bpftop
+    doctor -v`` shows it with the rung it came from.
+
+    fd 2 is the whole process's, so the block holds BCC_LOCK: every compile
+    and attach already runs under it, and two blocks must not interleave
+    their redirections. Python's own messages do not go through fd 2 while
+    bpftop runs (the command line points sys.stderr at a duplicate), so
+    another thread's message is not swallowed here.
+    """
+    out = out if out is not None else NativeOutput()
+    with BCC_LOCK, tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield out
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            raw = sink.read(MAX_OUTPUT + 1)
+            text = raw[:MAX_OUTPUT].decode("utf-8", "replace")
+            out.text = text + ("\n[cut at 64 KiB]\n" if len(raw) > MAX_OUTPUT else "")
+
+
 def compile_program(name: str, defines: Mapping[str, Union[int, bool]]) -> Any:
     """Compile ``bpftop/bpf/<name>.c``; returns the BCC ``BPF`` object.
 
@@ -79,5 +120,7 @@ def close_program(bpf: Any) -> None:
     """Detach every probe and free the programs and maps of a BPF object now,
     rather than whenever it is garbage-collected."""
     if bpf is not None:
-        with BCC_LOCK:
+        # What BCC says while detaching (a probe already gone) is not the
+        # user's business at exit; nothing keeps it.
+        with native_output_kept():
             bpf.cleanup()

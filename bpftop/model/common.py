@@ -34,6 +34,10 @@ class HookAttempt:
     ok: Optional[bool]  # None: not tried, a higher rung was chosen
     reason: str = ""
     seconds: float = 0.0
+    # What the compiler, BCC and libbpf printed while this rung loaded
+    # (warnings, a verifier log): kept for ``bpftop doctor -v``, never shown
+    # on the user's stderr.
+    output: str = ""
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,19 @@ from ..widgets.plain import styled
 class Tabs(TabbedContent):
     """TabbedContent whose tab only the operator's keys and clicks change.
 
-    TabbedContent shows the pane of whatever widget gets focus, by a message
-    that can arrive late: after keys 2 3 4 1 in quick succession a stale
-    focus notice from tab 4 switched away from tab 1 at the next keystroke.
-    Only a visible pane's widgets can be clicked, and Tab is bpftop's
-    next-tab key, so a focus notice from a hidden pane is never the
-    operator's doing.
+    TabbedContent shows the pane of whatever widget gets focus, by a
+    TabPane.Focused message that each pane posts from its own message queue:
+    after keys 1 3 1 4 in a burst the four notices reached this widget in
+    another order (1, 4, 3) and the last one, tab 3's, won. Only a visible
+    pane's widgets can be clicked, and Tab is bpftop's next-tab key, so a
+    focus notice is never the operator's doing.
     """
 
     def _on_tab_pane_focused(self, event: TabPane.Focused) -> None:
         event.stop()
+        # Textual runs the handler of every class in the MRO: without this,
+        # TabbedContent's own one still switched to the notice's pane.
+        event.prevent_default()
 
 
 class MainScreen(Screen):
