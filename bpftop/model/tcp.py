@@ -39,9 +39,12 @@ class DestinationRow:
     new: int  # attempts in this interval
     failures: int
     established: int
-    avg_latency_us: Optional[float]  # over established connects
+    # Time from the attempt to its outcome (established, refused or timed
+    # out), over the ``timed`` connects whose outcome carries it.
+    avg_latency_us: Optional[float]
     pids: Tuple[int, ...]
     comms: Tuple[str, ...]
+    timed: int = 0
 
     @property
     def endpoint(self) -> str:
@@ -57,7 +60,8 @@ class TcpProcessRow:
     new: int
     failures: int
     established: int
-    avg_latency_us: Optional[float]
+    avg_latency_us: Optional[float]  # as DestinationRow's
+    timed: int = 0
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,7 @@ def to_dict(snap: TcpSnapshot) -> Dict[str, Any]:
                 "failures": d.failures,
                 "established": d.established,
                 "avg_latency_us": _us(d.avg_latency_us),
+                "timed": d.timed,
                 "pids": list(d.pids),
                 "comms": list(d.comms),
             }
@@ -220,6 +221,7 @@ def to_dict(snap: TcpSnapshot) -> Dict[str, Any]:
                 "failures": p.failures,
                 "established": p.established,
                 "avg_latency_us": _us(p.avg_latency_us),
+                "timed": p.timed,
             }
             for p in snap.processes
         ],
