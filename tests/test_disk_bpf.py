@@ -202,6 +202,16 @@ def test_once_json_and_text_cli():
     assert r["reads"] >= 0.95 * (READS // 2) and r["writes"] >= 0.95 * (WRITES // 4)
     assert sum(r["hist"].values()) == r["timed"] <= r["ios"]
     assert all(k.isdigit() for k in r["hist"])
+    # Each operation carries the per-disk row's fields, its mean included
+    # (it was missing); weighted by their timed counts the means add up to
+    # the row's, up to the JSON's rounding to 0.1 us.
+    for op in r["ops"].values():
+        assert set(op) >= {"ios", "bytes", "timed", "p50_us", "p99_us", "max_us", "avg_us", "hist"}
+        assert (op["avg_us"] is None) == (op["timed"] == 0)
+        if op["timed"]:
+            assert op["p50_us"] is not None and 0 < op["avg_us"] <= op["max_us"]
+    weighted = sum(op["avg_us"] * op["timed"] for op in r["ops"].values() if op["timed"])
+    assert abs(weighted - r["avg_us"] * r["timed"]) <= 0.1 * (r["timed"] + len(r["ops"]))
 
     res = subprocess.run(
         [sys.executable, "-m", "bpftop", "--once", "--tab", "disk", "-d", "0.5", "--disk-queued"],

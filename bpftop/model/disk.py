@@ -84,6 +84,10 @@ class OpStats:
     def untimed(self) -> int:
         return self.ios - self.timed
 
+    @property
+    def avg_us(self) -> Optional[float]:
+        return self.total_ns / self.timed / 1e3 if self.timed else None
+
 
 @dataclass(frozen=True)
 class DiskRow:

@@ -191,6 +191,7 @@ def _op_dict(o: OpStats) -> Dict[str, Any]:
         "bytes": o.bytes,
         "timed": o.timed,
         **{k: _r(v) for k, v in p.items()},
+        "avg_us": _r(o.avg_us),
         "hist": hist_dict(o.hist),
     }
 
