@@ -91,7 +91,11 @@ def summary(snap: DiskSnapshot) -> str:
         "latency: queue+device (from request creation)" if snap.queued else "latency: device (issue to completion)",
     ]
     if untimed:
-        parts.append(f"{untimed} untimed (started before attach)")
+        parts.append(f"{untimed} untimed (start not seen)")
+    if snap.lost:
+        parts.append(f"{snap.lost} lost (completions the kernel skipped)")
+    if snap.stale:
+        parts.append(f"{snap.stale} stale starts dropped")
     return "  ".join(parts)
 
 
@@ -227,6 +231,10 @@ def to_dict(snap: DiskSnapshot) -> Dict[str, Any]:
         "disk_filter": {"disks": list(snap.disk_filter), "exclude": snap.disk_exclude},
         "op_filter": {"ops": list(snap.op_filter), "exclude": snap.op_exclude},
         "rows": [row_dict(r) for r in snap.rows],
+        "lost": snap.lost,
+        "lost_total": snap.lost_total,
+        "lost_starts": snap.lost_starts,
+        "stale": snap.stale,
     }
 
 
