@@ -58,15 +58,39 @@ def wait_until_loaded(before, timeout=30.0):
     return []
 
 
+def holds_programs(pid):
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf-prog":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def wait_until_holding_programs(proc, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if holds_programs(proc.pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def start_once(args, timeout=30.0):
     """``bpftop --once ARGS`` started, and returned once its programs are in
     the kernel: work done after this falls inside its interval."""
     import sys
 
-    before = prog_ids()
     proc = subprocess.Popen([sys.executable, "-m", "bpftop", "--once", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if not wait_until_loaded(before, timeout):
+    # Its own programs, by the file descriptors it holds: other engineers'
+    # bpftop programs, with the same names, come and go meanwhile.
+    if not wait_until_holding_programs(proc, timeout):
         proc.kill()
         raise AssertionError(f"bpftop {' '.join(args)} never loaded its programs: {proc.communicate()[1]}")
     # Attached by now; the collector reads its baseline right after, which
