@@ -92,8 +92,10 @@ def summary(snap: DiskSnapshot) -> str:
     ]
     if untimed:
         parts.append(f"{untimed} untimed (start not seen)")
-    if snap.lost:
-        parts.append(f"{snap.lost} lost (completions the kernel skipped)")
+    if snap.lost is None:
+        parts.append("lost: ? (this kernel does not count what it skips of this hook)")
+    elif snap.lost:
+        parts.append(f"{snap.lost} lost (completions never seen, not counted)")
     if snap.stale:
         parts.append(f"{snap.stale} stale starts dropped")
     return "  ".join(parts)
