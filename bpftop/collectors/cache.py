@@ -38,8 +38,8 @@ MAX_LARGE_FOLIOS = 65536
 KPROBE_NOTE = "counts calls, as cachetop: one per folio on folio kernels, so large folios count once"
 TRACEPOINT_NOTE = (
     "counts pages: accesses = pages each read() asks for (filemap_get_pages range, once per read) "
-    "+ mmap fault-around windows and faults; misses from pages added (folio order); "
-    "dirties from writeback_dirty_folio (folio size remembered from its add); "
+    "+ file pages mapped (rss_stat growth); misses from pages added (folio order); "
+    "dirties from writeback_dirty_folio (sized from the folio itself); "
     "no mark_buffer_dirty, so writes add no accesses"
 )
 
