@@ -111,3 +111,26 @@ def assert_signal_exit(proc, sig, code, before, timeout=30):
     assert proc.returncode == code
     assert "Traceback" not in err
     assert wait_until_gone(before) == []
+
+
+def loaded_ids(collector):
+    """Kernel ids of the programs a collector of this process holds."""
+    from bpftop.bpf.stats import program_stats
+
+    ids = set()
+    for _, fd in collector.programs():
+        stats = program_stats(fd)
+        if stats is not None:
+            ids.add(stats.prog_id)
+    return ids
+
+
+def wait_until_ids_gone(ids, timeout=5.0):
+    """Those of ``ids`` still loaded after ``timeout``: unlike matching by
+    name, other engineers' programs loaded meanwhile do not count."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in prog_list() if p["id"] in ids]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)

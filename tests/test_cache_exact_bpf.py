@@ -18,7 +18,7 @@ import pytest
 
 from bpftop.collectors.cache import CacheCollector
 
-from bpfprogs import prog_ids, start_once, wait_until_gone
+from bpfprogs import loaded_ids, start_once, wait_until_ids_gone
 from workload import Child
 
 pytestmark = pytest.mark.bpf
@@ -152,11 +152,11 @@ class Pin(Child):
 @pytest.fixture(scope="module")
 def collector():
     c = CacheCollector()
-    before = prog_ids()
     c.start()
+    ids = loaded_ids(c)
     yield c
     c.stop()
-    assert wait_until_gone(before) == []
+    assert wait_until_ids_gone(ids) == []
 
 
 def make_file(size: int) -> str:
@@ -220,8 +220,8 @@ def test_dirties_exact_for_a_file_cached_before_start(file32):
     nothing was seen of their size then."""
     with Pin(file32) as pin, Worker() as w:
         c = CacheCollector(pids=[w.pid])
-        before = prog_ids()
         c.start()
+        ids = loaded_ids(c)
         try:
             pages_rung(c)
             c.collect()
@@ -231,7 +231,7 @@ def test_dirties_exact_for_a_file_cached_before_start(file32):
             c.stop()
         pin.close()
         w.close()
-    assert wait_until_gone(before) == []
+    assert wait_until_ids_gone(ids) == []
     # Before: 32 or 33 dirties for 8,192 pages (1 MiB folios counted as one page).
     assert written == 8192
     assert r.dirties == written and r.counts.added == 0

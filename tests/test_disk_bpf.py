@@ -18,7 +18,7 @@ from bpftop.collectors.disk import DiskCollector
 from bpftop.model import CollectorState
 from bpftop.model.disk import DiskSnapshot
 
-from bpfprogs import prog_ids, start_once, wait_until_gone as _wait_until_gone
+from bpfprogs import loaded_ids, prog_ids, start_once, wait_until_gone as _wait_until_gone, wait_until_ids_gone
 from disk_workload import DiskWorkload, delta, diskstats
 
 pytestmark = pytest.mark.bpf
@@ -49,7 +49,7 @@ def row(snap: DiskSnapshot, disk: str):
 
 # Our programs as the kernel names them (15 characters): other engineers'
 # tracepoint programs come and go on this machine at the same time.
-OURS = ("tracepoint__blo", "bpftop_disk", "bpftop_sc", "tracepoint__raw", "tracepoint__soc", "tracepoint__tcp", "tracepoint__fil", "tracepoint__wri")
+OURS = ("tracepoint__blo", "bpftop_disk")
 
 
 def wait_until_gone(before):
@@ -262,12 +262,13 @@ def test_all_tabs_and_a_syscall_storm_counted_plus_lost_match_diskstats(sc_rung)
     chosen = [s for s in sc.strategies() if s.name == sc_rung]
     sc.strategies = lambda: chosen
     others = [sc, TcpCollector(), CacheCollector()]
-    before = prog_ids()
+    ids = set()
     stop = threading.Event()
     storm = []
     try:
         for c in [disk] + others:
             c.start()
+            ids |= loaded_ids(c)
         if not disk.skips_counted:
             pytest.skip(f"the {disk.hook} rung cannot tell what it missed on this kernel")
 
@@ -324,4 +325,4 @@ def test_all_tabs_and_a_syscall_storm_counted_plus_lost_match_diskstats(sc_rung)
             s.proc.kill()
         for c in [disk] + others:
             c.stop()
-    assert wait_until_gone(before) == []
+    assert wait_until_ids_gone(ids) == []
