@@ -11,7 +11,7 @@ import pytest
 from bpftop.collectors.syscalls import SyscallsCollector
 from bpftop.model import CollectorState
 
-from bpfprogs import prog_ids, start_once, wait_until_gone, wait_until_loaded
+from bpfprogs import loaded_ids, prog_ids, start_once, wait_until_gone, wait_until_ids_gone, wait_until_loaded
 from workload import Workload
 
 pytestmark = pytest.mark.bpf
@@ -228,8 +228,8 @@ def test_clone_counts_once_per_new_thread_as_strace(rung):
     c = SyscallsCollector()
     raw, tp = c.strategies()
     c.strategies = lambda: [raw if rung == "raw" else tp]
-    before = prog_ids()
     c.start()
+    ids = loaded_ids(c)
     try:
         with Child(THREADS_CHILD, 200) as child:
             assert child.proc.stdout.readline() == "ready\n"
@@ -245,4 +245,4 @@ def test_clone_counts_once_per_new_thread_as_strace(rung):
         assert sum(total.get(name, [0, 0])[1] for name in ("clone", "clone3")) == 0
     finally:
         c.stop()
-    assert wait_until_gone(before) == []
+    assert wait_until_ids_gone(ids) == []
