@@ -11,7 +11,7 @@ import pytest
 from bpftop.collectors.syscalls import SyscallsCollector
 from bpftop.model import CollectorState
 
-from bpfprogs import loaded_ids, prog_ids, start_once, wait_until_gone, wait_until_ids_gone, wait_until_loaded
+from bpfprogs import loaded_ids, prog_ids, start_once, wait_until_ids_gone, wait_until_loaded
 from workload import Workload
 
 pytestmark = pytest.mark.bpf
@@ -47,11 +47,11 @@ def run_filtered(collector):
 @pytest.fixture
 def collector(request):
     c = SyscallsCollector(**getattr(request, "param", {}))
-    before = prog_ids()
     c.start()
+    ids = loaded_ids(c)
     yield c
     c.stop()
-    assert wait_until_gone(before) == []
+    assert wait_until_ids_gone(ids) == []
 
 
 @pytest.mark.parametrize("collector", [{"latency": True}, {"latency": False}], indirect=True, ids=["latency", "counts"])
@@ -102,6 +102,7 @@ def test_tracepoint_rung_counts_exactly():
     c.strategies = lambda: [tp]  # force the second rung
     before = prog_ids()
     c.start()
+    ids = loaded_ids(c)
     try:
         assert c.hook == "raw_syscalls tracepoints"
         assert c.status.state is CollectorState.RUNNING
@@ -111,7 +112,7 @@ def test_tracepoint_rung_counts_exactly():
         assert total["getppid"][0] == N and total["getsid"][:2] == [K, K]
     finally:
         c.stop()
-    assert wait_until_gone(before) == []
+    assert wait_until_ids_gone(ids) == []
 
 
 def test_once_json_cli_with_pid_filter():
