@@ -26,6 +26,9 @@ class ProbeRow:
     avg_ns: Optional[float] = None
     cpu_pct: Optional[float] = None  # share of one CPU
     reason: str = ""
+    # Runs the kernel skipped since attach (recursion misses), None where
+    # the kernel does not count them.
+    misses: Optional[int] = None
 
 
 class ProbeMeter:
@@ -61,6 +64,7 @@ class ProbeMeter:
                     rows.append(ProbeRow(
                         f"{collector.tab}/{name}", collector.tab, name, "attached",
                         chosen.strategy, chosen.kind.value, rate, avg, cpu,
+                        misses=stats.recursion_misses if stats is not None else None,
                     ))
             else:
                 rows.append(self._idle_row(collector, status))

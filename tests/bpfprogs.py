@@ -197,15 +197,39 @@ def wait_until_loaded(before, timeout=None):
     return []
 
 
+def holds_programs(pid):
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf-prog":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def wait_until_holding_programs(proc, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if holds_programs(proc.pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def start_once(args, timeout=30.0):
     """``bpftop --once ARGS`` started, and returned once its programs are in
     the kernel: work done after this falls inside its interval."""
     import sys
 
-    before = prog_ids()
     proc = subprocess.Popen([sys.executable, "-m", "bpftop", "--once", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if not wait_until_loaded(before, timeout):
+    # Its own programs, by the file descriptors it holds: other engineers'
+    # bpftop programs, with the same names, come and go meanwhile.
+    if not wait_until_holding_programs(proc, timeout):
         proc.kill()
         raise AssertionError(f"bpftop {' '.join(args)} never loaded its programs: {proc.communicate()[1]}")
     # Attached by now; the collector reads its baseline right after, which
@@ -227,3 +251,26 @@ def assert_signal_exit(proc, sig, code, before, timeout=None):
     assert "Traceback" not in err
     left = wait_until_gone(before)
     assert left == [], left
+
+
+def loaded_ids(collector):
+    """Kernel ids of the programs a collector of this process holds."""
+    from bpftop.bpf.stats import program_stats
+
+    ids = set()
+    for _, fd in collector.programs():
+        stats = program_stats(fd)
+        if stats is not None:
+            ids.add(stats.prog_id)
+    return ids
+
+
+def wait_until_ids_gone(ids, timeout=5.0):
+    """Those of ``ids`` still loaded after ``timeout``: unlike matching by
+    name, other engineers' programs loaded meanwhile do not count."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in prog_list() if p["id"] in ids]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)

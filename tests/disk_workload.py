@@ -86,3 +86,9 @@ class DiskWorkload(Child):
             os.unlink(self.path)
         except OSError:
             pass
+
+
+def device_in_flight(disk: str) -> int:
+    """Requests in flight on a disk, by the block layer's own count."""
+    with open(f"/sys/block/{disk}/inflight") as f:
+        return sum(int(x) for x in f.read().split())

@@ -21,13 +21,14 @@ def short(name: str) -> str:
 
 
 def rung_params(factory: Callable[[], object], count: int) -> List[object]:
-    """One pytest param per rung index, named after the rung where the ladder
-    can be built at collection time (it reads tracefs and kallsyms: root)."""
+    """One pytest param per rung, named after it where the ladder can be
+    built at collection time (it reads tracefs and kallsyms: root), else
+    ``count`` numbered ones (the tests then skip without root anyway)."""
     try:
         names = [s.name for s in factory().strategies()]  # type: ignore[attr-defined]
     except Exception:
         names = []
-    if len(names) != count:
+    if not names:
         names = [f"rung{i}" for i in range(count)]
     return [pytest.param(i, id=short(n)) for i, n in enumerate(names)]
 

@@ -16,7 +16,7 @@ from bpftop.bpf import loader
 from bpftop.collectors.cache import CacheCollector
 from bpftop.model import CollectorState
 
-from bpfprogs import prog_ids, start_once, wait_until_gone
+from bpfprogs import loaded_ids, prog_ids, start_once, wait_until_gone, wait_until_ids_gone
 from rungs import force, rung_params, start as start_rung
 import testenv
 import workload
@@ -80,11 +80,11 @@ class Reader(workload.Child):
 @pytest.fixture(scope="module")
 def collector():
     c = CacheCollector()
-    before = prog_ids()
     c.start()
+    ids = loaded_ids(c)
     yield c
     c.stop()
-    assert wait_until_gone(before) == []
+    assert wait_until_ids_gone(ids) == []
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ completed) and the workload is large enough that stray I/O stays small.
 """
 
 import json
+import time
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from bpftop.collectors.disk import DiskCollector
 from bpftop.model import CollectorState
 from bpftop.model.disk import DiskSnapshot
 
-from bpfprogs import prog_ids, start_once, wait_until_gone as _wait_until_gone
+from bpfprogs import loaded_ids, prog_ids, start_once, wait_until_gone, wait_until_ids_gone
 from disk_workload import DiskWorkload, delta, diskstats
 from rungs import force, rung_params, start as start_rung
 
@@ -47,15 +48,6 @@ def row(snap: DiskSnapshot, disk: str):
     return rows[disk]
 
 
-# Our programs as the kernel names them (15 characters): other engineers'
-# tracepoint programs come and go on this machine at the same time.
-OURS = ("tracepoint__blo", "bpftop_disk")
-
-
-def wait_until_gone(before):
-    return [p for p in _wait_until_gone(before) if p.get("name", "").startswith(OURS)]
-
-
 def within(a, b, pct=5.0):
     return abs(a - b) <= max(b, 1) * pct / 100
 
@@ -63,11 +55,11 @@ def within(a, b, pct=5.0):
 @pytest.fixture
 def collector(request):
     c = DiskCollector(**getattr(request, "param", {}))
-    before = prog_ids()
     c.start()
+    ids = loaded_ids(c)
     yield c
     c.stop()
-    assert wait_until_gone(before) == []
+    assert wait_until_ids_gone(ids) == []
 
 
 def check_against_diskstats(snap, ds, disk):
@@ -76,11 +68,14 @@ def check_against_diskstats(snap, ds, disk):
     # from fsync is a "write" in diskstats when the flush machinery
     # completes it; ours counts the device's flush request instead, so the
     # totals are compared (and reads on their own, which nothing muddles).
-    ours = r.reads + r.writes + r.flushes + r.discards
+    # Completions no program ran for are the tab's lost figure (see the
+    # README: bursts of them happen here on raw and classic tracepoints).
+    lost = snap.lost or 0
+    ours = r.reads + r.writes + r.flushes + r.discards + lost
     theirs = ds["reads"] + ds["writes"] + ds["discards"]
-    assert ours >= READS + WRITES
+    assert ours >= READS + WRITES, (ours, lost)
     assert within(ours, theirs), (ours, theirs, ds, r)
-    assert within(r.reads, ds["reads"]), (r.reads, ds)
+    assert within(r.reads + lost, ds["reads"]), (r.reads, lost, ds)
     assert within(r.writes + r.flushes, ds["writes"] + ds["flushes"]), (r.writes, r.flushes, ds)
     sectors = ds["read_sectors"] + ds["write_sectors"]
     assert within(r.bytes // 512, sectors), (r.bytes, sectors)
@@ -107,7 +102,7 @@ def test_counts_match_diskstats_and_histogram_sums(collector):
 
 def every_rung():
     out = []
-    for queued, n in ((False, 2), (True, 3)):
+    for queued, n in ((False, 3), (True, 5)):
         for p in rung_params(lambda: DiskCollector(queued=queued), n):
             out.append(pytest.param(queued, p.values[0], id=f"{'queued' if queued else 'service'}-{p.id}"))
     return out
@@ -212,6 +207,16 @@ def test_once_json_and_text_cli():
     assert r["reads"] >= 0.95 * (READS // 2) and r["writes"] >= 0.95 * (WRITES // 4)
     assert sum(r["hist"].values()) == r["timed"] <= r["ios"]
     assert all(k.isdigit() for k in r["hist"])
+    # Each operation carries the per-disk row's fields, its mean included
+    # (it was missing); weighted by their timed counts the means add up to
+    # the row's, up to the JSON's rounding to 0.1 us.
+    for op in r["ops"].values():
+        assert set(op) >= {"ios", "bytes", "timed", "p50_us", "p99_us", "max_us", "avg_us", "hist"}
+        assert (op["avg_us"] is None) == (op["timed"] == 0)
+        if op["timed"]:
+            assert op["p50_us"] is not None and 0 < op["avg_us"] <= op["max_us"]
+    weighted = sum(op["avg_us"] * op["timed"] for op in r["ops"].values() if op["timed"])
+    assert abs(weighted - r["avg_us"] * r["timed"]) <= 0.1 * (r["timed"] + len(r["ops"]))
 
     res = subprocess.run(
         [sys.executable, "-m", "bpftop", "--once", "--tab", "disk", "-d", "0.5", "--disk-queued"],
@@ -219,5 +224,101 @@ def test_once_json_and_text_cli():
     )
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].startswith("bpftop disk") and "hook: block_io_start + block_rq tracepoints" in lines[0]
+    assert lines[0].startswith("bpftop disk") and "hook: block_io_start + block_rq raw tracepoints" in lines[0]
     assert lines[3].split()[:3] == ["DISK", "IOPS", "R/s"]
+
+
+STORM = r"""
+import os, sys
+sys.stdout.write("ready\n"); sys.stdout.flush()
+while True:
+    os.getppid()
+"""
+
+
+@pytest.mark.parametrize("sc_rung", ["raw tracepoints", "raw_syscalls tracepoints"], ids=["sc-raw", "sc-classic"])
+def test_all_tabs_and_a_syscall_storm_counted_plus_lost_match_diskstats(sc_rung):
+    """Every tab on, two processes making syscalls as fast as they can, the
+    other tabs read every 0.2 s (a bpf() map read also holds the kernel's
+    guard), 16,000 O_DIRECT reads. What the kernel skipped is counted: the
+    count plus the lost completions is the device's own, and once the work
+    stops the requests in flight are the device's own figure again. The
+    syscalls program on classic tracepoints made the old disk rung (classic
+    tracepoints too) lose 27% of the completions here."""
+    import threading
+
+    from bpftop.collectors.cache import CacheCollector
+    from bpftop.collectors.syscalls import SyscallsCollector
+    from bpftop.collectors.tcp import TcpCollector
+    from disk_workload import device_in_flight
+    from workload import Child
+
+    disk = DiskCollector()
+    sc = SyscallsCollector()
+    chosen = [s for s in sc.strategies() if s.name == sc_rung]
+    sc.strategies = lambda: chosen
+    others = [sc, TcpCollector(), CacheCollector()]
+    ids = set()
+    stop = threading.Event()
+    storm = []
+    try:
+        for c in [disk] + others:
+            c.start()
+            ids |= loaded_ids(c)
+        if not disk.skips_counted:
+            pytest.skip(f"the {disk.hook} rung cannot tell what it missed on this kernel")
+
+        def read_others():
+            while not stop.wait(0.2):
+                for c in others:
+                    c.collect()
+
+        reader = threading.Thread(target=read_others)
+        reader.start()
+        storm = [Child(STORM) for _ in range(2)]
+        for s in storm:
+            assert s.proc.stdout.readline() == "ready\n"
+        with DiskWorkload(16000, 0, 0) as w:
+            disk.collect()
+            ds0 = diskstats(w.disk)
+            disk.collect()  # the window starts here
+            w.run()
+            snap = disk.collect()
+            ds = delta(ds0, diskstats(w.disk))
+            w.close()
+        for s in storm:
+            s.proc.kill()
+            s.proc.wait()
+        stop.set()
+        reader.join()
+        r = row(snap, w.disk)
+        counted = r.reads + r.writes + r.flushes + r.discards
+        theirs = ds["reads"] + ds["writes"] + ds["discards"]
+
+        # A completion missed near the end of the window is known at the
+        # next reads (its start found stale), so those count too; after the
+        # work each is one interval. Phantom requests are gone by then: the
+        # device's own in-flight count, read around the collect (other users
+        # of the disk may start a request in between).
+        lost = [snap.lost]
+        lost.append(disk.collect().lost)
+        time.sleep(1.0)
+        lo = device_in_flight(w.disk)
+        after = disk.collect()
+        hi = device_in_flight(w.disk)
+        lost.append(after.lost)
+        assert None not in lost and min(lost) >= 0
+        # Before: 15,767 counted against 16,251, nothing said lost.
+        assert abs(counted + sum(lost) - theirs) <= 0.005 * theirs, (counted, lost, ds, snap.stale)
+        assert r.reads + sum(lost) >= 0.995 * 16000
+        mine = after.by_disk().get(w.disk)
+        ours = mine.in_flight if mine else 0
+        # Before: 426 requests in flight on an idle device.
+        assert min(lo, hi) - 1 <= ours <= max(lo, hi) + 1, (ours, lo, hi, after.stale)
+    finally:
+        stop.set()
+        for s in storm:
+            s.proc.kill()
+        for c in [disk] + others:
+            c.stop()
+    assert wait_until_ids_gone(ids) == []

@@ -11,7 +11,7 @@ import pytest
 from bpftop.collectors.syscalls import SyscallsCollector
 from bpftop.model import CollectorState
 
-from bpfprogs import prog_ids, start_once, wait_until_gone, wait_until_loaded
+from bpfprogs import loaded_ids, prog_ids, start_once, wait_until_gone, wait_until_ids_gone, wait_until_loaded
 from rungs import force, rung_params, start as start_rung
 from workload import Workload
 
@@ -48,11 +48,11 @@ def run_filtered(collector):
 @pytest.fixture
 def collector(request):
     c = SyscallsCollector(**getattr(request, "param", {}))
-    before = prog_ids()
     c.start()
+    ids = loaded_ids(c)
     yield c
     c.stop()
-    assert wait_until_gone(before) == []
+    assert wait_until_ids_gone(ids) == []
 
 
 @pytest.mark.matrix
@@ -105,6 +105,7 @@ def test_every_rung_counts_exactly(rung):
     s = force(c, rung)
     before = prog_ids()
     start_rung(c)
+    ids = loaded_ids(c)
     try:
         assert c.hook == s.name
         assert c.status.state is CollectorState.RUNNING
@@ -115,7 +116,7 @@ def test_every_rung_counts_exactly(rung):
         assert total["getppid"][3] == N
     finally:
         c.stop()
-    assert wait_until_gone(before) == []
+    assert wait_until_ids_gone(ids) == []
 
 
 def test_once_json_cli_with_pid_filter():
@@ -206,3 +207,47 @@ def test_tracefs_is_mounted_when_absent():
     finally:
         if not os.path.ismount(system.TRACEFS):
             subprocess.run(["mount", "-t", "tracefs", "tracefs", system.TRACEFS])
+
+
+# Starts threads on cue and reports how many clone-family calls it made:
+# each thread is one pthread_create, which is one clone3 (or clone, where
+# the C library falls back to it), as strace -f counts them.
+THREADS_CHILD = r"""
+import sys, threading
+n = int(sys.argv[1])
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.readline()
+for _ in range(n):
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    t.join()
+sys.stdout.write(f"{n}\n"); sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("rung", ["raw", "tp"])
+def test_clone_counts_once_per_new_thread_as_strace(rung):
+    from workload import Child
+
+    c = SyscallsCollector()
+    raw, tp = c.strategies()
+    c.strategies = lambda: [raw if rung == "raw" else tp]
+    c.start()
+    ids = loaded_ids(c)
+    try:
+        with Child(THREADS_CHILD, 200) as child:
+            assert child.proc.stdout.readline() == "ready\n"
+            c.set_pid_filter([child.pid])
+            snaps = [c.collect()]
+            made = int(child.ask("go"))
+            snaps.append(c.collect())
+            child.close()
+        total = rows_by_name(snaps)
+        clones = sum(total.get(name, [0])[0] for name in ("clone", "clone3"))
+        # Before: 400 (the caller's return and each new thread's own).
+        assert clones == made == 200
+        assert sum(total.get(name, [0, 0])[1] for name in ("clone", "clone3")) == 0
+    finally:
+        c.stop()
+    assert wait_until_ids_gone(ids) == []

@@ -341,3 +341,21 @@ def test_doctor_lists_the_tcp_ladder(doctor_run):
     assert "[chosen] inet_sock_set_state tracepoint, ring buffer" in section
     assert "[works ] inet_sock_set_state tracepoint, perf buffer" in section
     assert "tcp_v4/v6_connect kprobes, ring buffer" in section
+
+
+def test_refused_only_destination_has_its_average_latency(collector):
+    with Connector() as w:
+        collector.set_pid_filter([w.pid])
+        collector.collect()
+        w.run(n4=0, n6=0, nk=NK)  # the child counts its own refusals
+        snap = collector.collect()
+        w.close()
+    (dest,) = [d for d in snap.destinations if d.dport == w.closed]
+    events = [e for e in snap.events if e.dport == w.closed]
+    assert (dest.count, dest.failures, dest.established, len(events)) == (NK, NK, 0, NK)
+    assert all(e.result == "refused" and e.latency_us > 0 for e in events)
+    # Before: None although every event carried its time to the refusal.
+    assert dest.timed == NK
+    assert dest.avg_latency_us == pytest.approx(sum(e.latency_us for e in events) / NK, rel=1e-6)
+    (proc,) = snap.processes
+    assert proc.avg_latency_us == pytest.approx(dest.avg_latency_us, rel=1e-6)

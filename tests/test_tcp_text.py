@@ -49,6 +49,7 @@ def test_attempts_join_their_outcomes():
     d = {(r.daddr, r.dport): r for r in snap.destinations}
     assert set(d) == {("10.0.0.2", 443), ("10.0.0.2", 9), ("2001:db8::5", 80)}  # IPv6 compressed
     assert (d["10.0.0.2", 443].count, d["10.0.0.2", 443].established, d["10.0.0.2", 443].avg_latency_us) == (1, 1, 250.0)
+    assert (d["10.0.0.2", 9].timed, d["10.0.0.2", 9].avg_latency_us) == (1, 50.0)
     assert (d["10.0.0.2", 9].failures, d["2001:db8::5", 80].failures) == (1, 0)
     procs = {p.pid: p for p in snap.processes}
     assert (procs[100].count, procs[100].failures, procs[100].comm, procs[100].uid) == (2, 1, "curl", 1000)

@@ -15,7 +15,19 @@
 //   ADD_HAS_ORDER   mm_filemap_add_to_page_cache has an `order` field
 //                   (folios); without it every add is one page
 //   TRACK_MMAP      count mm_filemap_fault / mm_filemap_map_pages too
+//   MMAP_RSS        count pages mapped from files instead, from the growth
+//                   of the process's MM_FILEPAGES in kmem:rss_stat (exact:
+//                   a fault on a large folio maps all of it at once, and
+//                   fault-around maps only what is cached; the filemap
+//                   events say neither)
 //   DIRTY_TP_FOLIO  writeback_dirty_folio (1) or writeback_dirty_page (0)
+//   DIRTY_RAW       writeback_dirty_folio as a raw tracepoint, its folio's
+//                   size read from the folio itself at offsets user space
+//                   took from the kernel's BTF: FOLIO_FLAGS, PG_HEAD_BIT,
+//                   FOLIO_ORDER (FOLIO_ORDER_BYTE: a u8 there, else the low
+//                   byte of an unsigned long); otherwise the size
+//                   remembered from the folio's add, which misses folios
+//                   cached before bpftop started
 // Sizes: MAX_PROCS, MAX_THREADS, MAX_FILTER_PIDS, MAX_LARGE_FOLIOS.
 //
 // Counters are cumulative and never cleared from user space: the reader
@@ -269,7 +281,32 @@ TRACEPOINT_PROBE(filemap, mm_filemap_get_pages)
     return 0;
 }
 
-#ifdef TRACK_MMAP
+#if defined(MMAP_RSS)
+// mm_id -> the process's file pages mapped, in bytes, at its last change.
+// Each increase while the process itself runs is pages it mapped from the
+// page cache (read faults, fault-around, a whole large folio at once);
+// decreases (unmaps, exit, reclaim) only move the baseline. The first
+// change seen of a process is only a baseline.
+BPF_TABLE("lru_hash", u32, s64, file_rss, MAX_THREADS);
+
+TRACEPOINT_PROBE(kmem, rss_stat)
+{
+    if (args->member != 0)  // MM_FILEPAGES
+        return 0;
+    u32 id = args->mm_id;
+    s64 size = args->size;
+    s64 *last = file_rss.lookup(&id);
+    if (!last) {
+        file_rss.update(&id, &size);
+        return 0;
+    }
+    s64 old = __sync_lock_test_and_set(last, size);
+    if (!args->curr || size <= old)
+        return 0;
+    count_current(F_ACCESS, (u64)(size - old) >> 12);
+    return 0;
+}
+#elif defined(TRACK_MMAP)
 // A page fault on a file mapping that fault-around did not map: one page.
 TRACEPOINT_PROBE(filemap, mm_filemap_fault)
 {
@@ -288,6 +325,49 @@ TRACEPOINT_PROBE(filemap, mm_filemap_map_pages)
 }
 #endif
 
+#ifdef DIRTY_RAW
+TRACEPOINT_PROBE(filemap, mm_filemap_add_to_page_cache)
+{
+#ifdef ADD_HAS_ORDER
+    u8 order = args->order;
+    if (order > 20)
+        order = 20;  // nonsense guard; folios are far smaller
+    count_current(F_ADDED, 1ULL << order);
+#else
+    count_current(F_ADDED, 1);
+#endif
+    return 0;
+}
+
+// args[0] is the folio being dirtied: a large folio is dirtied whole, and
+// the kernel adds all its pages to what it dirtied.
+int bpftop_ca_dirty_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (skip_tgid(tgid))
+        return 0;
+    const char *folio = (const char *)ctx->args[0];
+    u64 flags = 0;
+    bpf_probe_read_kernel(&flags, sizeof(flags), folio + FOLIO_FLAGS);
+    u64 pages = 1;
+    if (flags & (1ULL << PG_HEAD_BIT)) {
+#ifdef FOLIO_ORDER_BYTE
+        u8 order = 0;
+        bpf_probe_read_kernel(&order, sizeof(order), folio + FOLIO_ORDER);
+#else
+        unsigned long word = 0;
+        bpf_probe_read_kernel(&word, sizeof(word), folio + FOLIO_ORDER);
+        u8 order = word & 0xff;
+#endif
+        if (order > 20)
+            order = 20;
+        pages = 1ULL << order;
+    }
+    count(tgid, F_DIRTIED, pages);
+    return 0;
+}
+
+#else
 // Large folios: their order, remembered from when they entered the cache,
 // so that a dirtied folio counts all its pages (the writeback tracepoint
 // carries no size). Order-0 folios are not stored: absent means one page.
@@ -337,5 +417,7 @@ TRACEPOINT_PROBE(writeback, writeback_dirty_page)
     count(tgid, F_DIRTIED, pages);
     return 0;
 }
+
+#endif  // DIRTY_RAW
 
 #endif

@@ -14,6 +14,15 @@
 //                   otherwise block:block_rq_insert
 //   KP_ACCT_START_UNDERSCORED / KP_DONE_UNDERSCORED  (kprobes) which
 //                   spelling of the accounting functions this kernel has
+//   USE_RAW_TP      raw tracepoints on the same block events, reading
+//                   struct request at offsets user space took from the
+//                   running kernel's BTF (RQ_Q, RQ_CMD_FLAGS, RQ_DATA_LEN,
+//                   Q_DISK, GD_MAJOR, GD_FIRST_MINOR): the kernel skips a
+//                   classic tracepoint program whenever any other such
+//                   program (or a bpf() map call) is active on the CPU, as
+//                   with a completion interrupt arriving then; a raw
+//                   tracepoint program is skipped only when it interrupts
+//                   itself. The request pointer is the in-flight key.
 // Sizes: NSLOTS, MAX_INFLIGHT, MAX_STAT_KEYS, MAX_FILTER_DEVS.
 // User space counts the requests in flight by walking ``start``.
 //
@@ -47,6 +56,8 @@ struct start_val {
     u64 ts;
     u32 nr_left;  // sectors still to complete (partial completions)
     u32 count;    // requests in flight at this key (rare: same sector twice)
+    u32 issued;   // USE_RAW_TP with QUEUED: the request reached the driver
+    u32 _pad;
 };
 
 // In-flight requests. LRU so that starts whose completion is never seen
@@ -75,8 +86,39 @@ BPF_PERCPU_HASH(stats, struct stat_key, struct io_stat, MAX_STAT_KEYS);
 // ctl[1] operation mask: bit (1 << op) set = counted; 0 = every operation
 // ctl[2] epoch: bumped by the reader at every read, so the max of the
 //        interval that just ended stays apart from the next one's
-BPF_ARRAY(ctl, u64, 3);
+// ctl[3] the oldest start a completion may be matched with, in ns: an
+//        entry older than that lost its completion (the kernel skipped our
+//        program) and its sector or request has been reused since
+BPF_ARRAY(ctl, u64, 4);
 BPF_HASH(filter_devs, u32, u8, MAX_FILTER_DEVS);
+// Per disk, a time (bpf_ktime_get_ns) before which every request the
+// device was given had completed, by the device's own in-flight count
+// that user space reads: a start older than that is stale.
+BPF_HASH(dev_idle, u32, u64, MAX_FILTER_DEVS);
+// Stale starts found: [0] a completion met one (counted, not timed),
+// [1] a new request replaced one at the same key.
+BPF_PERCPU_ARRAY(stale, u64, 2);
+
+static __always_inline void count_stale(u32 i)
+{
+    u64 *n = stale.lookup(&i);
+    if (n)
+        *n += 1;
+}
+
+static __always_inline int is_stale(u32 dev, u64 ts, u64 now)
+{
+    u32 bound_i = 3;
+    u64 *bound = ctl.lookup(&bound_i);
+    if (bound && *bound && now > ts && now - ts > *bound)
+        return 1;
+#ifndef QUEUED
+    u64 *idle = dev_idle.lookup(&dev);
+    if (idle && ts < *idle)
+        return 1;
+#endif
+    return 0;
+}
 
 static __always_inline u64 ctl_get(u32 i)
 {
@@ -167,6 +209,8 @@ static __always_inline void record_start(u32 dev, u64 sector, u32 nr, u32 op, in
     }
 }
 
+static __always_inline void account(struct io_stat *s, u64 delta);
+
 // ``nr`` sectors of a request completed. Partial completions (the driver
 // finished part of the request) move the in-flight entry past the finished
 // part; the I/O counts once, when the last part completes.
@@ -204,7 +248,16 @@ static __always_inline void record_done(u32 dev, u64 sector, u32 nr, u32 op)
         __sync_fetch_and_add(&v->count, -1);
     else
         start.delete(&k);
-    u64 delta = now > ts ? now - ts : 0;
+    if (is_stale(dev, ts, now)) {
+        count_stale(0);
+        s->ios++;
+        return;
+    }
+    account(s, now > ts ? now - ts : 0);
+}
+
+static __always_inline void account(struct io_stat *s, u64 delta)
+{
     s->ios++;
     s->timed++;
     s->total_ns += delta;
@@ -243,7 +296,150 @@ static __always_inline void record_requeue(u32 dev, u64 sector, u32 op)
 #endif
 }
 
-#ifndef USE_KPROBES
+#if defined(USE_RAW_TP)
+
+// Raw tracepoints: the first argument is the struct request. Named
+// functions, attached by user space to the events the rung names.
+static __always_inline u64 rd64(const char *p)
+{
+    u64 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), p);
+    return v;
+}
+
+static __always_inline u32 rd32(const char *p)
+{
+    u32 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), p);
+    return v;
+}
+
+struct rq_facts {
+    u32 dev;
+    u32 op;
+    u32 data_len;  // bytes not yet completed
+};
+
+// REQ_OP_* are the low 8 bits of cmd_flags; these values have held since
+// 4.10 (read 0, write 1, flush 2, discard 3, secure erase 5).
+static __always_inline void rq_read(const char *rq, struct rq_facts *f)
+{
+    const char *q = (const char *)rd64(rq + RQ_Q);
+    const char *disk = q ? (const char *)rd64(q + Q_DISK) : 0;
+    f->dev = 0;
+    if (disk)
+        f->dev = rd32(disk + GD_MAJOR) << 20 | rd32(disk + GD_FIRST_MINOR);
+    f->data_len = rd32(rq + RQ_DATA_LEN);
+    u32 opf = rd32(rq + RQ_CMD_FLAGS) & 0xff;
+    if (opf == 0)
+        f->op = OP_READ;
+    else if (opf == 1)
+        f->op = f->data_len ? OP_WRITE : OP_FLUSH;
+    else if (opf == 2)
+        f->op = OP_FLUSH;
+    else if (opf == 3 || opf == 5)
+        f->op = OP_DISCARD;
+    else
+        f->op = OP_OTHER;
+}
+
+// ``is_issue``: the driver is given the request now (block_rq_issue);
+// ``if_absent``: only when no earlier hook (its creation) recorded it.
+static __always_inline void rq_start(const char *rq, int if_absent, int is_issue)
+{
+    struct rq_facts f;
+    rq_read(rq, &f);
+    if (skip(f.dev, f.op))
+        return;
+    struct start_key k = {.dev = f.dev, .op = f.op, .sector = (u64)rq};
+    struct start_val *v = start.lookup(&k);
+    if (v) {
+        if (if_absent) {
+            v->issued = 1;
+            return;
+        }
+        // The same request started again without its completion seen:
+        // that completion never reached this program.
+        count_stale(1);
+    }
+    struct start_val nv = {.ts = bpf_ktime_get_ns(), .nr_left = f.data_len >> 9, .count = 1, .issued = is_issue};
+    start.update(&k, &nv);
+}
+
+// ``nr_bytes`` of the request completed; it is done when that covers what
+// was left (partial completions come first with less).
+static __always_inline void rq_done(const char *rq, u64 nr_bytes)
+{
+    struct rq_facts f;
+    rq_read(rq, &f);
+    if (skip(f.dev, f.op))
+        return;
+    struct io_stat *s = stat_for(f.dev, f.op);
+    if (!s)
+        return;
+    s->bytes += nr_bytes;
+    if (nr_bytes < f.data_len)
+        return;
+    u64 now = bpf_ktime_get_ns();
+    struct start_key k = {.dev = f.dev, .op = f.op, .sector = (u64)rq};
+    struct start_val *v = start.lookup(&k);
+    if (!v) {
+        // As in record_done: an empty flush never sent to the device.
+        if (nr_bytes == 0)
+            return;
+        s->ios++;
+        return;
+    }
+    u64 ts = v->ts;
+    u32 issued = v->issued;
+    start.delete(&k);
+    // An empty flush the flush machinery finished without the driver
+    // (with QUEUED its creation was seen): not an I/O of the device.
+    if (!issued && nr_bytes == 0)
+        return;
+    if (is_stale(f.dev, ts, now)) {
+        count_stale(0);
+        s->ios++;
+        return;
+    }
+    account(s, now > ts ? now - ts : 0);
+}
+
+int bpftop_disk_raw_issue(struct bpf_raw_tracepoint_args *ctx)
+{
+#ifdef QUEUED
+    rq_start((const char *)ctx->args[0], 1, 1);
+#else
+    rq_start((const char *)ctx->args[0], 0, 1);
+#endif
+    return 0;
+}
+
+int bpftop_disk_raw_done(struct bpf_raw_tracepoint_args *ctx)
+{
+    rq_done((const char *)ctx->args[0], (u64)(u32)ctx->args[2]);
+    return 0;
+}
+
+#ifdef QUEUED
+int bpftop_disk_raw_queue(struct bpf_raw_tracepoint_args *ctx)
+{
+    rq_start((const char *)ctx->args[0], 0, 0);
+    return 0;
+}
+#else
+int bpftop_disk_raw_requeue(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct rq_facts f;
+    const char *rq = (const char *)ctx->args[0];
+    rq_read(rq, &f);
+    struct start_key k = {.dev = f.dev, .op = f.op, .sector = (u64)rq};
+    start.delete(&k);
+    return 0;
+}
+#endif
+
+#elif !defined(USE_KPROBES)
 
 #define TP_OP(a) op_of((a)->rwbs[0], (a)->rwbs[1], (a)->nr_sector)
 

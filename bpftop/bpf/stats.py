@@ -32,6 +32,11 @@ class ProgramStats:
     prog_id: int
     run_cnt: int
     run_time_ns: int
+    # Times the kernel did not run the program because a BPF program was
+    # already running on that CPU (its recursion guard); None when this
+    # kernel's program info has no such counter. Counted whether or not
+    # run-time statistics are enabled.
+    recursion_misses: Optional[int] = None
 
 
 def program_stats(fd: int) -> Optional[ProgramStats]:
@@ -42,13 +47,15 @@ def program_stats(fd: int) -> Optional[ProgramStats]:
             for line in f:
                 key, _, value = line.partition(":")
                 value = value.strip()
-                if key in ("prog_id", "run_cnt", "run_time_ns") and value.isdigit():
+                if key in ("prog_id", "run_cnt", "run_time_ns", "recursion_misses") and value.isdigit():
                     fields[key] = int(value)
     except OSError:
         return None
     if "prog_id" not in fields:
         return None
-    return ProgramStats(fields["prog_id"], fields.get("run_cnt", 0), fields.get("run_time_ns", 0))
+    return ProgramStats(
+        fields["prog_id"], fields.get("run_cnt", 0), fields.get("run_time_ns", 0), fields.get("recursion_misses")
+    )
 
 
 class StatsSwitch:

@@ -7,7 +7,8 @@
 //   LATENCY         time each call (needs sys_enter and a per-thread map)
 //   PER_PROCESS     count per process as well
 // Sizes and syscall numbers: NR_SYSCALLS, MAX_PROCS, MAX_THREADS,
-// MAX_FILTER_PIDS, SC_EXIT, SC_EXIT_GROUP, SC_EXECVE, SC_EXECVEAT.
+// MAX_FILTER_PIDS, SC_EXIT, SC_EXIT_GROUP, SC_EXECVE, SC_EXECVEAT, SC_CLONE,
+// SC_CLONE3, SC_FORK, SC_VFORK.
 //
 // Counters are cumulative and never cleared from user space: the reader
 // takes differences, so no count is lost between a read and a reset.
@@ -132,6 +133,11 @@ static __always_inline void on_enter(u32 id)
 
 static __always_inline void on_exit(u32 id, long ret)
 {
+    // A new task's first return to user space passes sys_exit with the
+    // number of the clone that made it and 0: one call would count twice.
+    // strace -f counts it once, in the caller, and so does this.
+    if (ret == 0 && (id == SC_CLONE || id == SC_CLONE3 || id == SC_FORK || id == SC_VFORK))
+        return;
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
     if (skip_tgid(tgid))

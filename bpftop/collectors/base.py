@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import abc
 import threading
-from typing import Any, ClassVar, Generic, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, ClassVar, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
 
 from ..bpf import ladder, loader
+from ..bpf.stats import program_stats
 from ..model import CollectorState, CollectorStatus, HookAttempt
 
 S = TypeVar("S")
@@ -97,6 +98,15 @@ class Collector(abc.ABC, Generic[S]):
                 if isinstance(fd, int) and fd >= 0:
                     out.append((name.decode() if isinstance(name, bytes) else str(name), fd))
             return out
+
+    def recursion_misses(self) -> Dict[str, Optional[int]]:
+        """Per program name, how many times the kernel skipped it so far
+        (None where the kernel does not count it)."""
+        out: Dict[str, Optional[int]] = {}
+        for name, fd in self.programs():
+            stats = program_stats(fd)
+            out[name] = stats.recursion_misses if stats is not None else None
+        return out
 
     def collect(self) -> S:
         with self._lock:

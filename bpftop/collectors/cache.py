@@ -23,7 +23,7 @@ import re
 import time
 from typing import Dict, List, Mapping, Optional, Pattern, Sequence, Tuple
 
-from ..bpf import ladder, loader, maps, system
+from ..bpf import btf, ladder, loader, maps, system
 from ..model import HookKind
 from ..model.cache import CacheCounts, CacheRow, CacheSnapshot
 from . import cache_hooks
@@ -38,12 +38,40 @@ MAX_LARGE_FOLIOS = 65536
 KPROBE_NOTE = "counts calls, as cachetop: one per folio on folio kernels, so large folios count once"
 TRACEPOINT_NOTE = (
     "counts pages: accesses = pages each read() asks for (filemap_get_pages range, once per read) "
-    "+ mmap fault-around windows and faults; misses from pages added (folio order); "
-    "dirties from writeback_dirty_folio (folio size remembered from its add); "
+    "+ file pages mapped (rss_stat growth); misses from pages added (folio order); "
+    "dirties from writeback_dirty_folio (sized from the folio itself); "
     "no mark_buffer_dirty, so writes add no accesses"
 )
 
 Item = Tuple[CacheCounts, int, str]  # counts, uid, comm
+
+
+def folio_offsets() -> Dict[str, int]:
+    """Where a folio keeps its flags and its order, from the kernel's BTF, as
+    -D values for DIRTY_RAW; empty when the BTF does not say."""
+    if not system.btf_available():
+        return {}
+    try:
+        found = btf.members((("folio", "flags"), ("folio", "_flags_1"), ("folio", "_folio_order")))
+        b = btf.Btf()
+        try:
+            head = b.enum_value("pageflags", "PG_head")
+        finally:
+            b.close()
+    except btf.BtfError:
+        return {}
+    flags = found[("folio", "flags")]
+    if flags is None or flags[1] != 8 or head is None or not 0 <= head < 64:
+        return {}
+    out = {"FOLIO_FLAGS": flags[0], "PG_HEAD_BIT": head}
+    # 6.6 moved the order into the low byte of the first tail page's flags.
+    if found[("folio", "_folio_order")] is not None:
+        out.update(FOLIO_ORDER=found[("folio", "_folio_order")][0], FOLIO_ORDER_BYTE=True)
+    elif found[("folio", "_flags_1")] is not None and found[("folio", "_flags_1")][1] == 8:
+        out["FOLIO_ORDER"] = found[("folio", "_flags_1")][0]
+    else:
+        return {}
+    return out
 
 
 def _comm(raw: bytes) -> str:
@@ -201,9 +229,21 @@ class CacheCollector(Collector[CacheSnapshot]):
             self._base_defines(),
             ADD_HAS_ORDER=plan.add_has_order,
             TRACK_MMAP=plan.mmap,
+            MMAP_RSS=plan.mmap_rss,
             DIRTY_TP_FOLIO=int(plan.dirty_folio),
         )
-        return loader.compile_program("cache", defines)
+        folio = folio_offsets() if plan.dirty_folio else {}
+        if folio:
+            defines.update(folio, DIRTY_RAW=True)
+        bpf = loader.compile_program("cache", defines)
+        if folio:
+            try:
+                with loader.BCC_LOCK:
+                    bpf.attach_raw_tracepoint(tp=b"writeback_dirty_folio", fn_name=b"bpftop_ca_dirty_raw")
+            except Exception:
+                loader.close_program(bpf)
+                raise
+        return bpf
 
     @property
     def unit(self) -> str:

@@ -153,6 +153,9 @@ class TracepointPlan:
     problem: str
     add_has_order: bool = False
     mmap: bool = False
+    # mmap accesses from kmem:rss_stat (pages mapped) rather than from the
+    # filemap fault events
+    mmap_rss: bool = False
     dirty_folio: bool = True
     hooks: Tuple[str, ...] = ()
 
@@ -185,8 +188,12 @@ def plan_tracepoints(fields: Callable[[str, str], Optional[Set[str]]] = tracepoi
         and map_pages is not None
         and not _needs(map_pages, "", ("index", "last_index"))
     )
+    rss = fields("kmem", "rss_stat")
+    mmap_rss = rss is not None and not _needs(rss, "", ("mm_id", "curr", "member", "size"))
     hooks = ["filemap:mm_filemap_get_pages"]
-    if mmap:
+    if mmap_rss:
+        hooks += ["kmem:rss_stat"]
+    elif mmap:
         hooks += ["filemap:mm_filemap_fault", "filemap:mm_filemap_map_pages"]
     hooks += [
         "filemap:mm_filemap_add_to_page_cache",
@@ -196,6 +203,7 @@ def plan_tracepoints(fields: Callable[[str, str], Optional[Set[str]]] = tracepoi
         problem=problem,
         add_has_order=bool(add and "order" in add),
         mmap=mmap,
+        mmap_rss=mmap_rss,
         dirty_folio=dirty_folio,
         hooks=tuple(hooks),
     )

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..bpf import ladder, loader, maps, system
+from ..bpf import btf, ladder, loader, maps, system
 from ..model import HookKind
 from ..model.disk import NSLOTS, OPS, DiskRow, DiskSnapshot, OpStats
 from . import disknames
@@ -23,11 +23,50 @@ from .base import Collector
 MAX_INFLIGHT = 16384
 MAX_STAT_KEYS = 4096
 MAX_FILTER_DEVS = 256
-# A start older than this never saw its completion (a hook missed it):
-# forgotten, so it does not count as in flight forever.
+# A start older than this never saw its completion (the kernel skipped our
+# program for it): forgotten, and never matched with a later completion.
+# The block layer's default request timeout: a request still out after it
+# has been timed out and retried as another.
 STALE_NS = 30 * 10**9
 
-CTL_DISK_MODE, CTL_OP_MASK, CTL_EPOCH = 0, 1, 2
+CTL_DISK_MODE, CTL_OP_MASK, CTL_EPOCH, CTL_MAX_AGE = 0, 1, 2, 3
+
+# struct request and what leads from it to the disk's number, for the raw
+# tracepoint rung: (define, struct, member, size the C reads).
+RQ_MEMBERS = (
+    ("RQ_Q", "request", "q", 8),
+    ("RQ_CMD_FLAGS", "request", "cmd_flags", 4),
+    ("RQ_DATA_LEN", "request", "__data_len", 4),
+    ("Q_DISK", "request_queue", "disk", 8),
+    ("GD_MAJOR", "gendisk", "major", 4),
+    ("GD_FIRST_MINOR", "gendisk", "first_minor", 4),
+)
+# The idle mark is taken this much before the device's count is read: a
+# request whose issue event has fired but which the block layer has not yet
+# marked in flight must not fall before it.
+IDLE_MARGIN_NS = 10**6
+
+
+def rq_offsets() -> Tuple[Dict[str, int], str]:
+    """The raw tracepoint rung's offsets from the kernel's BTF, or why not."""
+    if not system.btf_available():
+        return {}, "no kernel BTF (/sys/kernel/btf/vmlinux): the layout of struct request is unknown"
+    try:
+        found = btf.members(tuple((struct, member) for _, struct, member, _ in RQ_MEMBERS))
+    except btf.BtfError as e:
+        return {}, str(e)
+    out = {}
+    for define, struct, member, size in RQ_MEMBERS:
+        got = found[(struct, member)]
+        if got is None or got[1] != size:
+            return {}, f"struct {struct} has no {size}-byte member {member} in this kernel's BTF"
+        out[define] = got[0]
+    return out, ""
+
+
+def is_completion_program(name: str) -> bool:
+    """Programs whose skipped runs are completions not counted."""
+    return "block_rq_complete" in name or name.endswith(("kp_done", "raw_done"))
 MODE_ALL, MODE_ONLY, MODE_EXCEPT = 0, 1, 2
 
 Key = Tuple[int, int]  # (kernel dev, op index)
@@ -99,6 +138,19 @@ def disk_rows(
     return tuple(rows)
 
 
+def device_in_flight(dev: int) -> Optional[int]:
+    """The block layer's own count of requests in flight on a disk."""
+    try:
+        with open(f"/sys/dev/block/{dev >> 20}:{dev & 0xFFFFF}/inflight") as f:
+            return sum(int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None
+
+
+def _minus(a: Optional[int], b: Optional[int]) -> Optional[int]:
+    return None if a is None or b is None else a - b
+
+
 class DiskCollector(Collector[DiskSnapshot]):
     tab = "disk"
     title = "Disk"
@@ -125,6 +177,9 @@ class DiskCollector(Collector[DiskSnapshot]):
         self._prev: Dict[Key, Counter] = {}
         self._cum_max: Dict[Key, Optional[int]] = {}
         self._base_time = self._last = time.monotonic()
+        self._idle_pending: Dict[int, int] = {}
+        self._stale_purged = 0
+        self._base_loss = self._prev_loss = (0, 0, 0)
 
     # -- ladder -----------------------------------------------------------
     def _defines(self, kprobes: bool, io_start: bool = False, acct_start_underscored: bool = False,
@@ -146,6 +201,12 @@ class DiskCollector(Collector[DiskSnapshot]):
         if not self.queued:
             return [
                 ladder.Strategy(
+                    "block_rq raw tracepoints", HookKind.RAW_TRACEPOINT,
+                    ("block_rq_issue", "block_rq_complete", "block_rq_requeue"),
+                    lambda: self._check_raw(("block_rq_issue", "block_rq_complete", "block_rq_requeue")),
+                    lambda: self._load_raw(io_start=False),
+                ),
+                ladder.Strategy(
                     "block_rq tracepoints", HookKind.TRACEPOINT, done + ("block:block_rq_requeue",),
                     lambda: self._check_tp(("block_rq_issue", "block_rq_complete", "block_rq_requeue")),
                     lambda: self._load_tp(io_start=False),
@@ -156,6 +217,18 @@ class DiskCollector(Collector[DiskSnapshot]):
                 ),
             ]
         return [
+            ladder.Strategy(
+                "block_io_start + block_rq raw tracepoints", HookKind.RAW_TRACEPOINT,
+                ("block_io_start", "block_rq_issue", "block_rq_complete"),
+                lambda: self._check_raw(("block_io_start", "block_rq_issue", "block_rq_complete")),
+                lambda: self._load_raw(io_start=True),
+            ),
+            ladder.Strategy(
+                "block_rq_insert + block_rq raw tracepoints", HookKind.RAW_TRACEPOINT,
+                ("block_rq_insert", "block_rq_issue", "block_rq_complete"),
+                lambda: self._check_raw(("block_rq_insert", "block_rq_issue", "block_rq_complete")),
+                lambda: self._load_raw(io_start=False),
+            ),
             ladder.Strategy(
                 "block_io_start + block_rq tracepoints", HookKind.TRACEPOINT, ("block:block_io_start",) + done,
                 lambda: self._check_tp(("block_io_start", "block_rq_issue", "block_rq_complete")),
@@ -181,6 +254,36 @@ class DiskCollector(Collector[DiskSnapshot]):
                 " (block_io_start arrived in Linux 6.5)" if missing[0] == "block_io_start" else ""
             )
         return ""
+
+    def _check_raw(self, events: Sequence[str]) -> str:
+        why = self._check_tp(events)
+        if why:
+            return why
+        bcc = loader.import_bcc()
+        with loader.BCC_LOCK:
+            if not bcc.BPF.support_raw_tracepoint():
+                return "kernel has no raw tracepoints (before 4.17)"
+        return rq_offsets()[1]
+
+    def _load_raw(self, io_start: bool) -> Any:
+        offsets, why = rq_offsets()
+        if why:
+            raise RuntimeError(why)
+        defines = dict(self._defines(kprobes=False, io_start=io_start), USE_RAW_TP=True, **offsets)
+        bpf = loader.compile_program("disk", defines)
+        attach = [("block_rq_issue", "bpftop_disk_raw_issue"), ("block_rq_complete", "bpftop_disk_raw_done")]
+        if self.queued:
+            attach.append(("block_io_start" if io_start else "block_rq_insert", "bpftop_disk_raw_queue"))
+        else:
+            attach.append(("block_rq_requeue", "bpftop_disk_raw_requeue"))
+        try:
+            with loader.BCC_LOCK:
+                for tp, fn in attach:
+                    bpf.attach_raw_tracepoint(tp=tp.encode(), fn_name=fn.encode())
+        except Exception:
+            loader.close_program(bpf)
+            raise
+        return bpf
 
     def _load_tp(self, io_start: bool) -> Any:
         return loader.compile_program("disk", self._defines(kprobes=False, io_start=io_start))
@@ -243,6 +346,9 @@ class DiskCollector(Collector[DiskSnapshot]):
 
     def _on_loaded(self) -> None:
         self._set_ctl(CTL_EPOCH, self._epoch)
+        self._set_ctl(CTL_MAX_AGE, STALE_NS)
+        self._idle_pending = {}
+        self._stale_purged = 0
         self._write_filters()
         self._baseline()
 
@@ -332,23 +438,82 @@ class DiskCollector(Collector[DiskSnapshot]):
 
     def _in_flight(self) -> Dict[int, int]:
         """Requests started and not yet completed, per disk, by walking the
-        in-flight map; entries too old to be real are dropped."""
+        in-flight map. Entries whose completion the kernel skipped are
+        dropped: older than STALE_NS, or (issue-time starts) older than a
+        moment at which the device itself had nothing in flight."""
         table = self._bpf[b"start"]
         now = time.monotonic_ns()
+        # Marks at least one read old: a request the device had finished
+        # by then (its state says complete) may fire its completion event a
+        # little later, and must still find its start.
+        marks = {} if self.queued else dict(self._idle_pending)
         out: Dict[int, int] = {}
         for key, val in maps.items(table):
-            if now - val.ts > STALE_NS:
+            if now - val.ts > STALE_NS or val.ts < marks.get(key.dev, 0):
                 try:
                     del table[key]
+                    self._stale_purged += val.count
                 except KeyError:
                     pass
                 continue
             out[key.dev] = out.get(key.dev, 0) + val.count
+        if not self.queued:
+            idle = self._bpf[b"dev_idle"]
+            for dev, mark in marks.items():
+                try:
+                    idle[idle.Key(dev)] = idle.Leaf(mark)
+                except Exception:  # full: that disk keeps the age bound only
+                    pass
+            for dev in out:
+                t0 = time.monotonic_ns()
+                if device_in_flight(dev) == 0:
+                    self._idle_pending[dev] = t0 - IDLE_MARGIN_NS
         return out
+
+    @property
+    def skips_counted(self) -> bool:
+        """Whether the rung in use knows how many completions it missed."""
+        if self._strategy is None:
+            return False
+        return self.keyed_by_request or btf.tracepoint_skips_counted()
+
+    def _loss(self) -> Tuple[Optional[int], Optional[int], int]:
+        """Cumulative: completions and starts the kernel skipped (None when
+        it does not count them), and stale starts found.
+
+        Keyed by request (raw tracepoints), every completion this program
+        did not see leaves its start behind, found exactly once: when the
+        request is started again, or dropped as stale here. That counts the
+        completions the recursion guard skipped and any other the program
+        never ran for (seen here: bursts of completions neither raw nor
+        classic tracepoint programs ran for, with no miss counted). Keyed by
+        sector, starts can be shared, so the kernel's miss counters are the
+        figure, and only where it keeps them."""
+        at_completion, at_start = (int(sum(self._bpf[b"stale"].getvalue(i))) for i in (0, 1))
+        stale = self._stale_purged + at_completion + at_start
+        misses = self.recursion_misses()
+        starts_missed: Optional[int] = 0
+        completions_missed: Optional[int] = 0
+        for name, n in misses.items():
+            if n is None or not self.skips_counted:
+                starts_missed = completions_missed = None
+                break
+            if is_completion_program(name):
+                completions_missed += n
+            else:
+                starts_missed += n
+        if self.keyed_by_request:
+            return self._stale_purged + at_start, starts_missed, stale
+        return completions_missed, starts_missed, stale
+
+    @property
+    def keyed_by_request(self) -> bool:
+        return self._strategy is not None and self._strategy.kind is HookKind.RAW_TRACEPOINT
 
     def _baseline(self) -> None:
         """Start a new interval and a new cumulative period now: counts made
         under another filter are not the operator's to see."""
+        self._base_loss = self._prev_loss = self._loss()
         self._base, _ = self._read_counters()
         self._prev = self._base
         self._cum_max = {}
@@ -358,6 +523,7 @@ class DiskCollector(Collector[DiskSnapshot]):
         now = time.monotonic()
         counters, maxes = self._read_counters()
         in_flight = self._in_flight()
+        loss = self._loss()
         for key, top in maxes.items():
             if top is not None:
                 old = self._cum_max.get(key)
@@ -379,7 +545,12 @@ class DiskCollector(Collector[DiskSnapshot]):
             op_filter=self.op_filter,
             op_exclude=self.op_exclude,
             hook=self.hook,
+            lost=_minus(loss[0], self._prev_loss[0]),
+            lost_total=_minus(loss[0], self._base_loss[0]),
+            lost_starts=_minus(loss[1], self._prev_loss[1]),
+            stale=loss[2] - self._prev_loss[2],
         )
         self._prev = counters
+        self._prev_loss = loss
         self._last = now
         return snapshot

@@ -131,6 +131,10 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
             "SC_EXIT_GROUP": nr("exit_group", never),
             "SC_EXECVE": nr("execve", never),
             "SC_EXECVEAT": nr("execveat", never),
+            "SC_CLONE": nr("clone", never),
+            "SC_CLONE3": nr("clone3", never),
+            "SC_FORK": nr("fork", never),
+            "SC_VFORK": nr("vfork", never),
         }
 
     def strategies(self) -> List[ladder.Strategy]:

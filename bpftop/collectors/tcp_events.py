@@ -117,12 +117,12 @@ MAX_DEST_PIDS = 64
 
 
 class _Dest:
-    __slots__ = ("daddr", "dport", "family", "count", "new", "failures", "established", "lat_ns", "pids",
+    __slots__ = ("daddr", "dport", "family", "count", "new", "failures", "established", "lat_ns", "timed", "pids",
                  "pids_dropped")
 
     def __init__(self, daddr: str, dport: int, family: int) -> None:
         self.daddr, self.dport, self.family = daddr, dport, family
-        self.count = self.new = self.failures = self.established = self.lat_ns = 0
+        self.count = self.new = self.failures = self.established = self.lat_ns = self.timed = 0
         self.pids: Dict[int, str] = {}
         self.pids_dropped = 0  # connects from pids the list had no room for
 
@@ -134,11 +134,11 @@ class _Dest:
 
 
 class _Proc:
-    __slots__ = ("pid", "comm", "uid", "count", "new", "failures", "established", "lat_ns")
+    __slots__ = ("pid", "comm", "uid", "count", "new", "failures", "established", "lat_ns", "timed")
 
     def __init__(self, pid: int, comm: str, uid: int) -> None:
         self.pid, self.comm, self.uid = pid, comm, uid
-        self.count = self.new = self.failures = self.established = self.lat_ns = 0
+        self.count = self.new = self.failures = self.established = self.lat_ns = self.timed = 0
 
 
 @dataclass(frozen=True)
@@ -295,11 +295,18 @@ class Aggregator:
         att.saddr = self._addr(family, saddr)[1]
         dest = self._dests.get(att.dest_key) if att.dest_key else None
         proc = self._procs.get(att.pid)
+        # The average is over every outcome that carries its time (a refusal
+        # or a timeout too): a destination that only refuses still answers
+        # in a measurable time. A connect() that failed at once has none.
+        if kind != EV_CONNECT_FAILED:
+            for agg in (dest, proc):
+                if agg is not None:
+                    agg.timed += 1
+                    agg.lat_ns += lat_ns
         if kind == EV_ESTABLISHED:
             for agg in (dest, proc):
                 if agg is not None:
                     agg.established += 1
-                    agg.lat_ns += lat_ns
             return
         self._failures += 1
         self._total_failures += 1
@@ -316,14 +323,14 @@ class Aggregator:
             dests = tuple(
                 DestinationRow(
                     d.daddr, d.dport, d.family, d.count, d.new, d.failures, d.established,
-                    _avg_us(d.lat_ns, d.established), tuple(d.pids), tuple(sorted(set(d.pids.values()))),
-                    d.pids_dropped,
+                    _avg_us(d.lat_ns, d.timed), tuple(d.pids), tuple(sorted(set(d.pids.values()))),
+                    d.pids_dropped, d.timed,
                 )
                 for d in self._dests.values()
             )
             procs = tuple(
                 TcpProcessRow(p.pid, p.comm, p.uid, p.count, p.new, p.failures, p.established,
-                              _avg_us(p.lat_ns, p.established))
+                              _avg_us(p.lat_ns, p.timed), p.timed)
                 for p in self._procs.values()
             )
             events = tuple(a.freeze(self._offset) for a in reversed(self._log))

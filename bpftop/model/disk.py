@@ -84,6 +84,10 @@ class OpStats:
     def untimed(self) -> int:
         return self.ios - self.timed
 
+    @property
+    def avg_us(self) -> Optional[float]:
+        return self.total_ns / self.timed / 1e3 if self.timed else None
+
 
 @dataclass(frozen=True)
 class DiskRow:
@@ -172,6 +176,15 @@ class DiskSnapshot:
     op_filter: Tuple[str, ...] = ()
     op_exclude: bool = False
     hook: str = ""
+    # What the kernel skipped (its BPF recursion guard: our program would
+    # have run while another BPF program ran on that CPU), from the
+    # programs' recursion-miss counters; None where the kernel keeps none.
+    lost: Optional[int] = None  # completions not counted, this interval
+    lost_total: Optional[int] = None  # the same since the cumulative start
+    lost_starts: Optional[int] = None  # starts not seen: their I/O is untimed
+    # Starts whose completion was skipped, found and dropped this interval
+    # (too old, or older than a moment the device had nothing in flight).
+    stale: int = 0
     tab: str = field(default="disk", init=False)
 
     @property

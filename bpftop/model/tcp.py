@@ -39,10 +39,13 @@ class DestinationRow:
     new: int  # attempts in this interval
     failures: int
     established: int
-    avg_latency_us: Optional[float]  # over established connects
+    # Time from the attempt to its outcome (established, refused or timed
+    # out), over the ``timed`` connects whose outcome carries it.
+    avg_latency_us: Optional[float]
     pids: Tuple[int, ...]  # the first MAX_DEST_PIDS seen since counting began
     comms: Tuple[str, ...]
     pids_dropped: int = 0  # connects from further pids, counted but not listed
+    timed: int = 0
 
     @property
     def endpoint(self) -> str:
@@ -58,7 +61,8 @@ class TcpProcessRow:
     new: int
     failures: int
     established: int
-    avg_latency_us: Optional[float]
+    avg_latency_us: Optional[float]  # as DestinationRow's
+    timed: int = 0
 
 
 @dataclass(frozen=True)

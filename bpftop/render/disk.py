@@ -91,7 +91,13 @@ def summary(snap: DiskSnapshot) -> str:
         "latency: queue+device (from request creation)" if snap.queued else "latency: device (issue to completion)",
     ]
     if untimed:
-        parts.append(f"{untimed} untimed (started before attach)")
+        parts.append(f"{untimed} untimed (start not seen)")
+    if snap.lost is None:
+        parts.append("lost: ? (this kernel does not count what it skips of this hook)")
+    elif snap.lost:
+        parts.append(f"{snap.lost} lost (completions never seen, not counted)")
+    if snap.stale:
+        parts.append(f"{snap.stale} stale starts dropped")
     return "  ".join(parts)
 
 
@@ -191,6 +197,7 @@ def _op_dict(o: OpStats) -> Dict[str, Any]:
         "bytes": o.bytes,
         "timed": o.timed,
         **{k: _r(v) for k, v in p.items()},
+        "avg_us": _r(o.avg_us),
         "hist": hist_dict(o.hist),
     }
 
@@ -226,6 +233,10 @@ def to_dict(snap: DiskSnapshot) -> Dict[str, Any]:
         "disk_filter": {"disks": list(snap.disk_filter), "exclude": snap.disk_exclude},
         "op_filter": {"ops": list(snap.op_filter), "exclude": snap.op_exclude},
         "rows": [row_dict(r) for r in snap.rows],
+        "lost": snap.lost,
+        "lost_total": snap.lost_total,
+        "lost_starts": snap.lost_starts,
+        "stale": snap.stale,
     }
 
 

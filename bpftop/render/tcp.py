@@ -207,6 +207,7 @@ def to_dict(snap: TcpSnapshot) -> Dict[str, Any]:
                 "failures": d.failures,
                 "established": d.established,
                 "avg_latency_us": _us(d.avg_latency_us),
+                "timed": d.timed,
                 "pids": list(d.pids),
                 "comms": list(d.comms),
                 "pids_dropped": d.pids_dropped,
@@ -223,6 +224,7 @@ def to_dict(snap: TcpSnapshot) -> Dict[str, Any]:
                 "failures": p.failures,
                 "established": p.established,
                 "avg_latency_us": _us(p.avg_latency_us),
+                "timed": p.timed,
             }
             for p in snap.processes
         ],

@@ -18,7 +18,9 @@ from ..safetext import safe
 from ..tables import fmt_pct, fmt_rate
 from ..widgets.plain import plain
 
-COLUMNS = ("PROBE", "PROGRAM", "STATE", "HOOK", "KIND", "EVENTS/s", "AVG ns", "CPU %")
+# SKIPPED: runs the kernel did not make since attach (its recursion guard:
+# another BPF program was running on that CPU), events lost to the tab.
+COLUMNS = ("PROBE", "PROGRAM", "STATE", "HOOK", "KIND", "EVENTS/s", "AVG ns", "CPU %", "SKIPPED")
 
 
 def _cells(row: ProbeRow) -> List[Text]:
@@ -26,6 +28,7 @@ def _cells(row: ProbeRow) -> List[Text]:
         row.tab, row.program, row.state, row.hook, row.kind,
         fmt_rate(row.events_per_s), "-" if row.avg_ns is None else f"{row.avg_ns:.0f}",
         "-" if row.cpu_pct is None else fmt_pct(row.cpu_pct) if row.cpu_pct >= 0.1 else f"{row.cpu_pct:.3f}",
+        "-" if row.misses is None else str(row.misses),
     ]
     style = {"attached": "", "detached": "dim", "standby": "dim", "unavailable": "red", "starting": "yellow"}.get(
         row.state, ""

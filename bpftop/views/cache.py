@@ -49,13 +49,21 @@ its tracepoint writeback_dirty_folio when it is inlined); on folio kernels
 a call covers a whole folio. The tracepoint rung (kernels without kprobes)
 counts pages: A = pages each read() asks for (mm_filemap_get_pages, counted
 once per read even when the kernel reports it in several batches, so a read
-past the end of a file counts the pages it asked for), plus mmap
-fault-around windows and faults (approximate: large folios mapped beyond
-the window are not seen); N = pages added (mm_filemap_add_to_page_cache,
-2^order per folio); D = pages dirtied (writeback_dirty_folio, sized by the
-folio's order remembered from its add, else 1); B = 0, so writes add no
-accesses. Misses are counted in the context that adds the pages, the reader
-itself for readahead.
+past the end of a file counts the pages it asked for), plus pages of files
+the process maps into its memory (the growth of its mapped file pages,
+kmem:rss_stat: a fault on a large folio maps all of it, fault-around maps
+what is cached around the fault); N = pages added
+(mm_filemap_add_to_page_cache, 2^order per folio); D = pages dirtied
+(writeback_dirty_folio, sized from the folio itself); B = 0, so writes add
+no accesses. Misses are counted in the context that adds the pages, the
+reader itself for readahead.
+So HITS (tracepoint rung) are pages read with read() that were cached, plus
+every cached file page a process maps: at start its binary and libraries
+(a Python 3.11 that only starts and sleeps: about 1,700 pages, the
+pages it touches and the cached pages fault-around maps next to them),
+later any mmap()ed file. mlock, MAP_POPULATE and madvise(WILLNEED) on a
+mapping count all the pages they map. A process's first change of mapped
+pages after bpftop starts only sets its baseline.
 The summary line is the same formula over everything the kernel counted
 (after the pid filter; the comm filter narrows rows only), with Buffers
 and Cached from /proc/meminfo. The process filter (-p) is applied in the

@@ -27,7 +27,9 @@ class SyscallsView(TabView):
     title = "Syscalls"
     HELP = """\
 COUNT: calls that returned in the interval (counted at syscall exit, like
-syscount; exit and exit_group never return and are not counted).
+syscount; exit and exit_group never return and are not counted). A clone,
+clone3, fork or vfork counts once, in the caller, as strace -f counts it
+(syscount also counts the new task's return from it).
 ERRORS: calls that returned -4095..-1 (an errno). TOTAL and AVG: time from
 entry to exit, for calls whose entry was seen. PER SEC: COUNT / interval.
 The process filter (-p) is applied in the kernel.

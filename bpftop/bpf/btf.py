@@ -1,0 +1,189 @@
+"""Offsets of kernel struct members from the running kernel's own BTF.
+
+Programs that read kernel structs through a pointer (raw tracepoints get
+``struct request *``) must not trust the installed headers, which may be
+another kernel's. The running kernel describes its own layout in
+``/sys/kernel/btf/vmlinux``; libbpf (a dependency of BCC) parses it. The
+offsets reach the BPF C source as typed ``-D`` integers, like every other
+value: no text from here becomes C.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+from typing import Dict, Optional, Tuple
+
+from .. import errors
+
+VMLINUX = "/sys/kernel/btf/vmlinux"
+
+_KIND_STRUCT, _KIND_UNION, _KIND_ENUM, _KIND_ENUM64 = 4, 5, 6, 19
+
+
+class BtfError(errors.FeatureError):
+    pass
+
+
+class _Type(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32), ("size", ctypes.c_uint32)]
+
+
+class _Member(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("type", ctypes.c_uint32), ("offset", ctypes.c_uint32)]
+
+
+class _Enum(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("val", ctypes.c_int32)]
+
+
+class _Enum64(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("lo", ctypes.c_uint32), ("hi", ctypes.c_uint32)]
+
+
+def _libbpf() -> ctypes.CDLL:
+    for name in ("libbpf.so.1", ctypes.util.find_library("bpf") or "", "libbpf.so.0"):
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        lib.btf__parse.restype = ctypes.c_void_p
+        lib.btf__parse.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+        lib.btf__find_by_name_kind.restype = ctypes.c_int
+        lib.btf__find_by_name_kind.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32]
+        lib.btf__type_by_id.restype = ctypes.POINTER(_Type)
+        lib.btf__type_by_id.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        lib.btf__name_by_offset.restype = ctypes.c_char_p
+        lib.btf__name_by_offset.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        lib.btf__resolve_type.restype = ctypes.c_int
+        lib.btf__resolve_type.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        lib.btf__resolve_size.restype = ctypes.c_int64
+        lib.btf__resolve_size.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        lib.btf__free.restype = None
+        lib.btf__free.argtypes = [ctypes.c_void_p]
+        return lib
+    raise BtfError("libbpf is not installed (it comes with the distribution's BCC packages)")
+
+
+class Btf:
+    """The running kernel's types; ask for member offsets and enum values."""
+
+    def __init__(self, path: str = VMLINUX) -> None:
+        self._lib = _libbpf()
+        handle = self._lib.btf__parse(path.encode(), None)
+        # libbpf 1.x returns NULL with errno set, 0.x an error pointer.
+        if not handle or handle > 2**64 - 4096:
+            raise BtfError(f"cannot read the kernel's BTF ({path})")
+        self._btf = handle
+
+    def close(self) -> None:
+        if self._btf:
+            self._lib.btf__free(self._btf)
+            self._btf = None
+
+    def _type(self, tid: int) -> _Type:
+        return self._lib.btf__type_by_id(self._btf, tid).contents
+
+    def _name(self, off: int) -> str:
+        raw = self._lib.btf__name_by_offset(self._btf, off)
+        return raw.decode() if raw else ""
+
+    def _members(self, tid: int):
+        t = self._type(tid)
+        vlen = t.info & 0xFFFF
+        kflag = t.info >> 31
+        base = ctypes.addressof(t) + ctypes.sizeof(_Type)
+        for i in range(vlen):
+            m = _Member.from_address(base + i * ctypes.sizeof(_Member))
+            bits = m.offset & 0xFFFFFF if kflag else m.offset
+            yield self._name(m.name_off), m.type, bits
+
+    def _find(self, tid: int, name: str, base_bits: int = 0) -> Optional[Tuple[int, int]]:
+        """(bit offset, type id) of ``name`` in the struct/union ``tid``,
+        looking through anonymous members as C does."""
+        for mname, mtype, bits in self._members(tid):
+            if mname == name:
+                return base_bits + bits, mtype
+            if not mname:
+                inner = self._lib.btf__resolve_type(self._btf, mtype)
+                if inner > 0 and (self._type(inner).info >> 24) & 0x1F in (_KIND_STRUCT, _KIND_UNION):
+                    found = self._find(inner, name, base_bits + bits)
+                    if found:
+                        return found
+        return None
+
+    def member(self, struct: str, name: str) -> Optional[Tuple[int, int]]:
+        """(byte offset, byte size) of ``struct.name`` (``name`` may be a
+        dotted path through named members), None when the kernel's struct
+        has no such member (or no such struct)."""
+        tid = self._lib.btf__find_by_name_kind(self._btf, struct.encode(), _KIND_STRUCT)
+        if tid <= 0:
+            return None
+        bits = 0
+        found = None
+        for i, part in enumerate(name.split(".")):
+            found = self._find(tid, part, bits)
+            if found is None:
+                return None
+            bits, mtype = found
+            tid = self._lib.btf__resolve_type(self._btf, mtype)
+            if i < name.count(".") and (tid <= 0 or (self._type(tid).info >> 24) & 0x1F not in (_KIND_STRUCT, _KIND_UNION)):
+                return None
+        if bits % 8:
+            return None  # a bit field: not read through a byte offset
+        size = self._lib.btf__resolve_size(self._btf, mtype)
+        return bits // 8, int(size)
+
+    def enum_value(self, enum: str, name: str) -> Optional[int]:
+        for kind in (_KIND_ENUM, _KIND_ENUM64):
+            tid = self._lib.btf__find_by_name_kind(self._btf, enum.encode(), kind)
+            if tid <= 0:
+                continue
+            t = self._type(tid)
+            base = ctypes.addressof(t) + ctypes.sizeof(_Type)
+            for i in range(t.info & 0xFFFF):
+                if kind == _KIND_ENUM:
+                    e = _Enum.from_address(base + i * ctypes.sizeof(_Enum))
+                    value = e.val
+                else:
+                    e64 = _Enum64.from_address(base + i * ctypes.sizeof(_Enum64))
+                    value = e64.hi << 32 | e64.lo
+                    e = e64
+                if self._name(e.name_off) == name:
+                    return int(value)
+        return None
+
+
+_cache: Dict[Tuple[str, str], Optional[Tuple[int, int]]] = {}
+_cache_lock = threading.Lock()
+
+
+def members(wanted: Tuple[Tuple[str, str], ...]) -> Dict[Tuple[str, str], Optional[Tuple[int, int]]]:
+    """(byte offset, size) or None for each (struct, member); read once."""
+    with _cache_lock:
+        missing = [w for w in wanted if w not in _cache]
+        if missing:
+            btf = Btf()
+            try:
+                for struct, name in missing:
+                    _cache[(struct, name)] = btf.member(struct, name)
+            finally:
+                btf.close()
+        return {w: _cache[w] for w in wanted}
+
+
+def tracepoint_skips_counted() -> bool:
+    """Whether the kernel counts the runs of classic tracepoint and kprobe
+    programs that its recursion guard skipped. It always skipped them; it
+    counts them since the change that also gave kprobe links their
+    ``missed`` figure (Linux 6.7), which is what is looked for. Raw
+    tracepoint programs are either counted (their own guard, 6.2+) or never
+    skipped (no guard before), so their figure always holds."""
+    try:
+        found = members((("bpf_link_info", "kprobe_multi.missed"),))
+    except BtfError:
+        return False
+    return found[("bpf_link_info", "kprobe_multi.missed")] is not None

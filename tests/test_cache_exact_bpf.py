@@ -1,0 +1,277 @@
+"""Page-cache counts that must be exact to the page, checked against what the
+kernel itself says: a child's own /proc/self/io (pages read from disk),
+mincore (pages resident), and the pages a child touches or writes. Files
+that must stay cached are pinned by another process (mlock): DAMON evicts
+cold page cache within seconds on these machines.
+
+The numbers depend on the rung: the tracepoint rung counts pages, the
+kprobe and fentry rungs count calls (one per folio), so the page-exact
+checks run where the rung says its unit is pages."""
+
+import ctypes
+import json
+import mmap
+import os
+import tempfile
+
+import pytest
+
+from bpftop.collectors.cache import CacheCollector
+
+from bpfprogs import loaded_ids, start_once, wait_until_ids_gone
+from workload import Child
+
+pytestmark = pytest.mark.bpf
+
+MB = 1 << 20
+PAGE = mmap.PAGESIZE
+WORKDIR = "/var/tmp"  # ext4 on a real disk, unlike a tmpfs /tmp
+
+# Commands on stdin, one per line; one line of numbers on stdout after each.
+#   evict PATH            drop PATH's pages: "<pages resident after>"
+#   resident PATH         "<pages resident>" (mincore)
+#   touch PATH            mmap PATH read-only and read one byte of every
+#                         page: "<pages touched> <pages read from disk>"
+#   overwrite PATH BS     rewrite PATH in place in BS-byte writes:
+#                         "<pages written>"
+#   read PATH BS          read PATH to the end in BS-byte reads:
+#                         "<pages asked> <pages read from disk>"
+CHILD = r"""
+import mmap, os, sys, ctypes
+PAGE = mmap.PAGESIZE
+libc = ctypes.CDLL(None, use_errno=True)
+
+def read_pages():
+    with open("/proc/self/io") as f:
+        for line in f:
+            if line.startswith("read_bytes:"):
+                return int(line.split()[1]) // PAGE
+
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+def resident(path):
+    # mincore on a mapping that is never touched: no fault, no page cache
+    # access of our own
+    size = os.path.getsize(path)
+    n = (size + PAGE - 1) // PAGE
+    vec = (ctypes.c_ubyte * n)()
+    fd = os.open(path, os.O_RDONLY)
+    p = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    os.close(fd)
+    assert libc.mincore(ctypes.c_void_p(p), size, vec) == 0
+    libc.munmap(ctypes.c_void_p(p), size)
+    return sum(v & 1 for v in vec)
+
+sys.stdout.write("ready\n"); sys.stdout.flush()
+for line in sys.stdin:
+    cmd, path, *rest = line.split()
+    bs = int(rest[0]) if rest else 0
+    if cmd == "evict":
+        fd = os.open(path, os.O_RDONLY)
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+        out = str(resident(path))
+    elif cmd == "resident":
+        out = str(resident(path))
+    elif cmd == "touch":
+        size = os.path.getsize(path)
+        fd = os.open(path, os.O_RDONLY)
+        m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
+        os.close(fd)
+        before = read_pages()
+        n = 0
+        for off in range(0, size, PAGE):
+            m[off]
+            n += 1
+        after = read_pages()
+        m.close()
+        out = f"{n} {after - before}"
+    elif cmd == "overwrite":
+        size = os.path.getsize(path)
+        fd = os.open(path, os.O_WRONLY)
+        buf = os.urandom(bs)
+        for _ in range(size // bs):
+            os.write(fd, buf)
+        os.close(fd)
+        out = str(size // PAGE)
+    elif cmd == "read":
+        size = os.path.getsize(path)
+        fd = os.open(path, os.O_RDONLY)
+        before = read_pages()
+        while os.read(fd, bs):
+            pass
+        after = read_pages()
+        os.close(fd)
+        out = f"{(size + PAGE - 1) // PAGE} {after - before}"
+    sys.stdout.write(out + "\n"); sys.stdout.flush()
+"""
+
+# Maps a file and locks it in memory until its stdin closes.
+PINNER = r"""
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+path = sys.argv[1]
+size = os.path.getsize(path)
+fd = os.open(path, os.O_RDONLY)
+p = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+if libc.mlock(ctypes.c_void_p(p), size) != 0:
+    sys.stdout.write(f"error {ctypes.get_errno()}\n")
+else:
+    sys.stdout.write("pinned\n")
+sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+class Worker(Child):
+    def __init__(self) -> None:
+        super().__init__(CHILD)
+        assert self.proc.stdout.readline() == "ready\n"
+
+    def do(self, *words):
+        return [int(x) for x in self.ask(" ".join(str(w) for w in words)).split()]
+
+
+class Pin(Child):
+    """Keeps a file's pages resident while open (another process: its own
+    faults are not the worker's)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(PINNER, path)
+        line = self.proc.stdout.readline()
+        assert line == "pinned\n", line
+
+
+@pytest.fixture(scope="module")
+def collector():
+    c = CacheCollector()
+    c.start()
+    ids = loaded_ids(c)
+    yield c
+    c.stop()
+    assert wait_until_ids_gone(ids) == []
+
+
+def make_file(size: int) -> str:
+    fd, path = tempfile.mkstemp(prefix="bpftop-cache-exact-", dir=WORKDIR)
+    block = os.urandom(MB)
+    for _ in range(size // MB):
+        os.write(fd, block)
+    os.fsync(fd)
+    os.close(fd)
+    return path
+
+
+@pytest.fixture
+def file64():
+    path = make_file(64 * MB)
+    yield path
+    os.unlink(path)
+
+
+@pytest.fixture
+def file32():
+    path = make_file(32 * MB)
+    yield path
+    os.unlink(path)
+
+
+def row_for(snap, pid):
+    rows = [r for r in snap.rows if r.pid == pid]
+    return rows[0] if rows else None
+
+
+def pages_rung(collector):
+    if collector.unit != "pages":
+        pytest.skip(f"the {collector.hook} rung counts {collector.unit}, not pages")
+
+
+def test_mmap_cold_and_warm_reads_are_exact(collector, file64):
+    pages_rung(collector)
+    with Worker() as w:
+        collector.set_pid_filter([w.pid])
+        assert w.do("evict", file64) == [0]
+        collector.collect()
+        touched, from_disk = w.do("touch", file64)
+        cold = row_for(collector.collect(), w.pid)
+        with Pin(file64) as pin:
+            assert w.do("resident", file64) == [touched]
+            collector.collect()
+            touched2, from_disk2 = w.do("touch", file64)
+            warm = row_for(collector.collect(), w.pid)
+            pin.close()
+        w.close()
+    assert touched == touched2 == 16384 and from_disk2 == 0
+    # Before: 7,010 to 7,542 accesses and misses for 16,384 pages touched.
+    assert cold.counts.accesses == touched
+    assert cold.misses == min(from_disk, touched) and cold.counts.added == from_disk
+    assert warm.counts.accesses == touched and warm.hits == touched and warm.misses == 0
+
+
+def test_dirties_exact_for_a_file_cached_before_start(file32):
+    """The file's folios entered the cache before the collector started, so
+    nothing was seen of their size then."""
+    with Pin(file32) as pin, Worker() as w:
+        c = CacheCollector(pids=[w.pid])
+        c.start()
+        ids = loaded_ids(c)
+        try:
+            pages_rung(c)
+            c.collect()
+            written = w.do("overwrite", file32, MB)[0]
+            r = row_for(c.collect(), w.pid)
+        finally:
+            c.stop()
+        pin.close()
+        w.close()
+    assert wait_until_ids_gone(ids) == []
+    # Before: 32 or 33 dirties for 8,192 pages (1 MiB folios counted as one page).
+    assert written == 8192
+    assert r.dirties == written and r.counts.added == 0
+
+
+# Becomes dd (same pid) on cue, so the collector can filter on it first.
+DD = r"""
+import os, sys
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.readline()
+os.execvp("dd", ["dd", "if=" + sys.argv[1], "of=/dev/null", "bs=128k", "status=none"])
+"""
+
+
+def test_dd_of_a_cold_file_never_shows_negative_counts(file32):
+    """dd bs=128k of a cold file: JSON hits, misses and percentages stay
+    within their ranges, and the pages split exactly into hits and misses.
+    mincore after says how many pages dd brought in."""
+    with Worker() as w:
+        assert w.do("evict", file32) == [0]
+        with Child(DD, file32) as dd:
+            assert dd.proc.stdout.readline() == "ready\n"
+            cli = start_once(["--json", "--tab", "cache", "-d", "3", "-p", str(dd.pid)])
+            dd.proc.stdin.write("go\n")
+            dd.proc.stdin.flush()
+            assert dd.proc.wait(30) == 0
+            out, err = cli.communicate(timeout=60)
+        brought_in = w.do("resident", file32)[0]
+        w.close()
+    assert cli.returncode == 0, err
+    data = json.loads(out)
+    (row,) = [r for r in data["rows"] if r["pid"] == dd.pid]
+    for key in ("hits", "misses", "dirties", "accesses", "added", "dirtied"):
+        assert row[key] >= 0, (key, row)  # before: hits -13
+    for key in ("read_hit_pct", "write_hit_pct"):
+        assert row[key] is None or 0 <= row[key] <= 100, (key, row)
+    assert row["hits"] + row["misses"] == max(0, row["accesses"] - row["buffer_dirties"])
+    if data["unit"] == "pages":
+        # Its reads ask for every page once; dd's own start maps pages of
+        # its binary and libraries (hits, when cached), which come on top.
+        assert row["accesses"] >= 32 * MB // PAGE
+        assert row["added"] == brought_in and row["misses"] == brought_in
+        assert row["hits"] == row["accesses"] - brought_in
