@@ -73,6 +73,6 @@ def test_table_rows_name_each_tab_its_hook_and_its_tests(tmp_path):
     assert rows["disk"] == ("6.1", "disk", "kprobes", "1/2 (1 skipped)")
     assert rows["tcp"] == ("6.1", "tcp", "none loaded", "0/1")
     assert rows["cache"][2] == "kprobes"
-    assert rows["exit cleanup, doctor, batch"][3] == "1/1"
+    assert rows["other tests (exit cleanup, doctor, ...)"][3] == "1/1"
     md = km.table(list(rows.values()))
     assert md.splitlines()[0] == "| kernel | tab | chosen hook | tests passed |"
