@@ -9,8 +9,9 @@ that reason; a rung that passes its check must load and count right.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Callable, List
+from typing import Callable, Iterator, List, Tuple
 
 import pytest
 
@@ -57,3 +58,21 @@ def start(collector) -> None:
         collector.start()
     except NoStrategyError as exc:
         pytest.skip(f"does not load on this kernel: {exc}")
+
+
+@contextlib.contextmanager
+def on_rung(collector, index: int) -> Iterator[Tuple[object, frozenset]]:
+    """``collector`` forced to rung ``index`` and started (skipped where this
+    kernel lacks the rung or it does not load); yields the strategy and the
+    program ids from before. Stopped afterwards, when none of the programs
+    it loaded may stay in the kernel."""
+    from bpfprogs import prog_ids, wait_until_gone
+
+    s = force(collector, index)
+    before = frozenset(prog_ids())
+    start(collector)
+    try:
+        yield s, before
+    finally:
+        collector.stop()
+    assert wait_until_gone(before) == []

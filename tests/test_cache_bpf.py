@@ -16,8 +16,8 @@ from bpftop.bpf import loader
 from bpftop.collectors.cache import CacheCollector
 from bpftop.model import CollectorState
 
-from bpfprogs import loaded_ids, prog_ids, start_once, wait_until_gone, wait_until_ids_gone
-from rungs import force, rung_params, start as start_rung
+from bpfprogs import loaded_ids, start_once, wait_until_ids_gone
+from rungs import on_rung, rung_params
 import testenv
 import workload
 
@@ -183,10 +183,7 @@ def test_every_rung_cold_then_warm_read(rung, data_file):
     the file's folios are single pages on these filesystems, so calls and
     pages agree; the rung says which it counts in ``unit``."""
     c = CacheCollector()
-    s = force(c, rung)
-    before = prog_ids()
-    start_rung(c)
-    try:
+    with on_rung(c, rung) as (s, _):
         assert c.hook == s.name.split(" (")[0]
         assert c.unit in ("pages", "calls")
         with Reader() as child:
@@ -197,9 +194,6 @@ def test_every_rung_cold_then_warm_read(rung, data_file):
             cold = c.collect()
             warm = warm_read(c, child, data_file, 128 * 1024)
             child.close()
-    finally:
-        c.stop()
-    assert wait_until_gone(before) == []
     r = row_for(cold, child.pid)
     assert r is not None, cold.rows
     assert near(r.misses, PAGES) and r.hits <= 0.10 * PAGES, r

@@ -18,9 +18,9 @@ from bpftop.collectors.disk import DiskCollector
 from bpftop.model import CollectorState
 from bpftop.model.disk import DiskSnapshot
 
-from bpfprogs import loaded_ids, prog_ids, start_once, wait_until_gone, wait_until_ids_gone
+from bpfprogs import loaded_ids, start_once, wait_until_ids_gone
 from disk_workload import DiskWorkload, delta, diskstats
-from rungs import force, rung_params, start as start_rung
+from rungs import on_rung, rung_params
 
 pytestmark = pytest.mark.bpf
 
@@ -117,17 +117,11 @@ def every_rung():
 @pytest.mark.parametrize("queued, rung", every_rung())
 def test_every_rung_matches_diskstats(queued, rung):
     c = DiskCollector(queued=queued)
-    s = force(c, rung)
-    before = prog_ids()
-    start_rung(c)
-    try:
+    with on_rung(c, rung) as (s, _):
         assert c.hook == s.name
         assert c.status.state is CollectorState.RUNNING
         snap, ds, disk = measure(c)
         check_against_diskstats(snap, ds, disk)
-    finally:
-        c.stop()
-    assert wait_until_gone(before) == []
 
 
 def run_window(collector, reads, writes):

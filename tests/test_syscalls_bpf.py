@@ -11,8 +11,8 @@ import pytest
 from bpftop.collectors.syscalls import SyscallsCollector
 from bpftop.model import CollectorState
 
-from bpfprogs import loaded_ids, prog_ids, start_once, wait_until_gone, wait_until_ids_gone, wait_until_loaded
-from rungs import force, rung_params, start as start_rung
+from bpfprogs import loaded_ids, start_once, wait_until_ids_gone, wait_until_loaded
+from rungs import on_rung, rung_params
 from workload import Workload
 
 pytestmark = pytest.mark.bpf
@@ -102,11 +102,7 @@ def test_exclude_filter_leaves_the_process_out(collector):
 @pytest.mark.parametrize("rung", rung_params(SyscallsCollector, 2))
 def test_every_rung_counts_exactly(rung):
     c = SyscallsCollector()
-    s = force(c, rung)
-    before = prog_ids()
-    start_rung(c)
-    ids = loaded_ids(c)
-    try:
+    with on_rung(c, rung) as (s, before):
         assert c.hook == s.name
         assert c.status.state is CollectorState.RUNNING
         assert wait_until_loaded(before, timeout=1)
@@ -114,9 +110,6 @@ def test_every_rung_counts_exactly(rung):
         total = rows_by_name(snaps)
         assert total["getppid"][0] == N and total["getsid"][:2] == [K, K]
         assert total["getppid"][3] == N
-    finally:
-        c.stop()
-    assert wait_until_ids_gone(ids) == []
 
 
 def test_once_json_cli_with_pid_filter():

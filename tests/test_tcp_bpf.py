@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -12,7 +11,7 @@ from bpftop.model import CollectorState, HookKind
 
 from bpfprogs import ours, prog_ids, prog_list, start_once
 from bpfprogs import wait_until_gone as _wait_until_gone
-from rungs import force, rung_params, start as start_rung
+from rungs import on_rung, rung_params
 import workload
 
 # The kernel's names for this collector's programs (cut to 15 characters).
@@ -100,14 +99,21 @@ def dest_counts(snap):
     return {(d.daddr, d.dport): (d.count, d.failures, d.established) for d in snap.destinations}
 
 
-@pytest.mark.parametrize("collector", [{"buffer": "ring"}, {"buffer": "perf"}], indirect=True, ids=["ring", "perf"])
-def test_exact_counts_for_the_child(collector):
+def connect_window(collector):
+    """The child's N4 + N6 + NK connects between two reads of a collector
+    filtered to it; (child, snapshot)."""
     with Connector() as w:
         collector.set_pid_filter([w.pid])
         collector.collect()
         w.run()
         snap = collector.collect()
         w.close()
+    return w, snap
+
+
+@pytest.mark.parametrize("collector", [{"buffer": "ring"}, {"buffer": "perf"}], indirect=True, ids=["ring", "perf"])
+def test_exact_counts_for_the_child(collector):
+    w, snap = connect_window(collector)
     assert collector.hook.endswith(collector.buffer + (" buffer"))
     assert snap.buffer == collector.buffer + " buffer"
     # Exactly what the child did, for that pid and those ports.
@@ -210,20 +216,9 @@ def test_every_rung_counts_exactly(rung):
     """Each rung this kernel offers sees exactly the child's connects. The
     kprobe rungs see the attempt as connect() returns, not its outcome."""
     c = TcpCollector()
-    s = force(c, rung)
-    before = prog_ids()
-    start_rung(c)
-    try:
+    with on_rung(c, rung) as (s, _):
         assert c.hook == s.name
-        with Connector() as w:
-            c.set_pid_filter([w.pid])
-            c.collect()
-            w.run()
-            snap = c.collect()
-            w.close()
-    finally:
-        c.stop()
-    assert wait_until_gone(before) == []
+        w, snap = connect_window(c)
     assert {(d.daddr, d.dport): d.count for d in snap.destinations} == {
         ("127.0.0.1", w.p4): N4, ("::1", w.p6): N6, ("127.0.0.1", w.closed): NK,
     }
