@@ -11,20 +11,19 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import signal
 import sys
-import tempfile
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from . import __version__
 from .bpf import system
 from .errors import BpftopError, UsageError
 from .runner import MAX_INTERVAL, MIN_INTERVAL
+from .stderr_guard import python_stderr_apart, terminal_for_tui
+from .tabs import PLANNED, TABS, CollectorOptions, first
 
 MAX_PIDS = 1024  # the kernel-side pid filter map's size (collectors/pidfilter.py)
-from .tabs import PLANNED, TABS, CollectorOptions
 
 
 def _interval(text: str) -> float:
@@ -45,14 +44,6 @@ def _pids(text: str) -> List[int]:
             raise argparse.ArgumentTypeError(f"not a process id: {part!r}")
         pids.append(int(part))
     return pids
-
-
-def _regex(text: str) -> str:
-    try:
-        re.compile(text)
-    except re.error as e:
-        raise argparse.ArgumentTypeError(f"not a valid regular expression: {text!r} ({e})") from None
-    return text
 
 
 def _tab(text: str) -> str:
@@ -106,15 +97,9 @@ def parser() -> argparse.ArgumentParser:
                    help="open a recording in the console (no root needed); with --once, print one tab")
     p.add_argument("--at", metavar="TIME", default=None,
                    help="with --replay --once: the moment to print (+SECONDS, HH:MM[:SS] or an ISO time; default the end)")
-    p.add_argument("--no-latency", action="store_true", help="syscalls: count only, do not time calls (cheaper)")
-    p.add_argument(
-        "--disk-queued", action="store_true",
-        help="disk: latency from request creation/queueing, OS queue time included (biolatency -Q)",
-    )
-    p.add_argument(
-        "--cache-comm", type=_regex, default=None, metavar="REGEX",
-        help="cache: only processes whose name matches this regular expression",
-    )
+    for spec in TABS.values():
+        for option in spec.options:
+            option.add_to(p)
     p.add_argument(
         "--probes", type=_probes, default=None, metavar="ID[,ID...]",
         help="probes to attach at start (default all); the rest can be switched on from the probes screen (P)",
@@ -131,80 +116,19 @@ def _raise_exit(signum: int, _frame) -> None:
     raise SystemExit(128 + signum)
 
 
-@contextlib.contextmanager
-def _terminal_for_tui() -> Iterator[None]:
-    """Keep the terminal for Textual alone.
-
-    Textual draws on the stream behind ``sys.__stderr__``; native code that
-    writes to fd 2 from a collector thread would scribble over the screen.
-    Compiles and attaches keep their own output (loader.native_output_kept);
-    anything else native on fd 2 goes to an unlinked temporary file, printed
-    after the TUI closes when BPFTOP_DEBUG=1. Textual gets a duplicate of the
-    terminal.
-    """
-    # The terminal is fd 2 unless stderr was sent elsewhere (2>log): then
-    # the screen goes to stdout, never into the log.
-    saved_fd = os.dup(2)
-    screen_fd = 2 if os.isatty(2) else 1
-    term = os.fdopen(os.dup(screen_fd), "w", encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8")
-    capture = tempfile.TemporaryFile(mode="w+b")
-    old = sys.__stderr__, sys.stderr
-    sys.__stderr__ = sys.stderr = term
-    os.dup2(capture.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved_fd, 2)
-        os.close(saved_fd)
-        sys.__stderr__, sys.stderr = old
-        term.close()
-        capture.seek(0)
-        stray = capture.read().decode("utf-8", "replace").strip()
-        capture.close()
-        if stray and os.environ.get("BPFTOP_DEBUG"):
-            print(stray, file=sys.stderr)
-
-
-@contextlib.contextmanager
-def _python_stderr_apart() -> Iterator[None]:
-    """Python's own stderr on a duplicate of fd 2.
-
-    While a collector compiles, the loader points fd 2 elsewhere to keep
-    clang's and libbpf's messages off the user's terminal (they stay with the
-    hook attempt, for ``bpftop doctor -v``). A message another thread prints
-    through sys.stderr meanwhile must still reach the user, so Python writes
-    to a duplicate that the loader leaves alone.
-    """
-    if sys.stderr is not sys.__stderr__:
-        yield  # a caller has already put stderr elsewhere (tests): leave it
-        return
-    try:
-        fd = os.dup(2)
-    except OSError:  # started with fd 2 closed: nothing to keep apart
-        yield
-        return
-    old = sys.stderr
-    stream = os.fdopen(fd, "w", encoding=getattr(old, "encoding", None) or "utf-8",
-                       errors="backslashreplace", buffering=1)
-    sys.stderr = stream
-    try:
-        yield
-    finally:
-        sys.stderr = old
-        with contextlib.suppress(OSError):
-            stream.close()
+def _tab_settings(args: argparse.Namespace) -> Dict[str, Any]:
+    """Every tab's own options as parsed, by their dest."""
+    return {o.dest: getattr(args, o.dest) for spec in TABS.values() for o in spec.options}
 
 
 def _options(args: argparse.Namespace, pids: Sequence[int]) -> CollectorOptions:
-    return CollectorOptions(
-        pids=tuple(pids), latency=not args.no_latency, queued=args.disk_queued, cache_comm=args.cache_comm
-    )
+    return CollectorOptions(pids=tuple(pids), settings=_tab_settings(args))
 
 
 def _batch(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
     from . import headless
 
-    tabs = args.tab or (["syscalls"] if args.once else list(TABS))
+    tabs = args.tab or ([first().id] if args.once else list(TABS))
     specs = [TABS[t] for t in tabs]
     collectors = [spec.make_collector(_options(args, pids)) for spec in specs]
     recorder = recorder_for(lambda: _header(collectors, args, pids))
@@ -282,7 +206,7 @@ def _replay(args: argparse.Namespace) -> int:
         raise BpftopError(f"{args.replay} holds no tab this bpftop knows ({', '.join(replay.tabs)})")
     initial = args.tab[0] if args.tab and args.tab[0] in replay.tabs else None
     app = BpftopApp(stand_ins, interval=float(replay.recording.header.get("interval", 1.0)), initial_tab=initial,
-                    snapshot_dir=args.snapshot_dir, replay=replay)
+                    capture_dir=args.snapshot_dir, replay=replay)
     return _run_console(app)
 
 
@@ -304,7 +228,7 @@ def _run_console(app) -> int:
     lifeline = Lifeline(app.request_exit, app.stop_collectors, healthy=app.output_healthy)
     lifeline.start()
     try:
-        with _terminal_for_tui():
+        with terminal_for_tui():
             app.run()
     except Exception:
         # Writing to a terminal that went away fails on the way out too:
@@ -333,7 +257,7 @@ def _tui(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
     recorder = recorder_for(lambda: app.recording_header())
     app = BpftopApp(
         collectors, interval=args.interval, initial_tab=args.tab[0] if args.tab else None, pinned=pinned,
-        enabled=args.probes, snapshot_dir=args.snapshot_dir, recorder=recorder,
+        enabled=args.probes, capture_dir=args.snapshot_dir, recorder=recorder,
     )
     try:
         code = _run_console(app)
@@ -354,8 +278,11 @@ def _check_combinations(args: argparse.Namespace) -> None:
     p = parser()
     if args.record_append and not args.record:
         p.error("--record-append goes with --record FILE")
-    if args.replay and (args.record or args.pid or args.probes or args.no_latency):
-        p.error("--replay shows a recording: --record, -p, --probes and --no-latency do not apply")
+    tab_options = [o.flag for spec in TABS.values() for o in spec.options if getattr(args, o.dest) not in (None, False)]
+    if args.replay and (args.record or args.pid or args.probes or tab_options):
+        named = ", ".join(tab_options)
+        p.error(f"--replay shows a recording: --record, -p, --probes and the tabs' options ({named or 'none given'})"
+                " do not apply")
     if args.at is not None and not args.replay:
         p.error("--at goes with --replay")
     if args.once and args.count is not None:
@@ -371,7 +298,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             verbose = argv[1:] in (["-v"], ["--verbose"])
             if len(argv) > 1 and not verbose:
                 parser().error(f"doctor takes only -v/--verbose (got {' '.join(argv[1:])})")
-            with _python_stderr_apart():
+            with python_stderr_apart():
                 return doctor_main(verbose)
         args = parser().parse_args(argv)
         _check_combinations(args)
@@ -392,7 +319,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             return Recorder(args.record, header_fn, append=args.record_append)
 
-        with _python_stderr_apart():
+        with python_stderr_apart():
             if args.once or args.batch or args.json or args.count is not None:
                 return _batch(args, pids, recorder_for)
             return _tui(args, pids, recorder_for)

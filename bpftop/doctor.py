@@ -66,7 +66,9 @@ def run(out: TextIO, verbose: bool = False) -> int:
         return e.exit_code
     status = 0
     for spec in TABS.values():
-        for label, options in [("", CollectorOptions())] + list(VARIANTS.get(spec.id, ())):
+        variants = [("", CollectorOptions())] + [(label, CollectorOptions(settings=settings))
+                                                 for label, settings in spec.doctor_variants]
+        for label, options in variants:
             status = max(status, _ladder(out, spec.id, label, spec.make_collector(options), verbose))
     return status
 
@@ -74,10 +76,6 @@ def run(out: TextIO, verbose: bool = False) -> int:
 def _printable(line: str) -> str:
     # Compiler output quotes kernel headers; no byte of it may drive the terminal.
     return "".join(c if c.isprintable() or c == "\t" else f"\\x{ord(c):02x}" for c in line)
-
-
-# Options that change a collector's ladder, so doctor tries those rungs too.
-VARIANTS = {"disk": [("--disk-queued", CollectorOptions(queued=True))]}
 
 
 def _ladder(out: TextIO, tab: str, label: str, collector, verbose: bool = False) -> int:

@@ -1,72 +1,179 @@
-"""The tabs bpftop has: id, title, collector, and plain-text and JSON forms.
+"""The tab registry: the one place that names and lists bpftop's tabs.
 
-No Textual here, so ``--once`` and ``doctor`` stay light; the TUI maps tab
-ids to views in app.py.
+Tab keys 1..N, ``--tab`` and its choices, each tab's command-line options,
+help, ``doctor``, headless and batch output, recording and replay, and the
+console's tabs and probes screen all read ``TABS``. A new tab is its own
+modules (collector, BPF source, model, text/JSON renderer, view) plus one
+entry in ``_ENTRIES``; the README's "Adding a tab" tells how.
+
+No Textual here, so ``--once`` and ``doctor`` stay light: a tab's view is
+imported only when the console asks for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+import argparse
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Type
 
 from .collectors.base import Collector
+from .collectors.cache import CacheCollector
+from .collectors.disk import DiskCollector
+from .collectors.syscalls import SyscallsCollector
+from .collectors.tcp import TcpCollector
+from .model.cache import CacheSnapshot
+from .model.disk import DiskSnapshot
+from .model.syscalls import SyscallsSnapshot
+from .model.tcp import TcpSnapshot
 from .render import cache as cache_render
 from .render import disk as disk_render
 from .render import syscalls as syscalls_render
 from .render import tcp as tcp_render
 from .safetext import safe_lines
 
+if TYPE_CHECKING:
+    from .views.base import TabView
+
+
+@dataclass(frozen=True)
+class TabOption:
+    """A command-line option of one tab (harlequin's adapters declare theirs
+    the same way): argparse adds it, and the parsed value reaches the tab's
+    collector as ``CollectorOptions.get(dest)``."""
+
+    flag: str
+    dest: str
+    help: str
+    default: Any = None
+    store_true: bool = False
+    parse: Optional[Callable[[str], Any]] = None
+    metavar: Optional[str] = None
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        if self.store_true:
+            parser.add_argument(self.flag, dest=self.dest, action="store_true", help=self.help)
+        else:
+            parser.add_argument(self.flag, dest=self.dest, type=self.parse, default=self.default,
+                                metavar=self.metavar, help=self.help)
+
 
 @dataclass(frozen=True)
 class CollectorOptions:
-    """What the command line hands every collector; each takes what it uses."""
+    """What the command line hands every collector: the kernel-side process
+    filter, and each tab's own options by their ``dest``."""
 
     pids: Tuple[int, ...] = ()
-    latency: bool = True  # syscalls: time each call
-    queued: bool = False  # disk: latency from queue insert, not from issue
-    cache_comm: Optional[str] = None  # cache: rows whose comm matches this regex
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, dest: str, default: Any = None) -> Any:
+        value = self.settings.get(dest)
+        return default if value is None else value
 
 
 @dataclass(frozen=True)
 class TabSpec:
     id: str
     title: str
-    make_collector: Callable[[CollectorOptions], Collector]
+    collector: Type[Collector[Any]]
+    make_collector: Callable[[CollectorOptions], Collector[Any]]
+    model: Type[Any]  # the snapshot dataclass its collector hands over
     render_text: Callable[[Any], str]
-    to_dict: Callable[[Any], Dict[str, Any]]
+    render_dict: Callable[[Any], Dict[str, Any]]
+    view: Callable[[], Type["TabView"]]  # imports Textual: only the console calls it
+    # Fields the filter can name before the first snapshot shows columns.
+    filter_fields: Tuple[str, ...]
+    help: str  # how to read its numbers (Rich markup), for the help screen
+    options: Tuple[TabOption, ...] = ()
+    # Option sets that change the collector's ladder, so doctor tries those
+    # rungs too: (label, settings).
+    doctor_variants: Tuple[Tuple[str, Mapping[str, Any]], ...] = ()
 
     def to_text(self, snapshot: Any) -> str:
         # The renderers escape each field; this catches any they missed.
         return safe_lines(self.render_text(snapshot))
 
-
-def _syscalls(opts: CollectorOptions) -> Collector:
-    from .collectors.syscalls import SyscallsCollector
-
-    return SyscallsCollector(pids=opts.pids, latency=opts.latency)
+    def to_dict(self, snapshot: Any) -> Dict[str, Any]:
+        return self.render_dict(snapshot)
 
 
-def _disk(opts: CollectorOptions) -> Collector:
-    from .collectors.disk import DiskCollector
-
-    return DiskCollector(queued=opts.queued)
-def _tcp(opts: CollectorOptions) -> Collector:
-    from .collectors.tcp import TcpCollector
-
-    return TcpCollector(pids=opts.pids)
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"not a valid regular expression: {text!r} ({e})") from None
+    return text
 
 
-def _cache(opts: CollectorOptions) -> Collector:
-    from .collectors.cache import CacheCollector
+def _syscalls_view() -> Type["TabView"]:
+    from .views.syscalls import SyscallsView
 
-    return CacheCollector(pids=opts.pids, comm=opts.cache_comm)
+    return SyscallsView
 
 
-TABS: Dict[str, TabSpec] = {
-    "syscalls": TabSpec("syscalls", "Syscalls", _syscalls, syscalls_render.to_text, syscalls_render.to_dict),
-    "disk": TabSpec("disk", "Disk", _disk, disk_render.to_text, disk_render.to_dict),
-    "tcp": TabSpec("tcp", "TCP", _tcp, tcp_render.to_text, tcp_render.to_dict),
-    "cache": TabSpec("cache", "Cache", _cache, cache_render.to_text, cache_render.to_dict),
-}
+def _disk_view() -> Type["TabView"]:
+    from .views.disk import DiskView
+
+    return DiskView
+
+
+def _tcp_view() -> Type["TabView"]:
+    from .views.tcp import TcpView
+
+    return TcpView
+
+
+def _cache_view() -> Type["TabView"]:
+    from .views.cache import CacheView
+
+    return CacheView
+
+
+_ENTRIES = (
+    TabSpec(
+        "syscalls", "Syscalls", SyscallsCollector,
+        lambda o: SyscallsCollector(pids=o.pids, latency=not o.get("no_latency", False)),
+        SyscallsSnapshot, syscalls_render.to_text, syscalls_render.to_dict, _syscalls_view,
+        filter_fields=("syscall", "count", "errors", "pid", "comm"), help=syscalls_render.HELP,
+        options=(TabOption("--no-latency", "no_latency", "syscalls: count only, do not time calls (cheaper)",
+                           store_true=True),),
+    ),
+    TabSpec(
+        "disk", "Disk", DiskCollector,
+        lambda o: DiskCollector(queued=o.get("disk_queued", False)),
+        DiskSnapshot, disk_render.to_text, disk_render.to_dict, _disk_view,
+        filter_fields=(), help=disk_render.HELP,
+        options=(TabOption("--disk-queued", "disk_queued",
+                           "disk: latency from request creation/queueing, OS queue time included (biolatency -Q)",
+                           store_true=True),),
+        doctor_variants=(("--disk-queued", {"disk_queued": True}),),
+    ),
+    TabSpec(
+        "tcp", "TCP", TcpCollector,
+        lambda o: TcpCollector(pids=o.pids),
+        TcpSnapshot, tcp_render.to_text, tcp_render.to_dict, _tcp_view,
+        filter_fields=(), help=tcp_render.HELP,
+    ),
+    TabSpec(
+        "cache", "Cache", CacheCollector,
+        lambda o: CacheCollector(pids=o.pids, comm=o.get("cache_comm")),
+        CacheSnapshot, cache_render.to_text, cache_render.to_dict, _cache_view,
+        filter_fields=(), help=cache_render.HELP,
+        options=(TabOption("--cache-comm", "cache_comm",
+                           "cache: only processes whose name matches this regular expression",
+                           parse=_regex, metavar="REGEX"),),
+    ),
+)
+
+TABS: Dict[str, TabSpec] = {spec.id: spec for spec in _ENTRIES}
 # Ids the interface contract reserves for tabs still to come.
-PLANNED = ("bpf",)
+PLANNED = tuple(t for t in ("procs", "bpf") if t not in TABS)
+
+
+def first() -> TabSpec:
+    """The tab ``--once`` prints when none is named, and the console opens on."""
+    return _ENTRIES[0]
+
+
+def index(tab: str) -> int:
+    return list(TABS).index(tab)

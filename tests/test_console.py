@@ -146,7 +146,7 @@ async def test_probes_option_starts_detached():
 
 
 async def test_snapshot_is_the_screen(tmp_path):
-    app = BpftopApp([FakeCollector()], interval=0.1, snapshot_dir=tmp_path / "snaps")
+    app = BpftopApp([FakeCollector()], interval=0.1, capture_dir=tmp_path / "snaps")
     async with app.run_test(size=(90, 26)) as pilot:
         await wait_rows(pilot, app.screen.query_one("#syscalls-table", TopTable), 3)
         await pilot.press("p")  # hold the screen still
@@ -166,7 +166,7 @@ async def test_snapshot_is_the_screen(tmp_path):
 
 
 async def test_snapshot_all_holds_every_tab(tmp_path):
-    app = BpftopApp([FakeCollector()], interval=0.1, snapshot_dir=tmp_path)
+    app = BpftopApp([FakeCollector()], interval=0.1, capture_dir=tmp_path)
     async with app.run_test(size=(90, 26)) as pilot:
         await wait_rows(pilot, app.screen.query_one("#syscalls-table", TopTable), 3)
         await pilot.press("S")
@@ -184,7 +184,7 @@ async def test_unwritable_or_symlinked_snapshot_dir_notifies(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     for where, words in [(link, "symlink"), (blocker / "sub", "cannot use")]:
-        app = BpftopApp([FakeCollector()], interval=0.1, snapshot_dir=where)
+        app = BpftopApp([FakeCollector()], interval=0.1, capture_dir=where)
         async with app.run_test(size=(90, 26)) as pilot:
             await pilot.pause(0.1)
             await pilot.press("s")

@@ -23,7 +23,7 @@ def key(ch: str) -> str:
 
 
 async def type_sequences(sequences, tmp_path):
-    app = BpftopApp([FakeCollector()], interval=0.1, snapshot_dir=tmp_path)
+    app = BpftopApp([FakeCollector()], interval=0.1, capture_dir=tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_rows(pilot, app.screen.query_one("#syscalls-table"), 1)
         for keys, close in sequences:
@@ -74,7 +74,7 @@ def test_typing_fast_applies_the_filter_once_typing_pauses(tmp_path):
             super().on_filter_bar_edited(message)
 
     async def go():
-        app = Counting([FakeCollector()], interval=0.1, snapshot_dir=tmp_path)
+        app = Counting([FakeCollector()], interval=0.1, capture_dir=tmp_path)
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_rows(pilot, app.screen.query_one("#syscalls-table"), 1)
             await pilot.press("slash")

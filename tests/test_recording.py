@@ -200,7 +200,7 @@ async def test_replay_console_plays_steps_and_snapshots(tmp_path):
     snaps = write_recording(path)
     replay = Replay(read(str(path)))
     tabs = [RecordedTab(t, TABS[t].title, "fake hook") for t in TABS if t in replay.tabs]
-    app = BpftopApp(tabs, interval=1.0, replay=replay, snapshot_dir=tmp_path / "snaps")
+    app = BpftopApp(tabs, interval=1.0, replay=replay, capture_dir=tmp_path / "snaps")
     async with app.run_test(size=(110, 32)) as pilot:
         await pilot.pause(0.3)
         assert "REPLAY" in str(app.screen.query_one("#titlebar").render())

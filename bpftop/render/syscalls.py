@@ -8,6 +8,17 @@ from ..jsonout import iso_time
 from ..model import SyscallsSnapshot
 from ..tables import Column, Table, filter_text, fmt_ns_as_ms, fmt_ns_as_us, fmt_pct, fmt_rate, header_line, render_table
 
+# How to read the tab's numbers: the help screen shows it under the tab's keys.
+HELP = """\
+COUNT: calls that returned in the interval (counted at syscall exit, like
+syscount; exit and exit_group never return and are not counted). A clone,
+clone3, fork or vfork counts once, in the caller, as strace -f counts it
+(syscount also counts the new task's return from it).
+ERRORS: calls that returned -4095..-1 (an errno). TOTAL and AVG: time from
+entry to exit, for calls whose entry was seen. PER SEC: COUNT / interval.
+The process filter (-p) is applied in the kernel.
+"""
+
 
 def tables(snap: SyscallsSnapshot) -> Tuple[Table, Table]:
     secs = snap.interval_s or 1.0

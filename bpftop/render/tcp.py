@@ -9,6 +9,20 @@ from ..jsonout import iso_time
 from ..model.tcp import FAILURES, ConnectEvent, TcpSnapshot, endpoint
 from ..tables import Column, Table, filter_text, fmt_rate, header_line, render_table
 
+# How to read the tab's numbers: the help screen shows it under the tab's keys.
+HELP = """\
+Every outgoing TCP connect: the attempt (CLOSE to SYN_SENT on the
+sock:inet_sock_set_state tracepoint) and its outcome: established (LAT is
+SYN_SENT to ESTABLISHED, like tcpconnlat), refused (a reset arrived) or
+failed (closed before established: timeout, unreachable, given up).
+CONNECTS and FAILED count since the counts started (bpftop start or the last
+filter change); NEW is this interval. AVG ms: attempt to outcome, over every connect whose outcome has a time
+(established, refused or timed out).
+The event log keeps the latest 500 attempts; lost events (the buffer was
+full) are counted in the summary. pid and port filters run in the kernel;
+comm and address filters in Python. Addresses are not resolved (no DNS).
+"""
+
 TEXT_EVENTS = 20  # latest events in the plain-text output
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Type
+from typing import Sequence
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ..keys import KEYS
-from ..views.base import TabView
+from ..tabs import TabSpec
 
 CONSOLE_NOTES = """\
 [b]Filter[/b] (/)
@@ -43,9 +43,9 @@ class HelpScreen(ModalScreen):
         Binding("escape,q,question_mark", "dismiss", "close"),
     ]
 
-    def __init__(self, views: Sequence[Type[TabView]] = ()) -> None:
+    def __init__(self, tabs: Sequence[TabSpec] = ()) -> None:
         super().__init__()
-        self.views = list(views)
+        self.tabs = list(tabs)
 
     def compose(self) -> ComposeResult:
         width = max(len(k.label) for k in KEYS) + 2
@@ -54,15 +54,15 @@ class HelpScreen(ModalScreen):
             yield Static("[b]bpftop keys[/b]  (Esc, q or ? closes)\n", id="help-title")
             yield Static(keys, id="help-keys")
             yield Static("\n" + CONSOLE_NOTES, classes="help-notes")
-            for view in self.views:
-                yield Static("\n" + view_help(view), classes="help-notes")
+            for spec in self.tabs:
+                yield Static("\n" + tab_help(spec), classes="help-notes")
 
 
-def view_help(view: Type[TabView]) -> str:
-    """A tab's own keys (its BINDINGS) and its notes on the numbers."""
-    lines = [f"[b]{view.title} tab[/b]"]
-    for binding in view.BINDINGS:
+def tab_help(spec: TabSpec) -> str:
+    """A tab's own keys (its view's BINDINGS) and its notes on the numbers."""
+    lines = [f"[b]{spec.title} tab[/b]"]
+    for binding in spec.view().BINDINGS:
         if isinstance(binding, Binding):
             lines.append(f"  [b]{binding.key}[/b]  {binding.description}")
-    lines.append(view.HELP.strip())
+    lines.append(spec.help.strip())
     return "\n".join(lines)

@@ -1,11 +1,12 @@
-"""The main screen: a title bar, one tab per collector, the key footer."""
+"""The main screen: a title bar, one tab per registry entry, the filter bar
+and the key footer; it knows its views and moves between tabs and tables."""
 
 from __future__ import annotations
 
 import os
 import platform
 import socket
-from typing import Dict, Sequence, Type
+from typing import List, Optional, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,6 +18,7 @@ from ..tabs import TabSpec
 from ..views.base import TabView
 from ..widgets.filter_bar import FilterBar
 from ..widgets.plain import styled
+from ..widgets.top_table import TopTable
 
 
 class Tabs(TabbedContent):
@@ -37,12 +39,11 @@ class Tabs(TabbedContent):
         event.prevent_default()
 
 
-class MainScreen(Screen):
+class MainScreen(Screen[None]):
 
-    def __init__(self, tabs: Sequence[TabSpec], views: Dict[str, Type[TabView]], initial: str) -> None:
+    def __init__(self, tabs: Sequence[TabSpec], initial: str) -> None:
         super().__init__()
         self.tab_specs = list(tabs)
-        self.view_types = views
         self.initial = initial
 
     def compose(self) -> ComposeResult:
@@ -51,10 +52,73 @@ class MainScreen(Screen):
             with Tabs(initial=self.initial, id="tabs"):
                 for i, spec in enumerate(self.tab_specs, start=1):
                     with TabPane(f"{i} {spec.title}", id=spec.id):
-                        yield self.view_types[spec.id](id=f"view-{spec.id}")
+                        yield spec.view()(tab=spec.id, title=spec.title, fields=spec.filter_fields, id=f"view-{spec.id}")
             yield FilterBar()
         yield Footer()
 
+    # -- views and navigation ---------------------------------------------------
+    def view(self, tab: str) -> Optional[TabView]:
+        try:
+            # Views live here even while help or probes cover this screen.
+            return self.query_one(f"#view-{tab}", TabView)
+        except Exception:
+            return None
+
+    def views(self) -> List[TabView]:
+        return [v for v in (self.view(spec.id) for spec in self.tab_specs) if v is not None]
+
+    def tabs(self) -> Optional[TabbedContent]:
+        try:
+            return self.query_one(TabbedContent)
+        except Exception:
+            return None
+
+    @property
+    def active_tab(self) -> Optional[str]:
+        tabs = self.tabs()
+        return tabs.active if tabs is not None and tabs.active else None
+
+    def current_view(self) -> Optional[TabView]:
+        active = self.active_tab
+        return self.view(active) if active else None
+
+    def current_table(self) -> Optional[TopTable]:
+        view = self.current_view()
+        return view.active_table() if view is not None else None
+
+    def activate(self, tab: str) -> None:
+        """Show a tab and move the focus into it: focus left on a table of
+        the hidden tab would make TabbedContent switch straight back."""
+        tabs = self.tabs()
+        if tabs is None:
+            return
+        tabs.active = tab
+        view = self.view(tab)
+        table = view.active_table() if view is not None else None
+        # Now, not with Widget.focus() (which defers): a deferred focus from
+        # a key pressed just before would land in the tab left since.
+        if self.app.screen is self:
+            self.set_focus(table)
+
+    def step_tab(self, step: int) -> None:
+        active = self.active_tab
+        if active is None:
+            return
+        ids = [s.id for s in self.tab_specs]
+        self.activate(ids[(ids.index(active) + step) % len(ids)])
+
+    def switch_table(self) -> None:
+        view = self.current_view()
+        if view is None:
+            return
+        tables = view.tables()
+        if not tables:
+            return
+        current = view.active_table()
+        index = tables.index(current) if current in tables else -1
+        tables[(index + 1) % len(tables)].focus()
+
+    # -- title line ----------------------------------------------------------------
     def title_text(self) -> Text:
         interval = getattr(self.app, "interval", 1.0)
         state = [("  "), (" PAUSED ", "reverse")] if getattr(self.app, "paused", False) else []

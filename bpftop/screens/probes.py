@@ -5,7 +5,7 @@ or on again."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -36,15 +36,19 @@ def _cells(row: ProbeRow) -> List[Text]:
     return [Text(safe(v), style=style, justify="right" if i >= 5 else "left") for i, v in enumerate(values)]
 
 
-class ProbesScreen(Screen):
+class ProbesScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,P", "close", "close"),
         Binding("space,t", "toggle", "switch on/off"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, sample: Callable[[], List[ProbeRow]], note: Callable[[], str],
+                 toggle: Callable[[str], None]) -> None:
+        """``sample`` lists the rows, ``note`` says where the kernel cost
+        figures come from, ``toggle`` switches a tab's probe off or on."""
         super().__init__()
         self.rows: List[ProbeRow] = []
+        self._sample, self._note, self._toggle = sample, note, toggle
 
     def compose(self) -> ComposeResult:
         yield Static("[b]Probes[/b]  Space/Enter/t switches the selected probe off (detached) or on; Esc closes",
@@ -63,10 +67,9 @@ class ProbesScreen(Screen):
         self.query_one(DataTable).focus()
 
     def refresh_rows(self) -> None:
-        app = self.app
         selected = self.selected()
-        self.rows = app.sample_probes()
-        self.query_one("#probes-stats", Static).update(plain(app.stats_note()))
+        self.rows = self._sample()
+        self.query_one("#probes-stats", Static).update(plain(self._note()))
         table = self.query_one(DataTable)
         table.clear()
         for row in self.rows:
@@ -98,7 +101,7 @@ class ProbesScreen(Screen):
     def action_toggle(self) -> None:
         row = self.selected()
         if row is not None:
-            self.app.toggle_probe(row.tab)
+            self._toggle(row.tab)
             self.refresh_rows()
 
     def action_close(self) -> None:

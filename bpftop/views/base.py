@@ -56,13 +56,13 @@ class TabView(Vertical):
     }
     """
 
-    tab: str = ""
-    title: str = ""
-    # Shown in help under the tab's title, with the view's own BINDINGS.
-    HELP: str = ""
-
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, tab: str, title: str, fields: Sequence[str] = (), **kwargs: Any) -> None:
+        """``tab``, ``title`` and ``fields`` (what the filter can name before
+        the first snapshot shows columns) come from the tab's registry entry."""
         super().__init__(**kwargs)
+        self.tab = tab
+        self.title = title
+        self.fields = tuple(fields)
         self.status: Optional[CollectorStatus] = None
         self.snapshot: Any = None
         self.row_filter = Filter()
@@ -94,11 +94,9 @@ class TabView(Vertical):
         widget.set_class(self.status is not None and self.status.state is CollectorState.FAILED, "-failed")
 
     # -- filtering ------------------------------------------------------------
-    FIELDS: tuple = ()  # filterable fields before the first snapshot shows columns
-
     def filter_fields(self) -> List[str]:
         """Fields the filter can name on this tab: every column of its tables."""
-        fields = set(self.FIELDS)
+        fields = set(self.fields)
         for table in self.tables():
             if table.model is not None:
                 fields.update(c.key for c in table.model.columns)

@@ -46,42 +46,12 @@ class DiskView(TabView):
     }
     """
 
-    tab = "disk"
-    title = "Disk"
     BINDINGS = [
         # Not in the footer, which keeps to the global keys; help lists them.
         Binding("c", "toggle_cumulative", "histogram and table: this interval / since start", show=False),
         Binding("o", "next_op", "histogram: next operation (all, read, write, flush, discard, other)", show=False),
         Binding("m", "toggle_unit", "latency in microseconds / milliseconds", show=False),
     ]
-    HELP = """\
-Latency is device service time, from the request's issue to the driver to its
-completion (bcc biolatency). With --disk-queued it starts when the request is
-created (block_io_start) or queued (block_rq_insert), so OS queue time counts.
-Hooks: raw block tracepoints first, keyed by the request itself (its layout
-from the kernel's BTF); classic tracepoints carry no request pointer, so
-there a completion is matched to its start by (disk, operation, sector),
-partial completions followed, two requests at one sector sharing the older
-start. Classic tracepoint programs are skipped by the kernel whenever another
-BPF program (or a bpf() call) is active on that CPU: with the syscalls
-program on classic tracepoints that lost 27% of the completions here; raw
-tracepoint programs only skip themselves.
-LOST: completions the program never saw, so not counted. By request: each
-leaves its start behind, found when the request starts again or dropped as
-stale (a start from before a moment the device itself had nothing in flight,
-or older than 30 s); by sector: the kernel's recursion-miss counters where it
-keeps them (not before Linux 6.7), else '?'. A start never matched after
-30 s is never matched. Histogram buckets are log2 in
-microseconds ([1,2), [2,4) ... us, biolatency's shape). P50/P90/P99 are
-estimated from them: the bucket is exact, the value inside it interpolated,
-so an estimate can be off by up to the bucket's width (a factor of 2); it
-never exceeds MAX, the true largest latency measured in the kernel.
-IOPS, R/s, W/s, MB/s: completed requests and bytes / interval (a flush is a
-request; an empty flush from fsync that the kernel completes without sending
-it to the device is not). INFL: requests started and not completed when read.
-QD: average requests in flight over the interval (summed latency / time).
-Select a disk with the cursor; the table and histogram follow it.
-"""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -23,19 +23,6 @@ class SyscallsView(TabView):
     }
     """
 
-    tab = "syscalls"
-    title = "Syscalls"
-    HELP = """\
-COUNT: calls that returned in the interval (counted at syscall exit, like
-syscount; exit and exit_group never return and are not counted). A clone,
-clone3, fork or vfork counts once, in the caller, as strace -f counts it
-(syscount also counts the new task's return from it).
-ERRORS: calls that returned -4095..-1 (an errno). TOTAL and AVG: time from
-entry to exit, for calls whose entry was seen. PER SEC: COUNT / interval.
-The process filter (-p) is applied in the kernel.
-"""
-
-    FIELDS = ("syscall", "count", "errors", "pid", "comm")
 
     def compose(self) -> ComposeResult:
         yield self.status_widget()

@@ -62,21 +62,7 @@ class TcpView(TabView):
     }
     """
 
-    tab = "tcp"
-    title = "TCP"
     BINDINGS = [Binding("f", "freeze_log", "freeze / resume the event log (the tables keep updating)")]
-    HELP = """\
-Every outgoing TCP connect: the attempt (CLOSE to SYN_SENT on the
-sock:inet_sock_set_state tracepoint) and its outcome: established (LAT is
-SYN_SENT to ESTABLISHED, like tcpconnlat), refused (a reset arrived) or
-failed (closed before established: timeout, unreachable, given up).
-CONNECTS and FAILED count since the counts started (bpftop start or the last
-filter change); NEW is this interval. AVG ms: attempt to outcome, over every connect whose outcome has a time
-(established, refused or timed out).
-The event log keeps the latest 500 attempts; lost events (the buffer was
-full) are counted in the summary. pid and port filters run in the kernel;
-comm and address filters in Python. Addresses are not resolved (no DNS).
-"""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

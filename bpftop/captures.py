@@ -1,4 +1,6 @@
-"""Text snapshots on disk: a header line, then the screen as plain text.
+"""Screen captures on disk (keys s and S): a header line, then the screen as
+plain text. Interval data is a "snapshot" (bpftop.model); a saved screen
+is a "capture".
 
 Files are created new and atomically (written under a temporary name, then
 linked into place, which fails rather than replace anything), never through
@@ -18,8 +20,8 @@ from typing import Optional, Sequence
 from .safetext import safe, safe_lines
 
 
-class SnapshotError(OSError):
-    """The snapshot could not be written; the message says where and why."""
+class CaptureError(OSError):
+    """The capture could not be written; the message says where and why."""
 
 
 def default_dir() -> Path:
@@ -47,15 +49,15 @@ def _open_dir(directory: Path) -> int:
         return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
         if os.path.islink(directory):
-            raise SnapshotError(f"{directory} is a symlink: snapshots are never written through one") from None
-        raise SnapshotError(f"cannot use {directory}: {e.strerror or e}") from None
+            raise CaptureError(f"{directory} is a symlink: captures are never written through one") from None
+        raise CaptureError(f"cannot use {directory}: {e.strerror or e}") from None
 
 
 def save(directory: Path, stem: str, text: str, when: Optional[float] = None) -> Path:
     """Write ``text`` to a new file ``stem-YYYYmmdd-HHMMSS.txt`` in
     ``directory`` and return its path; never replaces an existing file."""
     when = time.time() if when is None else when
-    text = safe_lines(text)  # a snapshot is read on a terminal too (cat, less -R)
+    text = safe_lines(text)  # a capture is read on a terminal too (cat, less -R)
     base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}"
     dir_fd = _open_dir(directory)
     tmp = f".{base}.{os.getpid()}.tmp"
@@ -63,7 +65,7 @@ def save(directory: Path, stem: str, text: str, when: Optional[float] = None) ->
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
         except OSError as e:
-            raise SnapshotError(f"cannot write in {directory}: {e.strerror or e}") from None
+            raise CaptureError(f"cannot write in {directory}: {e.strerror or e}") from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
@@ -76,10 +78,10 @@ def save(directory: Path, stem: str, text: str, when: Optional[float] = None) ->
                 except FileExistsError:
                     continue
                 except OSError as e:
-                    raise SnapshotError(f"cannot write in {directory}: {e.strerror or e}") from None
+                    raise CaptureError(f"cannot write in {directory}: {e.strerror or e}") from None
                 os.fsync(dir_fd)
                 return directory / name
-            raise SnapshotError(f"too many snapshots named {base} in {directory}")
+            raise CaptureError(f"too many captures named {base} in {directory}")
         finally:
             try:
                 os.unlink(tmp, dir_fd=dir_fd)

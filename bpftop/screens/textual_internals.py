@@ -1,0 +1,34 @@
+"""The only places bpftop reaches into Textual's private attributes, each
+because Textual has no public API for it (tests/test_textual_internals.py
+fails loudly when an upgrade moves them)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+from textual.app import App
+
+
+def screen_text(app: App[Any]) -> str:
+    """The current screen as plain text: no colour codes, box drawing kept.
+
+    Textual exports a screen only as SVG (App.export_screenshot), which
+    renders the screen's compositor exactly like this.
+    """
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True, force_terminal=True,
+                      color_system=None, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True))
+    return "\n".join(line.rstrip() for line in console.export_text(styles=False).splitlines()) + "\n"
+
+
+def output_healthy(app: App[Any]) -> bool:
+    """False once Textual's output thread has died (a write error on the
+    terminal): the console can no longer be seen or driven.
+
+    Textual keeps that thread to itself and says nothing when it dies.
+    """
+    writer = getattr(getattr(app, "_driver", None), "_writer_thread", None)
+    return writer is None or writer.is_alive() or not app.is_running
