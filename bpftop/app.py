@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
+from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Set
 
+from rich.text import Text
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
@@ -35,6 +35,7 @@ from .screens.main import MainScreen
 from .screens.probes import ProbesScreen
 from .screens.replay_control import ReplayControl
 from .screens.textual_internals import output_healthy, screen_text
+from .screens.title import RecordingMark, title_line
 from .tabs import TABS, TabSpec
 from .views.base import TabView
 from .widgets.filter_bar import FilterBar
@@ -44,15 +45,6 @@ _PRIORITY = {"quit", "next_tab", "previous_tab"}
 REPLAY_ACTIONS = {"replay_step", "replay_speed", "replay_goto"}
 
 INTERVALS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
-
-
-@dataclass
-class RecordingMark:
-    """The recording the title line shows, and why it stopped if it did."""
-
-    path: str
-    failed: str = ""  # short, for the title line
-    message: str = ""  # the whole story, for stderr at exit
 
 
 def step_interval(current: float, step: int) -> float:
@@ -73,7 +65,7 @@ class BpftopApp(App[int]):
     ENABLE_COMMAND_PALETTE = False
     # The footer shows each action's letter key; F-key aliases bind hidden.
     # Priority for keys the screen or a table would otherwise take first.
-    BINDINGS: List[BindingType] = [
+    BINDINGS: ClassVar[List[BindingType]] = [
         Binding(key, k.action, k.footer or k.description, show=bool(k.footer) and i == 0,
                 priority=k.action in _PRIORITY)
         for k in KEYS
@@ -104,7 +96,7 @@ class BpftopApp(App[int]):
         self.replay = replay
         self.specs: List[TabSpec] = [TABS[c.tab] for c in self.collectors]
         self.initial_tab = initial_tab or self.specs[0].id
-        self.main_screen = MainScreen(self.specs, self.initial_tab)
+        self.main_screen = MainScreen(self.specs, self.initial_tab, self._title)
         # The pinned filter holds on every tab, together with the tab's own;
         # -p on the command line arrives here, already applied in the kernel.
         self.filter_state = FilterState(
@@ -127,6 +119,9 @@ class BpftopApp(App[int]):
         # Messages quote filters, paths and errors: never markup, never raw.
         super().notify(safe_lines(message), markup=markup, **kwargs)
 
+    def _title(self) -> Text:
+        return title_line(self.interval, self.paused, self.recording_state, self.replay)
+
     # -- lifecycle ----------------------------------------------------------
     def get_default_screen(self) -> MainScreen:
         return self.main_screen
@@ -144,7 +139,7 @@ class BpftopApp(App[int]):
                     collector,
                     self.interval,
                     on_snapshot=functools.partial(self._collected, collector.tab),
-                    on_status=lambda status: self.post_message(StatusChanged(status)),
+                    on_status=self._status_changed,
                 )
                 runner.enabled = collector.tab in self.enabled
                 self.runners[collector.tab] = runner
@@ -192,6 +187,10 @@ class BpftopApp(App[int]):
                     self.recording_state.message = str(e)
                 self.post_message(RecordingFailed(str(e)))
         self.post_message(SnapshotReady(tab, snapshot))
+
+    def _status_changed(self, status: CollectorStatus) -> None:
+        """In the collector's runner thread."""
+        self.post_message(StatusChanged(status))
 
     def on_recording_failed(self, message: RecordingFailed) -> None:
         self.notify(f"recording stopped: {message.why}; what was written before stays replayable",
@@ -321,7 +320,7 @@ class BpftopApp(App[int]):
             return False  # a recording's intervals are fixed
         return True
 
-    def action_quit(self) -> None:
+    async def action_quit(self) -> None:
         self.exit()
 
     def action_help(self) -> None:

@@ -4,9 +4,10 @@ load here, which one bpftop picks, and why the others fail."""
 from __future__ import annotations
 
 import platform
-from typing import List, TextIO
+from typing import Any, List, TextIO
 
 from .bpf import system
+from .collectors.base import Collector
 from .errors import BpftopError, PrivilegeError
 from .safetext import safe_lines
 from .tabs import TABS, CollectorOptions
@@ -27,7 +28,8 @@ def _facts() -> List[tuple]:
     rows.append(("lockdown", lockdown + ("  (securityfs mounted by bpftop to read it)" if mounted_sec else "")))
     try:
         tracefs = system.ensure_tracefs()
-        rows.append(("tracefs", tracefs.path + ("  (was not mounted: mounted by bpftop)" if tracefs.mounted_by_us else "")))
+        mounted = "  (was not mounted: mounted by bpftop)" if tracefs.mounted_by_us else ""
+        rows.append(("tracefs", tracefs.path + mounted))
         ok, why = system.kprobes_available()
         rows.append(("kprobes", "available" if ok else f"no: {why}"))
     except BpftopError as e:
@@ -78,7 +80,7 @@ def _printable(line: str) -> str:
     return "".join(c if c.isprintable() or c == "\t" else f"\\x{ord(c):02x}" for c in line)
 
 
-def _ladder(out: TextIO, tab: str, label: str, collector, verbose: bool = False) -> int:
+def _ladder(out: TextIO, tab: str, label: str, collector: Collector[Any], verbose: bool = False) -> int:
     print(f"\n{tab} collector{' (' + label + ')' if label else ''} (every rung is tried, then released)", file=out)
     try:
         attempts = collector.probe_all()

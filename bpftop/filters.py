@@ -10,9 +10,10 @@ as text for C source; everything else filters table rows in Python.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .tables import Table
@@ -42,7 +43,8 @@ class Term:
     op: str
     values: Tuple[Value, ...]
     text: str
-    regex: Optional["re.Pattern[str]"] = field(default=None, compare=False)
+    # dataclasses.field: the name field is taken by the term's own field.
+    regex: Optional[re.Pattern[str]] = dataclasses.field(default=None, compare=False)
 
     def keys(self) -> Tuple[str, ...]:
         return ALIASES.get(self.field, (self.field,))
@@ -140,14 +142,14 @@ class Filter:
     def fields(self) -> Tuple[str, ...]:
         return tuple(dict.fromkeys(t.field for t in self.terms))
 
-    def combined(self, other: "Filter") -> "Filter":
+    def combined(self, other: Filter) -> Filter:
         return Filter(self.terms + tuple(t for t in other.terms if t not in self.terms))
 
-    def without(self, fields: Iterable[str]) -> "Filter":
+    def without(self, fields: Iterable[str]) -> Filter:
         drop = set(fields)
         return Filter(tuple(t for t in self.terms if t.field not in drop))
 
-    def only(self, fields: Iterable[str]) -> "Filter":
+    def only(self, fields: Iterable[str]) -> Filter:
         keep = set(fields)
         return Filter(tuple(t for t in self.terms if t.field in keep))
 

@@ -20,7 +20,7 @@ import select
 import signal
 import termios
 import threading
-from typing import Callable, Optional
+from typing import Any, Callable, List, Optional
 
 SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 TERMINAL_LOST = 128 + signal.SIGHUP  # the terminal going away is a hang-up
@@ -58,7 +58,7 @@ class Lifeline:
         self.code: Optional[int] = None  # why the console ended, if it was us
         self._done = threading.Event()
         self._pipe = (-1, -1)
-        self._saved_tty = None
+        self._saved_tty: Optional[List[Any]] = None
         self._old_handlers: dict = {}
 
     def start(self) -> None:

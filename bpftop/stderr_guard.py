@@ -29,14 +29,14 @@ def terminal_for_tui() -> Iterator[None]:
     term = os.fdopen(os.dup(screen_fd), "w", encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8")
     capture = tempfile.TemporaryFile(mode="w+b")
     old = sys.__stderr__, sys.stderr
-    sys.__stderr__ = sys.stderr = term
+    sys.__stderr__ = sys.stderr = term  # type: ignore[misc]  # Textual draws on sys.__stderr__
     os.dup2(capture.fileno(), 2)
     try:
         yield
     finally:
         os.dup2(saved_fd, 2)
         os.close(saved_fd)
-        sys.__stderr__, sys.stderr = old
+        sys.__stderr__, sys.stderr = old  # type: ignore[misc]
         term.close()
         capture.seek(0)
         stray = capture.read().decode("utf-8", "replace").strip()

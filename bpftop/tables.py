@@ -61,7 +61,7 @@ class Table:
         # screen and the text output both take them.
         return [safe(c.fmt(v)) for c, v in zip(self.columns, row)]
 
-    def sorted_by(self, column: int, reverse: Optional[bool] = None) -> "Table":
+    def sorted_by(self, column: int, reverse: Optional[bool] = None) -> Table:
         """Rows ordered by one column; numbers largest first unless reversed,
         text A-Z. Missing values always go last."""
         col = self.columns[column]

@@ -54,7 +54,7 @@ class TabOption:
         if self.store_true:
             parser.add_argument(self.flag, dest=self.dest, action="store_true", help=self.help)
         else:
-            parser.add_argument(self.flag, dest=self.dest, type=self.parse, default=self.default,
+            parser.add_argument(self.flag, dest=self.dest, type=self.parse or str, default=self.default,
                                 metavar=self.metavar, help=self.help)
 
 
@@ -80,7 +80,7 @@ class TabSpec:
     model: Type[Any]  # the snapshot dataclass its collector hands over
     render_text: Callable[[Any], str]
     render_dict: Callable[[Any], Dict[str, Any]]
-    view: Callable[[], Type["TabView"]]  # imports Textual: only the console calls it
+    view: Callable[[], Type[TabView]]  # imports Textual: only the console calls it
     # Fields the filter can name before the first snapshot shows columns.
     filter_fields: Tuple[str, ...]
     help: str  # how to read its numbers (Rich markup), for the help screen
@@ -105,25 +105,25 @@ def _regex(text: str) -> str:
     return text
 
 
-def _syscalls_view() -> Type["TabView"]:
+def _syscalls_view() -> Type[TabView]:
     from .views.syscalls import SyscallsView
 
     return SyscallsView
 
 
-def _disk_view() -> Type["TabView"]:
+def _disk_view() -> Type[TabView]:
     from .views.disk import DiskView
 
     return DiskView
 
 
-def _tcp_view() -> Type["TabView"]:
+def _tcp_view() -> Type[TabView]:
     from .views.tcp import TcpView
 
     return TcpView
 
 
-def _cache_view() -> Type["TabView"]:
+def _cache_view() -> Type[TabView]:
     from .views.cache import CacheView
 
     return CacheView

@@ -12,7 +12,7 @@ import dataclasses
 import enum
 import importlib
 import pkgutil
-from typing import Any, Dict, Optional, Type
+from typing import Any, Dict, Iterator, Optional, Tuple, Type
 
 from .. import model
 
@@ -96,7 +96,7 @@ def decode(value: Any) -> Any:
 _MIN_DELTA = 8  # shorter tuples are cheaper written whole
 
 
-def _occurrences(seq: tuple, item: Any, limit: int = 64):
+def _occurrences(seq: Tuple[Any, ...], item: Any, limit: int = 64) -> Iterator[int]:
     start = 0
     for _ in range(limit):
         try:
@@ -124,7 +124,7 @@ def _tuple_delta(new: tuple, old: tuple) -> Optional[Dict[str, Any]]:
 
 
 def encode_snapshot(snap: Any, previous: Any = None) -> Dict[str, Any]:
-    out = encode(snap)
+    out: Dict[str, Any] = encode(snap)
     if previous is None or type(previous) is not type(snap):
         return out
     for f in dataclasses.fields(snap):

@@ -24,7 +24,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Union
 
 from .. import __version__
 from ..errors import BpftopError
@@ -239,11 +239,15 @@ def _too_deep(line: bytes, limit: int) -> bool:
     return False
 
 
+class _Readable(Protocol):
+    def read(self, n: int, /) -> bytes: ...
+
+
 class _Lines:
     """The decompressed lines of a gzip file, member after member, read in
     pieces with every size bounded; ``problem`` says why it stopped early."""
 
-    def __init__(self, f, limits: Limits) -> None:
+    def __init__(self, f: _Readable, limits: Limits) -> None:
         self.f = f
         self.limits = limits
         self.problem = ""
@@ -254,7 +258,7 @@ class _Lines:
         offset = 0  # compressed bytes consumed, for messages
         d = zlib.decompressobj(31)
         in_member = False  # d has taken bytes of a member not yet ended
-        data = b""
+        data: Union[bytes, memoryview] = b""
         while True:
             if not data:
                 data = memoryview(self.f.read(_READ))
@@ -321,7 +325,7 @@ def read(path: str, max_records: Optional[int] = None, limits: Limits = LIMITS) 
             raise RecordingError(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def _read(path: str, f, max_records: Optional[int], limits: Limits) -> Recording:
+def _read(path: str, f: _Readable, max_records: Optional[int], limits: Limits) -> Recording:
     magic = f.read(2)
     if magic != b"\x1f\x8b":
         raise RecordingError(f"{path} is not a bpftop recording (not gzip data)")
@@ -341,14 +345,14 @@ def _read(path: str, f, max_records: Optional[int], limits: Limits) -> Recording
 class _Prefixed:
     """The file from its start again, after its first bytes were checked."""
 
-    def __init__(self, head: bytes, f) -> None:
+    def __init__(self, head: bytes, f: _Readable) -> None:
         self.head, self.f = head, f
 
     def read(self, n: int) -> bytes:
         if self.head:
             head, self.head = self.head, b""
-            return head + self.f.read(n - len(head))
-        return self.f.read(n)
+            return bytes(head + self.f.read(n - len(head)))
+        return bytes(self.f.read(n))
 
 
 def _not_ours(rec: Recording) -> None:

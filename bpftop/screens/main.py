@@ -3,10 +3,7 @@ and the key footer; it knows its views and moves between tabs and tables."""
 
 from __future__ import annotations
 
-import os
-import platform
-import socket
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,7 +14,6 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from ..tabs import TabSpec
 from ..views.base import TabView
 from ..widgets.filter_bar import FilterBar
-from ..widgets.plain import styled
 from ..widgets.top_table import TopTable
 
 
@@ -41,10 +37,12 @@ class Tabs(TabbedContent):
 
 class MainScreen(Screen[None]):
 
-    def __init__(self, tabs: Sequence[TabSpec], initial: str) -> None:
+    def __init__(self, tabs: Sequence[TabSpec], initial: str, title: Callable[[], Text]) -> None:
+        """``title`` makes the title line: the app knows what it says."""
         super().__init__()
         self.tab_specs = list(tabs)
         self.initial = initial
+        self.title_text = title
 
     def compose(self) -> ComposeResult:
         yield Static(self.title_text(), id="titlebar")
@@ -52,7 +50,8 @@ class MainScreen(Screen[None]):
             with Tabs(initial=self.initial, id="tabs"):
                 for i, spec in enumerate(self.tab_specs, start=1):
                     with TabPane(f"{i} {spec.title}", id=spec.id):
-                        yield spec.view()(tab=spec.id, title=spec.title, fields=spec.filter_fields, id=f"view-{spec.id}")
+                        view = spec.view()
+                        yield view(tab=spec.id, title=spec.title, fields=spec.filter_fields, id=f"view-{spec.id}")
             yield FilterBar()
         yield Footer()
 
@@ -119,31 +118,5 @@ class MainScreen(Screen[None]):
         tables[(index + 1) % len(tables)].focus()
 
     # -- title line ----------------------------------------------------------------
-    def title_text(self) -> Text:
-        interval = getattr(self.app, "interval", 1.0)
-        state = [("  "), (" PAUSED ", "reverse")] if getattr(self.app, "paused", False) else []
-        replay = getattr(self.app, "replay", None)
-        if replay is not None:
-            # The host and kernel come from the recording's header: any text.
-            head = replay.recording.header
-            return styled(
-                ("bpftop", "bold"), " ", (" REPLAY ", "reverse"), f" {os.path.basename(replay.recording.path)}",
-                f"  {head.get('host', '?')}  Linux {head.get('kernel', '?')}  {replay.describe()}",
-            )
-        return styled(
-            ("bpftop", "bold"), f"  {socket.gethostname()}  Linux {platform.release()}  interval {interval:g}s",
-            *state, *self._recording_mark(),
-        )
-
-    def _recording_mark(self) -> list:
-        """While recording, a REC mark; once a recording stops, why, until
-        bpftop exits (a toast alone is missed)."""
-        recording = getattr(self.app, "recording_state", None)
-        if recording is None:
-            return []
-        if recording.failed:
-            return ["  ", (f" RECORDING STOPPED: {recording.failed} ", "reverse bold red")]
-        return ["  ", (" REC ", "reverse red"), f" {os.path.basename(recording.path)}"]
-
     def refresh_title(self) -> None:
         self.query_one("#titlebar", Static).update(self.title_text())

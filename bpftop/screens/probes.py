@@ -10,6 +10,7 @@ from typing import Callable, List, Optional
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -39,7 +40,7 @@ def _cells(row: ProbeRow) -> List[Text]:
 class ProbesScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,P", "close", "close"),
-        Binding("space,t", "toggle", "switch on/off"),
+        Binding("space,t", "toggle_probe", "switch on/off"),
     ]
 
     def __init__(self, sample: Callable[[], List[ProbeRow]], note: Callable[[], str],
@@ -84,7 +85,7 @@ class ProbesScreen(Screen[None]):
         table = self.query_one(DataTable)
         if not 0 <= table.cursor_row < table.row_count:
             return None
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return next((r for r in self.rows if r.key == key), None)
 
     def _show_reason(self) -> None:
@@ -96,9 +97,9 @@ class ProbesScreen(Screen[None]):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.action_toggle()
+        self.action_toggle_probe()
 
-    def action_toggle(self) -> None:
+    def action_toggle_probe(self) -> None:
         row = self.selected()
         if row is not None:
             self._toggle(row.tab)

@@ -4,7 +4,7 @@ closes with Esc or Enter."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -58,7 +58,7 @@ class FilterBar(Vertical):
     class Closed(Message):
         pass
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pending: Optional[Timer] = None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Optional
 
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from ..filters import Filter
@@ -32,7 +33,10 @@ class TopTable(DataTable):
         """The table as it is shown: filtered and sorted."""
         if self.model is None:
             return None
-        return self.row_filter.apply(self.model).sorted_by(self.sort_column, self.reverse)
+        return self.row_filter.apply(self.model).sorted_by(self._sort_index(self.model), self.reverse)
+
+    def _sort_index(self, table: Table) -> int:
+        return table.sort_column if self.sort_column is None else self.sort_column
 
     def set_filter(self, row_filter: Filter) -> None:
         self.row_filter = row_filter
@@ -47,7 +51,7 @@ class TopTable(DataTable):
     def cycle_sort(self, step: int) -> None:
         if self.model is None:
             return
-        self.sort_column = (self.sort_column + step) % len(self.model.columns)
+        self.sort_column = (self._sort_index(self.model) + step) % len(self.model.columns)
         self._render_view()
 
     def toggle_reverse(self) -> None:
@@ -72,7 +76,7 @@ class TopTable(DataTable):
         shape = (view.name, tuple(c.header for c in view.columns), self.sort_column, self.reverse)
         cursor_key = None
         if self.row_count and 0 <= self.cursor_row < self.row_count:
-            cursor_key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
+            cursor_key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
         if shape != self._shape:
             self.clear(columns=True)
             for col, label in zip(view.columns, self._labels(view)):
