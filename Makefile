@@ -5,7 +5,7 @@ VENV := .venv
 ARGS ?=
 KERNELS ?= 6.1,6.12
 
-.PHONY: run test test-host test-matrix setup setup-test setup-bench bench clean
+.PHONY: run test test-host test-matrix lint setup setup-test setup-bench bench clean
 
 run: setup
 	@$(VENV)/bin/bpftop $(ARGS)
@@ -16,11 +16,12 @@ setup:
 setup-test:
 	@bash scripts/setup.sh --test
 
-# The host's tests, then the stock-kernel matrix (Debian's 6.1 and 6.12 in
-# guests; KERNELS=6.1 for one). Both run even when the first fails, and any
-# failure fails the target; pytest's exit 5 (nothing collected) fails too.
+# Lint and types, the host's tests, then the stock-kernel matrix (Debian's
+# 6.1 and 6.12 in guests; KERNELS=6.1 for one). All run even when one fails,
+# and any failure fails the target; pytest's exit 5 (nothing collected) too.
 test: setup-test
 	@rc=0; \
+	$(MAKE) --no-print-directory lint-only || rc=$$?; \
 	BPFTOP_REQUIRE_BPF=1 $(VENV)/bin/python -m pytest --junitxml=build/test-results/host.xml $(PYTEST_ARGS) || rc=$$?; \
 	$(VENV)/bin/python scripts/kernel_matrix.py --kernels $(KERNELS) --host-junit build/test-results/host.xml || rc=$$?; \
 	exit $$rc
@@ -31,6 +32,16 @@ test-host: setup-test
 
 test-matrix: setup-test
 	@$(VENV)/bin/python scripts/kernel_matrix.py --kernels $(KERNELS)
+
+# ruff (rules in pyproject.toml) and mypy (strict on bpftop/), zero findings.
+lint: setup-test
+	@$(MAKE) --no-print-directory lint-only
+
+lint-only:
+	@rc=0; \
+	echo "== ruff"; $(VENV)/bin/ruff check bpftop tests scripts $(filter-out %.md,$(wildcard bench/*)) || rc=$$?; \
+	echo "== mypy"; $(VENV)/bin/mypy || rc=$$?; \
+	exit $$rc
 
 setup-bench:
 	@bash scripts/setup.sh --bench
