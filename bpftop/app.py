@@ -1,5 +1,5 @@
-"""The Textual application: wires collectors (each in its own runner thread)
-to tab views, and keys to actions."""
+"""The Textual application: wires the collection loop to tab views, and keys
+to actions."""
 
 from __future__ import annotations
 
@@ -25,12 +25,13 @@ from .console_filters import FilterState
 from .filters import NO_FILTER, Filter, FilterError
 from .keys import KEYS
 from .model import CollectorState, CollectorStatus
+from .model.history import History
 from .messages import RecordingFailed, SnapshotReady, StatusChanged
 from .probes import ProbeMeter, ProbeRow
 from .recording.file import Recorder, RecordingError
 from .recording.file import header as recording_header
 from .recording.replay import Replay
-from .runner import CollectorRunner
+from .loop import CollectionLoop, Snapshots
 from .safetext import safe_lines
 from .screens.goto import GotoScreen
 from .screens.help import HelpScreen
@@ -118,10 +119,11 @@ class BpftopApp(App):
         self.filter_state = FilterState(
             self.by_tab, {s.id: s.title for s in self.specs}, self._view_fields, pinned
         )
-        self.runners: Dict[str, CollectorRunner] = {}
+        self.collection: Optional[CollectionLoop] = None  # None in a replay: nothing is collected
         self._ui_loop: Optional[asyncio.AbstractEventLoop] = None
         self.paused = False
         self._held: Dict[str, object] = {}  # snapshots that arrived while paused
+        self.history = History()  # every graph's series; the views render from it
         # Latest status per tab; a view mounted after it arrived reads it here.
         self.statuses: Dict[str, CollectorStatus] = {}
 
@@ -139,33 +141,29 @@ class BpftopApp(App):
         if self.replay is not None:
             self._start_replay()
             return
-        for collector in self.collectors:
-            runner = CollectorRunner(
-                collector,
-                self.interval,
-                on_snapshot=functools.partial(self._collected, collector.tab),
-                on_status=lambda status: self.post_message(StatusChanged(status)),
-            )
-            runner.enabled = collector.tab in self.enabled
-            self.runners[collector.tab] = runner
-            runner.start()
+        self.collection = CollectionLoop(
+            self.collectors, self.interval, on_interval=self._collected,
+            on_status=lambda status: self.post_message(StatusChanged(status)), enabled=self.enabled,
+        )
+        self.collection.start()
         # The views are composed by the next refresh. Focus goes into the
         # first tab so that its own keys (bindings of its view) work at once.
         self.call_after_refresh(lambda: [self._show_filter(spec.id) for spec in self.specs])
         self.call_after_refresh(self._initial_focus)
 
-    def _collected(self, tab: str, snapshot: object) -> None:
-        """In the collector's runner thread: record, then hand to the UI."""
+    def _collected(self, snapshots: Snapshots) -> None:
+        """In the collection loop's thread: record, then hand to the UI."""
         if self.recorder is not None:
             try:
-                self.recorder.write(tab, snapshot)
+                self.recorder.write_many(snapshots)
             except RecordingError as e:
                 self.recorder = None  # one notice, then the console goes on
                 if self.recording_state is not None:
                     self.recording_state.failed = getattr(e, "reason", "") or str(e)
                     self.recording_state.message = str(e)
                 self.post_message(RecordingFailed(str(e)))
-        self.post_message(SnapshotReady(tab, snapshot))
+        for tab, snapshot in snapshots:
+            self.post_message(SnapshotReady(tab, snapshot))
 
     def on_recording_failed(self, message: RecordingFailed) -> None:
         self.notify(f"recording stopped: {message.why}; what was written before stays replayable",
@@ -198,6 +196,7 @@ class BpftopApp(App):
     def _show_replay_position(self) -> None:
         if self.replay is None:
             return
+        self.replay.bring_history(self.history)
         for tab, snapshot in self.replay.snapshots().items():
             view = self.view(tab)
             if view is not None:
@@ -263,8 +262,8 @@ class BpftopApp(App):
         return writer is None or writer.is_alive() or not self.is_running
 
     def stop_collectors(self) -> None:
-        for runner in self.runners.values():
-            runner.stop()
+        if self.collection is not None:
+            self.collection.stop()
         self.bpf_stats.close()
 
     async def on_unmount(self) -> None:
@@ -279,6 +278,7 @@ class BpftopApp(App):
             return None
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.history.feed(message.tab, message.snapshot)
         if self.paused:
             self._held[message.tab] = message.snapshot
             return
@@ -415,13 +415,13 @@ class BpftopApp(App):
         return self.meter.sample(self.collectors, self.statuses)
 
     def toggle_probe(self, tab: str) -> None:
-        runner = self.runners.get(tab)
-        if runner is None:
+        if self.collection is None or tab not in self.collection.tabs:
             if self.replay is not None:
                 self.notify("a replay has no probes to switch: it shows what was recorded", timeout=4)
             return
-        runner.enabled = not runner.enabled
-        if runner.enabled:
+        on = not self.collection.is_enabled(tab)
+        self.collection.set_enabled(tab, on)
+        if on:
             self.enabled.add(tab)
             self.statuses[tab] = CollectorStatus(tab, CollectorState.STARTING, message="compiling and attaching")
         else:
@@ -430,7 +430,7 @@ class BpftopApp(App):
         view = self.view(tab)
         if view is not None:
             view.set_status(self.statuses[tab])
-        self.notify(f"{self._spec(tab).title}: {'switching on' if runner.enabled else 'switched off, programs detached'}",
+        self.notify(f"{self._spec(tab).title}: {'switching on' if on else 'switched off, programs detached'}",
                     timeout=3)
 
     # -- snapshots ------------------------------------------------------------
@@ -567,6 +567,6 @@ class BpftopApp(App):
             self.notify(f"interval stays at {self.interval:g}s (limit)", timeout=2)
             return
         self.interval = new
-        for runner in self.runners.values():
-            runner.interval = new
+        if self.collection is not None:
+            self.collection.interval = new
         self._refresh_title()

@@ -21,7 +21,7 @@ from typing import Iterator, List, Optional, Sequence
 from . import __version__
 from .bpf import system
 from .errors import BpftopError, UsageError
-from .runner import MAX_INTERVAL, MIN_INTERVAL
+from .loop import MAX_INTERVAL, MIN_INTERVAL
 
 MAX_PIDS = 1024  # the kernel-side pid filter map's size (collectors/pidfilter.py)
 from .tabs import PLANNED, TABS, CollectorOptions

@@ -97,7 +97,7 @@ comm and address filters in Python. Addresses are not resolved (no DNS).
     def render_snapshot(self, snapshot: TcpSnapshot) -> None:
         dests, procs = tables(snapshot)
         self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
-        history = list(snapshot.rate_history)
+        history = self.history.series("tcp", "connects_per_s").values()
         now = history[-1] if history else 0.0
         peak = max(history, default=0.0)
         self.query_one("#tcp-rate-label", Static).update(
