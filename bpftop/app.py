@@ -1,5 +1,5 @@
-"""The Textual application: wiring. Collectors (each in its runner thread)
-feed the tab views of the main screen; keys reach the control that does
+"""The Textual application: wiring. The collection loop feeds the tab views
+of the main screen; keys reach the control that does
 the work: FilterControl, CaptureControl, ReplayControl, the probes screen."""
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from .collectors.base import Collector
 from .console_filters import FilterState
 from .filters import NO_FILTER, Filter
 from .keys import KEYS
+from .loop import CollectionLoop, Snapshots
 from .messages import RecordingFailed, SnapshotReady, StatusChanged
 from .model import CollectorState, CollectorStatus
 from .probes import ProbeMeter, ProbeRow
 from .recording.file import Recorder, RecordingError
 from .recording.file import header as recording_header
 from .recording.replay import Replay
-from .runner import CollectorRunner
 from .safetext import safe_lines
 from .screens.capture_control import CaptureControl
 from .screens.filter_control import FilterControl
@@ -36,7 +36,7 @@ from .screens.probes import ProbesScreen
 from .screens.replay_control import ReplayControl
 from .screens.textual_internals import output_healthy, screen_text
 from .screens.title import RecordingMark, title_line
-from .tabs import TABS, TabSpec
+from .tabs import TABS, TabSpec, new_history
 from .views.base import TabView
 from .widgets.filter_bar import FilterBar
 from .widgets.top_table import TopTable
@@ -107,8 +107,10 @@ class BpftopApp(App[int]):
             self.main_screen, self.specs, Path(capture_dir) if capture_dir else captures.default_dir(),
             self._capture_header, self.notify,
         )
-        self.replaying = ReplayControl(replay, self.main_screen, self.notify) if replay is not None else None
-        self.runners: Dict[str, CollectorRunner] = {}
+        self.history = new_history()  # every graph's series; the views render from it
+        self.replaying = (ReplayControl(replay, self.main_screen, self.history, self.notify)
+                          if replay is not None else None)
+        self.collection: Optional[CollectionLoop] = None  # None in a replay: nothing is collected
         self._ui_loop: Optional[asyncio.AbstractEventLoop] = None
         self.paused = False
         self._held: Dict[str, object] = {}  # snapshots that arrived while paused
@@ -134,16 +136,11 @@ class BpftopApp(App[int]):
             self.call_after_refresh(self.replaying.show_position)
             self.replaying.start()
         else:
-            for collector in self.collectors:
-                runner = CollectorRunner(
-                    collector,
-                    self.interval,
-                    on_snapshot=functools.partial(self._collected, collector.tab),
-                    on_status=self._status_changed,
-                )
-                runner.enabled = collector.tab in self.enabled
-                self.runners[collector.tab] = runner
-                runner.start()
+            self.collection = CollectionLoop(
+                self.collectors, self.interval, on_interval=self._collected,
+                on_status=self._status_changed, enabled=self.enabled,
+            )
+            self.collection.start()
         # The views are composed by the next refresh. Focus goes into the
         # first tab so that its own keys (bindings of its view) work at once.
         self.call_after_refresh(self.filtering.show_all)
@@ -167,29 +164,30 @@ class BpftopApp(App[int]):
         return output_healthy(self)
 
     def stop_collectors(self) -> None:
-        for runner in self.runners.values():
-            runner.stop()
+        if self.collection is not None:
+            self.collection.stop()
         self.bpf_stats.close()
 
     async def on_unmount(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.stop_collectors)
 
     # -- collected data -------------------------------------------------------
-    def _collected(self, tab: str, snapshot: object) -> None:
-        """In the collector's runner thread: record, then hand to the UI."""
+    def _collected(self, snapshots: Snapshots) -> None:
+        """In the collection loop's thread: record, then hand to the UI."""
         if self.recorder is not None:
             try:
-                self.recorder.write(tab, snapshot)
+                self.recorder.write_many(snapshots)
             except RecordingError as e:
                 self.recorder = None  # one notice, then the console goes on
                 if self.recording_state is not None:
                     self.recording_state.failed = getattr(e, "reason", "") or str(e)
                     self.recording_state.message = str(e)
                 self.post_message(RecordingFailed(str(e)))
-        self.post_message(SnapshotReady(tab, snapshot))
+        for tab, snapshot in snapshots:
+            self.post_message(SnapshotReady(tab, snapshot))
 
     def _status_changed(self, status: CollectorStatus) -> None:
-        """In the collector's runner thread."""
+        """In the collection loop's threads."""
         self.post_message(StatusChanged(status))
 
     def on_recording_failed(self, message: RecordingFailed) -> None:
@@ -205,6 +203,7 @@ class BpftopApp(App[int]):
         return recording_header(list(self.by_tab), self.interval, hooks, filters)
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.history.feed(message.tab, message.snapshot)
         if self.paused:
             self._held[message.tab] = message.snapshot
             return
@@ -273,13 +272,13 @@ class BpftopApp(App[int]):
         return self.meter.sample(self.collectors, self.statuses)
 
     def toggle_probe(self, tab: str) -> None:
-        runner = self.runners.get(tab)
-        if runner is None:
+        if self.collection is None or tab not in self.collection.tabs:
             if self.replay is not None:
                 self.notify("a replay has no probes to switch: it shows what was recorded", timeout=4)
             return
-        runner.enabled = not runner.enabled
-        if runner.enabled:
+        on = not self.collection.is_enabled(tab)
+        self.collection.set_enabled(tab, on)
+        if on:
             self.enabled.add(tab)
             self.statuses[tab] = CollectorStatus(tab, CollectorState.STARTING, message="compiling and attaching")
         else:
@@ -288,7 +287,7 @@ class BpftopApp(App[int]):
         view = self.view(tab)
         if view is not None:
             view.set_status(self.statuses[tab])
-        self.notify(f"{TABS[tab].title}: {'switching on' if runner.enabled else 'switched off, programs detached'}",
+        self.notify(f"{TABS[tab].title}: {'switching on' if on else 'switched off, programs detached'}",
                     timeout=3)
 
     # -- screen captures ------------------------------------------------------
@@ -383,6 +382,6 @@ class BpftopApp(App[int]):
             self.notify(f"interval stays at {self.interval:g}s (limit)", timeout=2)
             return
         self.interval = new
-        for runner in self.runners.values():
-            runner.interval = new
+        if self.collection is not None:
+            self.collection.interval = new
         self.main_screen.refresh_title()

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from . import __version__
 from .bpf import system
 from .errors import BpftopError, UsageError
-from .runner import MAX_INTERVAL, MIN_INTERVAL
+from .loop import MAX_INTERVAL, MIN_INTERVAL
 from .stderr_guard import python_stderr_apart, terminal_for_tui
 from .tabs import PLANNED, TABS, CollectorOptions, first
 

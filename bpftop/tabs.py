@@ -22,8 +22,12 @@ from .collectors.cache import CacheCollector
 from .collectors.disk import DiskCollector
 from .collectors.syscalls import SyscallsCollector
 from .collectors.tcp import TcpCollector
+from .model import cache as cache_model
+from .model import disk as disk_model
+from .model import tcp as tcp_model
 from .model.cache import CacheSnapshot
 from .model.disk import DiskSnapshot
+from .model.history import GraphFeeder, History
 from .model.syscalls import SyscallsSnapshot
 from .model.tcp import TcpSnapshot
 from .render import cache as cache_render
@@ -88,6 +92,7 @@ class TabSpec:
     # Option sets that change the collector's ladder, so doctor tries those
     # rungs too: (label, settings).
     doctor_variants: Tuple[Tuple[str, Mapping[str, Any]], ...] = ()
+    graph: Optional[GraphFeeder] = None  # what of a snapshot its graphs keep
 
     def to_text(self, snapshot: Any) -> str:
         # The renderers escape each field; this catches any they missed.
@@ -147,12 +152,13 @@ _ENTRIES = (
                            "disk: latency from request creation/queueing, OS queue time included (biolatency -Q)",
                            store_true=True),),
         doctor_variants=(("--disk-queued", {"disk_queued": True}),),
+        graph=disk_model.graph,
     ),
     TabSpec(
         "tcp", "TCP", TcpCollector,
         lambda o: TcpCollector(pids=o.pids),
         TcpSnapshot, tcp_render.to_text, tcp_render.to_dict, _tcp_view,
-        filter_fields=(), help=tcp_render.HELP,
+        filter_fields=(), help=tcp_render.HELP, graph=tcp_model.graph,
     ),
     TabSpec(
         "cache", "Cache", CacheCollector,
@@ -162,12 +168,18 @@ _ENTRIES = (
         options=(TabOption("--cache-comm", "cache_comm",
                            "cache: only processes whose name matches this regular expression",
                            parse=_regex, metavar="REGEX"),),
+        graph=cache_model.graph,
     ),
 )
 
 TABS: Dict[str, TabSpec] = {spec.id: spec for spec in _ENTRIES}
 # Ids the interface contract reserves for tabs still to come.
 PLANNED = tuple(t for t in ("procs", "bpf") if t not in TABS)
+
+
+def new_history() -> History:
+    """An empty graph history that knows what each tab graphs."""
+    return History({spec.id: spec.graph for spec in _ENTRIES if spec.graph is not None})
 
 
 def first() -> TabSpec:

@@ -6,7 +6,8 @@ import time
 from bpftop.app import BpftopApp
 from bpftop.model.cache import CacheCounts, CacheRow, CacheSnapshot
 from bpftop.screens.help import HelpScreen
-from bpftop.widgets.cache_hitplot import HitRatioPlot
+from bpftop.model.history import Series
+from bpftop.widgets.cache_hitplot import HitRatioPlot, seconds_ago
 from bpftop.widgets.top_table import TopTable
 
 from fakes import FakeCollector
@@ -90,7 +91,7 @@ async def test_help_lists_the_formula_and_the_plot_key():
 
 
 def test_plot_leaves_out_intervals_without_reads():
-    plot = HitRatioPlot(history=3)
+    points = Series(maxlen=3)
     for t, r in ((1.0, 50.0), (2.0, None), (3.0, 100.0), (4.0, 75.0)):
-        plot.points.append((t, r))
-    assert plot.series() == ([-1.0, 0.0], [100.0, 75.0])
+        points.append(t, r)
+    assert seconds_ago(list(points)) == ([-1.0, 0.0], [100.0, 75.0])

@@ -71,7 +71,7 @@ async def test_disk_tab_table_histogram_keys_and_series():
         await wait_for(pilot, lambda: view.selected == "sdb")
         assert view.histogram_lines()[0].startswith("sdb read")
 
-        await wait_for(pilot, lambda: len(view.history.get("vda", ())) >= 3)
+        await wait_for(pilot, lambda: len(view.history.get("vda")) >= 3)
         spark = app.screen.query_one("#disk-iops", Sparkline)
         assert spark.data and spark.data[-1] > 0
     assert disk.stopped

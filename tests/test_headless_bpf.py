@@ -112,3 +112,88 @@ def test_stream_stops_on_signals_with_everything_detached(sig, code):
         proc.kill()
         raise
     assert_signal_exit(proc, sig, code, before)
+
+
+# Breaks the maps of a real run for one read: after the first JSON line, every
+# BPF map fd the run opened is pointed at /dev/null (dup2, so no other open can
+# take the number meanwhile), and put back once the error reaches stderr.
+_BREAK_MAPS = r"""
+import json, os, sys, time
+from bpftop import cli
+
+def bpf_maps():
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:bpf-map":
+                out.add(int(fd))
+        except OSError:
+            pass
+    return out
+
+before = bpf_maps()
+saved = {}
+broken = []
+times = []
+
+class Out:
+    def write(self, text):
+        sys.__stdout__.write(text)
+        if text.endswith("\n"):
+            times.append(time.monotonic())
+            if len(times) == 1:
+                null = os.open("/dev/null", os.O_RDONLY)
+                for fd in bpf_maps() - before:
+                    saved[fd] = os.dup(fd)
+                    os.dup2(null, fd)
+                    broken.append(fd)
+                os.close(null)
+        return len(text)
+
+    def flush(self):
+        sys.__stdout__.flush()
+
+class Err:
+    def write(self, text):
+        sys.__stderr__.write(text)
+        if "read failed" in text:
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            saved.clear()
+        return len(text)
+
+    def flush(self):
+        sys.__stderr__.flush()
+
+sys.stdout, sys.stderr = Out(), Err()
+rc = cli.main(sys.argv[1:])
+sys.__stderr__.write("TEST %s\n" % json.dumps({"broken": len(broken), "times": times}))
+sys.exit(rc)
+"""
+
+
+def test_json_read_error_is_said_and_retried_with_back_off():
+    """A map read that fails mid-run (here: the run's map fds made invalid
+    for one read) is one clear line on stderr, retried after a back-off of
+    1 s; the stream goes on with the tab's next interval and exits 0, with
+    no traceback and no "internal error"."""
+    before = prog_ids()
+    res = subprocess.run([sys.executable, "-c", _BREAK_MAPS, "--json", "-n", "3", "-d", "0.3", "--tab", "syscalls"],
+                         capture_output=True, text=True, timeout=120)
+    err = res.stderr.splitlines()
+    test = json.loads(next(line for line in err if line.startswith("TEST "))[5:])
+    assert res.returncode == 0, res.stderr
+    assert test["broken"] > 0
+    assert [json.loads(line)["tab"] for line in res.stdout.splitlines()] == ["syscalls"] * 3
+    failed = [line for line in err if "read failed" in line]
+    assert len(failed) == 1, res.stderr
+    assert failed[0].startswith("bpftop: syscalls: read failed (") and failed[0].endswith("; retrying in 1s")
+    assert "bpftop: syscalls: reading again" in err
+    assert "Traceback" not in res.stderr and "internal error" not in res.stderr
+    times = test["times"]
+    # The failed read came one interval after the first line; the retry a
+    # back-off (1 s) later, then the beat of 0.3 s again.
+    assert times[1] - times[0] >= 1.0 + 0.3 - 0.05
+    assert times[2] - times[1] < 1.0
+    assert wait_until_gone(before) == []

@@ -85,11 +85,11 @@ async def test_quit_key_exits_and_stops_collectors():
     assert collector.stopped
 
 
-async def test_interval_keys_change_the_runner():
+async def test_interval_keys_change_the_collection_loop():
     app = BpftopApp([FakeCollector()], interval=1.0)
     async with app.run_test() as pilot:
         await pilot.press("plus")
-        assert app.interval == 2.0 and app.runners["syscalls"].interval == 2.0
+        assert app.interval == 2.0 and app.collection.interval == 2.0
         await pilot.press("minus", "minus")
         assert app.interval == 0.5
         assert "interval 0.5s" in str(app.screen.query_one("#titlebar").render())

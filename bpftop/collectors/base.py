@@ -1,8 +1,8 @@
 """What every collector has: a hook ladder, a loaded BPF object, a run-time
 process filter, a status, and a ``collect()`` that returns a frozen snapshot.
 
-Collectors are plain Python and never import Textual; the runner calls them
-from a worker thread, so start/collect/stop are serialised by a lock.
+Collectors are plain Python and never import Textual; the collection loop
+calls them from its threads, so start/collect/stop are serialised by a lock.
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from .history import TabHistory
+
 
 @dataclass(frozen=True)
 class CacheCounts:
@@ -39,7 +41,7 @@ class CacheCounts:
     added: int = 0
     dirtied: int = 0
 
-    def minus(self, other: "CacheCounts") -> "CacheCounts":
+    def minus(self, other: CacheCounts) -> CacheCounts:
         return CacheCounts(
             self.accesses - other.accesses,
             self.buffer_dirties - other.buffer_dirties,
@@ -47,7 +49,7 @@ class CacheCounts:
             self.dirtied - other.dirtied,
         )
 
-    def plus(self, other: "CacheCounts") -> "CacheCounts":
+    def plus(self, other: CacheCounts) -> CacheCounts:
         return CacheCounts(
             self.accesses + other.accesses,
             self.buffer_dirties + other.buffer_dirties,
@@ -146,3 +148,11 @@ class CacheSnapshot:
     @property
     def system(self) -> CacheStats:
         return cache_stats(self.totals)
+
+
+GRAPH_POINTS = 120  # the hit-ratio graph covers the last 120 intervals
+
+
+def graph(history: TabHistory, snap: CacheSnapshot) -> None:
+    """The system's read hit ratio per interval."""
+    history.series("read_hit_pct", maxlen=GRAPH_POINTS).append(snap.taken_at, snap.system.read_hit_pct)

@@ -18,7 +18,7 @@ class CollectorState(str, enum.Enum):
     STARTING = "starting"
     RUNNING = "running"
     FAILED = "failed"  # no rung of the ladder worked; see attempts
-    ERROR = "error"  # was running, a read failed; the runner retries
+    ERROR = "error"  # was running, a read failed; the collection loop retries
     STOPPED = "stopped"
     DISABLED = "disabled"  # switched off by the operator: detached, not failed
     REPLAY = "replay"  # shown from a recording: no BPF at all

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Optional, Sequence, Tuple
 
+from .history import TabHistory
+
 OPS: Tuple[str, ...] = ("read", "write", "flush", "discard", "other")
 NSLOTS = 32  # up to 2^31 us (35 minutes): anything slower lands in the last
 
@@ -59,7 +61,7 @@ def percentile(hist: Sequence[int], q: float, max_us: Optional[float] = None) ->
         if n == 0:
             continue
         if seen + n >= target:
-            low, high = slot_low_us(slot), slot_high_us(slot)
+            low, high = float(slot_low_us(slot)), float(slot_high_us(slot))
             if max_us is not None and low <= max_us < high:
                 high = max_us
             value = low + (high - low) * max(0.0, target - seen) / n
@@ -197,3 +199,15 @@ class DiskSnapshot:
 
     def by_disk(self, cumulative: bool = False) -> Dict[str, DiskRow]:
         return {r.disk: r for r in (self.cumulative if cumulative else self.rows)}
+
+
+GRAPH_SPAN_S = 300.0  # the disk graphs cover the last five minutes
+
+
+def graph(history: TabHistory, snap: DiskSnapshot) -> None:
+    """Per disk, (IOPS, p99 us) per interval."""
+    secs = snap.interval_s or 1.0
+    for row in snap.rows:
+        history.series(row.disk, span_s=GRAPH_SPAN_S).append(snap.taken_at, (row.ios / secs, row.p99_us))
+    for key in history.keys():  # a disk gone quiet ages out too
+        history.get(key).trim(snap.taken_at - GRAPH_SPAN_S)

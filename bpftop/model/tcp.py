@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from .history import TabHistory
+
 # Outcome of one connect attempt.
 PENDING = "pending"  # still in SYN_SENT when the snapshot was taken
 ESTABLISHED = "established"
@@ -110,3 +112,15 @@ class TcpSnapshot:
     @property
     def lost_total(self) -> int:
         return self.lost_connects + self.lost_results
+
+
+def graph(history: TabHistory, snap: TcpSnapshot) -> None:
+    """Connects per second. The collector keeps one rate per interval; the
+    times are placed an interval apart back from this snapshot's (the
+    values are exact)."""
+    rates = snap.rate_history
+    step = snap.interval_s or 1.0
+    n = len(rates)
+    history.series("connects_per_s").replace(
+        (snap.taken_at - (n - 1 - i) * step, rate) for i, rate in enumerate(rates)
+    )

@@ -68,7 +68,7 @@ def header(tabs: Sequence[str], interval: float, hooks: Dict[str, str], filters:
 
 
 class Recorder:
-    """Appends snapshots; thread-safe (each collector's runner writes its own)."""
+    """Appends snapshots; thread-safe (the console writes from the collection loop's thread)."""
 
     def __init__(self, path: str, header_fn: Callable[[], Dict[str, Any]], append: bool = False) -> None:
         """``header_fn`` is asked for the header when the first snapshot

@@ -4,6 +4,7 @@ it with a timer, ``--replay --once`` asks it for one tick."""
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import re
 import time
@@ -12,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..collectors.base import Collector
 from ..errors import BpftopError
 from ..model import CollectorState, HookAttempt, HookKind
+from ..model.history import History
 from .file import Frame, Recording
 
 SPEEDS = (1.0, 4.0, 16.0)
@@ -42,6 +44,8 @@ class Replay:
     def __init__(self, recording: Recording) -> None:
         self.recording = recording
         self.ticks = ticks_of(recording.frames)
+        self.frames = sorted(recording.frames, key=lambda f: f.t)
+        self._times = [f.t for f in self.frames]
         if not self.ticks:
             raise ReplayError(f"{recording.path} holds no snapshots" + (f": {recording.problem}" if recording.problem else ""))
         self.position = 0
@@ -63,6 +67,21 @@ class Replay:
     def snapshots(self, position: Optional[int] = None) -> Dict[str, Any]:
         tick = self.ticks[self.position if position is None else position]
         return {tab: frame.snapshot for tab, frame in tick.items()}
+
+    def bring_history(self, history: History) -> None:
+        """Bring the graphs' history to this position: on from where it was
+        when the replay moved forward (every frame passed is fed, also when
+        playing fast skips ticks), rebuilt from the start after a move back,
+        so that it holds the frames up to the position and nothing later."""
+        now = self.now
+        if history.until is None or now < history.until:
+            history.clear()
+            first = 0
+        else:
+            first = bisect.bisect_right(self._times, history.until)
+        for frame in self.frames[first:bisect.bisect_right(self._times, now)]:
+            history.feed(frame.tab, frame.snapshot)
+        history.until = now
 
     def step(self, n: int) -> bool:
         """Move n ticks (negative: back); True when the position changed."""

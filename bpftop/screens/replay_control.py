@@ -7,14 +7,16 @@ import time
 from typing import Callable
 
 from ..errors import BpftopError
+from ..model.history import History
 from ..recording.replay import Replay
 from .goto import GotoScreen
 from .main import MainScreen
 
 
 class ReplayControl:
-    def __init__(self, replay: Replay, screen: MainScreen, notify: Callable[..., None]) -> None:
+    def __init__(self, replay: Replay, screen: MainScreen, history: History, notify: Callable[..., None]) -> None:
         self.replay = replay
+        self.history = history  # the graphs' series, rebuilt on every move
         self.screen = screen
         self.notify = notify
         self._clock = time.monotonic()
@@ -30,6 +32,7 @@ class ReplayControl:
             self.show_position()
 
     def show_position(self) -> None:
+        self.replay.bring_history(self.history)
         for tab, snapshot in self.replay.snapshots().items():
             view = self.screen.view(tab)
             if view is not None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any, List, Optional, Sequence
 
 from rich.text import Text
-
 from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.widgets import Static
 
 from ..filters import NO_FILTER, Filter
 from ..model import CollectorState, CollectorStatus
+from ..model.history import History, TabHistory
 from ..widgets.plain import plain, styled
 from ..widgets.top_table import TopTable
 
@@ -67,6 +67,15 @@ class TabView(Vertical):
         self.snapshot: Any = None
         self.row_filter = Filter()
         self.filter_note = Text()
+
+    @property
+    def history(self) -> TabHistory:
+        """This tab's part of the app's graph history (one per app): views
+        render their graphs from it and never keep points of their own."""
+        history = getattr(self.app, "history", None)
+        if not isinstance(history, History):
+            history = self.__dict__.setdefault("_own_history", History())  # an app without one (tests)
+        return history.of(self.tab)
 
     def on_mount(self) -> None:
         status = getattr(self.app, "statuses", {}).get(self.tab)

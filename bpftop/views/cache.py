@@ -48,7 +48,7 @@ class CacheView(TabView):
 
     def render_snapshot(self, snapshot: CacheSnapshot) -> None:
         self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
-        self.query_one("#cache-plot", HitRatioPlot).add(snapshot.taken_at, snapshot.system.read_hit_pct)
+        self.query_one("#cache-plot", HitRatioPlot).show(self.history.get("read_hit_pct"))
         self.query_one("#cache-table", TopTable).show(table(snapshot))
 
     def action_toggle_plot(self) -> None:

@@ -3,15 +3,14 @@ disk and operation, and IOPS / p99 over the last minutes."""
 
 from __future__ import annotations
 
-import collections
-from typing import Deque, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
-from ..model.disk import OPS, DiskRow, DiskSnapshot
+from ..model.disk import GRAPH_SPAN_S, OPS, DiskRow, DiskSnapshot
 from ..render.disk import UNITS, fmt_latency, summary, table
 from ..safetext import safe
 from ..widgets.disk_histogram import DiskHistogram
@@ -19,7 +18,6 @@ from ..widgets.plain import plain
 from ..widgets.top_table import TopTable
 from .base import TabView
 
-HISTORY_S = 300.0  # time series span
 OP_CHOICES: Tuple[Optional[str], ...] = (None,) + OPS
 
 
@@ -53,13 +51,12 @@ class DiskView(TabView):
         Binding("m", "toggle_unit", "latency in microseconds / milliseconds", show=False),
     ]
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cumulative = False
         self.op_index = 0
         self.unit = UNITS[0]
         self.selected: Optional[str] = None
-        self.history: Dict[str, Deque[Tuple[float, float, Optional[float]]]] = {}
 
     def compose(self) -> ComposeResult:
         yield self.status_widget()
@@ -78,15 +75,6 @@ class DiskView(TabView):
     def op(self) -> Optional[str]:
         return OP_CHOICES[self.op_index]
 
-    def _record(self, snap: DiskSnapshot) -> None:
-        secs = snap.interval_s or 1.0
-        for row in snap.rows:
-            series = self.history.setdefault(row.disk, collections.deque())
-            series.append((snap.taken_at, row.ios / secs, row.p99_us))
-        for series in self.history.values():
-            while series and series[0][0] < snap.taken_at - HISTORY_S:
-                series.popleft()
-
     def _row(self) -> Optional[DiskRow]:
         snap: Optional[DiskSnapshot] = self.snapshot
         if snap is None:
@@ -98,7 +86,6 @@ class DiskView(TabView):
 
     # -- rendering ------------------------------------------------------------
     def render_snapshot(self, snapshot: DiskSnapshot) -> None:
-        self._record(snapshot)
         self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
         widget = self.query_one("#disk-table", TopTable)
         widget.show(table(snapshot, self.unit, self.cumulative))
@@ -123,17 +110,18 @@ class DiskView(TabView):
                 f"p99 {fmt(p99)}  max {fmt(None if max_ns is None else max_ns / 1e3)} {self.unit}"
             )
             hist.show(title, row.hist(self.op), self.unit)
-        series = self.history.get(self.selected or "", ())
-        iops = [s[1] for s in series]
-        p99s = [s[2] or 0.0 for s in series]
-        minutes = HISTORY_S / 60
+        # (IOPS, p99 us) per interval, from the app's history
+        series = self.history.get(self.selected or "").values()
+        iops = [s[0] for s in series]
+        p99s = [s[1] or 0.0 for s in series]
+        minutes = GRAPH_SPAN_S / 60
         fmt = fmt_latency(self.unit)
         name = self.selected or "-"
         now_iops = f"{iops[-1]:.0f}" if iops else "-"
         self.query_one("#disk-iops-label", Static).update(
             plain(f"IOPS {name} (last {minutes:.0f} min)  now {now_iops}  max {max(iops, default=0):.0f}")
         )
-        now_p99 = series[-1][2] if series else None
+        now_p99 = series[-1][1] if series else None
         self.query_one("#disk-p99-label", Static).update(
             plain(f"p99 {self.unit}  now {fmt(now_p99)}  max {fmt(max(p99s) if p99s else None)}")
         )

@@ -5,6 +5,7 @@ keeps updating."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -64,7 +65,7 @@ class TcpView(TabView):
 
     BINDINGS = [Binding("f", "freeze_log", "freeze / resume the event log (the tables keep updating)")]
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.frozen = False
 
@@ -83,7 +84,7 @@ class TcpView(TabView):
     def render_snapshot(self, snapshot: TcpSnapshot) -> None:
         dests, procs = tables(snapshot)
         self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
-        history = list(snapshot.rate_history)
+        history = self.history.get("connects_per_s").values()
         now = history[-1] if history else 0.0
         peak = max(history, default=0.0)
         self.query_one("#tcp-rate-label", Static).update(

@@ -1,14 +1,25 @@
 """The Cache tab's hit-ratio time series: a plotext line over the last
-intervals, newest at the right."""
+intervals, newest at the right. It keeps no points of its own: it draws the
+series it is shown (the app's history holds them)."""
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Deque, List, Optional, Tuple
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
 from textual_plotext import PlotextPlot
 
-HISTORY = 120  # intervals kept
+Point = Tuple[float, Optional[float]]  # (epoch seconds, hit ratio % or None when nothing was read)
+
+
+def seconds_ago(points: Sequence[Point]) -> Tuple[List[float], List[float]]:
+    """Seconds before the newest point, and the ratios; intervals with no
+    reads are left out (a ratio of nothing is not 0%)."""
+    if not points:
+        return [], []
+    newest = points[-1][0]
+    xs = [t - newest for t, r in points if r is not None]
+    ys = [r for _, r in points if r is not None]
+    return xs, ys
 
 
 class HitRatioPlot(PlotextPlot):
@@ -19,24 +30,16 @@ class HitRatioPlot(PlotextPlot):
     }
     """
 
-    def __init__(self, *, id: Optional[str] = None, history: int = HISTORY) -> None:
+    def __init__(self, *, id: Optional[str] = None) -> None:
         super().__init__(id=id)
-        # (epoch seconds, hit ratio % or None when nothing was read)
-        self.points: Deque[Tuple[float, Optional[float]]] = deque(maxlen=history)
+        self.points: List[Point] = []
 
-    def add(self, taken_at: float, ratio: Optional[float]) -> None:
-        self.points.append((taken_at, ratio))
+    def show(self, points: Iterable[Any]) -> None:
+        self.points = list(points)
         self.replot()
 
     def series(self) -> Tuple[List[float], List[float]]:
-        """Seconds before the newest point, and the ratios; intervals with
-        no reads are left out (a ratio of nothing is not 0%)."""
-        if not self.points:
-            return [], []
-        newest = self.points[-1][0]
-        xs = [t - newest for t, r in self.points if r is not None]
-        ys = [r for _, r in self.points if r is not None]
-        return xs, ys
+        return seconds_ago(self.points)
 
     def replot(self) -> None:
         plt = self.plt

@@ -1,0 +1,208 @@
+"""The collection loop: snapshots every interval, back-off on read errors,
+switching probes, clean stop; and the app's exception path detaching real programs."""
+
+import threading
+import time
+
+import pytest
+from bpfprogs import prog_ids, wait_until_gone, wait_until_loaded
+from fakes import FakeCollector, snapshot
+
+from bpftop.app import BpftopApp
+from bpftop.collectors.syscalls import SyscallsCollector
+from bpftop.loop import CollectionLoop
+from bpftop.model import CollectorState
+
+
+class Flaky(FakeCollector):
+    """Fails its second read, then recovers."""
+
+    def _read(self):
+        self.collects += 1
+        if self.collects == 2:
+            raise OSError("map vanished")
+        return snapshot(self.collects)
+
+
+class SlowStart(FakeCollector):
+    """Takes ``seconds`` to come up, as a compile does."""
+
+    tab = "disk"
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def start(self):
+        time.sleep(self.seconds)
+        return super().start()
+
+
+def wait(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_loop_delivers_snapshots_and_stops_the_collector():
+    got = threading.Event()
+    snaps = []
+    collector = FakeCollector()
+    loop = CollectionLoop([collector], 0.1, on_interval=lambda s: (snaps.extend(s), got.set()))
+    loop.start()
+    assert got.wait(5)
+    loop.stop()
+    assert not loop.alive and collector.stopped
+    assert snaps[0][0] == "syscalls" and snaps[0][1].rows
+
+
+def test_read_error_is_reported_and_retried():
+    statuses, snaps = [], []
+    collector = Flaky()
+    loop = CollectionLoop([collector], 0.1, on_interval=snaps.extend, on_status=statuses.append)
+    loop.start()
+    deadline = time.monotonic() + 10
+    while len(snaps) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    loop.stop()
+    states = [s.state for s in statuses]
+    assert CollectorState.ERROR in states
+    assert states[states.index(CollectorState.ERROR) + 1] is CollectorState.RUNNING
+    assert "map vanished" in next(s.message for s in statuses if s.state is CollectorState.ERROR)
+    assert len(snaps) >= 2
+
+
+def test_read_error_backs_off_and_doubles():
+    """Each failed read waits longer before the next try (1 s, 2 s, ...),
+    while a healthy collector in the same loop reads every interval."""
+
+    class Broken(FakeCollector):
+        tab = "disk"
+
+        def _read(self):
+            self.collects += 1
+            raise OSError("bad fd")
+
+    broken, healthy = Broken(), FakeCollector()
+    statuses, batches = [], []
+    loop = CollectionLoop([healthy, broken], 0.1, on_interval=batches.append, on_status=statuses.append)
+    loop.start()
+    assert wait(lambda: broken.collects >= 2)
+    loop.stop()
+    errors = [s.message for s in statuses if s.state is CollectorState.ERROR]
+    assert errors[:2] == [
+        "read failed (OSError: bad fd); retrying in 1s",
+        "read failed (OSError: bad fd); retrying in 2s",
+    ]
+    # Between the two failed reads (about 1 s) the healthy one read on.
+    assert len(batches) >= 8 and all(tab == "syscalls" for batch in batches for tab, _ in batch)
+
+
+def test_failed_start_reports_and_the_others_go_on():
+    statuses, snaps = [], []
+    failing = FakeCollector(fail="no hook")
+    failing.tab = "disk"
+    loop = CollectionLoop([FakeCollector(), failing], 0.1, on_interval=snaps.extend, on_status=statuses.append)
+    loop.start()
+    assert wait(lambda: len(snaps) >= 3)
+    loop.stop()
+    failed = [s for s in statuses if s.tab == "disk"]
+    assert failed[-1].state is CollectorState.FAILED and "no hook" in failed[-1].message
+    assert {tab for tab, _ in snaps} == {"syscalls"}
+
+
+def test_a_compile_does_not_stall_the_other_tabs():
+    """A probe switched on compiles in a thread of its own: the tabs already
+    running read on every interval meanwhile."""
+    batches = []
+    slow = SlowStart(1.5)
+    loop = CollectionLoop([FakeCollector(), slow], 0.1, on_interval=batches.append, enabled={"syscalls"})
+    loop.start()
+    assert wait(lambda: len(batches) >= 2)
+    loop.set_enabled("disk", True)
+    switched = time.monotonic()
+    time.sleep(1.0)
+    during = list(batches)
+    assert wait(lambda: any(tab == "disk" for b in batches for tab, _ in b))
+    came_up = time.monotonic() - switched
+    loop.stop()
+    assert came_up >= 1.4
+    assert len(during) >= 2 + 5  # about ten intervals of 0.1 s passed during the compile
+
+
+def test_switching_off_detaches_and_on_again_resumes():
+    statuses, snaps = [], []
+    collector = FakeCollector()
+    loop = CollectionLoop([collector], 0.1, on_interval=snaps.extend, on_status=statuses.append)
+    loop.start()
+    assert wait(lambda: len(snaps) >= 1)
+    loop.set_enabled("syscalls", False)
+    assert wait(lambda: collector.stopped)
+    assert not loop.is_enabled("syscalls")
+    assert statuses[-1].state is CollectorState.DISABLED
+    time.sleep(0.3)
+    count = len(snaps)
+    time.sleep(0.3)
+    assert len(snaps) == count  # nothing read while off
+    loop.set_enabled("syscalls", True)
+    assert wait(lambda: len(snaps) > count)
+    loop.stop()
+    assert collector.starts == 2 and collector.stopped
+
+
+def test_a_collector_switched_off_at_start_says_so():
+    statuses = []
+    collector = FakeCollector()
+    loop = CollectionLoop([collector], 0.1, on_interval=lambda s: None, on_status=statuses.append, enabled=())
+    loop.start()
+    time.sleep(0.3)
+    loop.stop()
+    assert collector.starts == 0
+    assert statuses and statuses[0].state is CollectorState.DISABLED
+
+
+def test_interval_change_wakes_the_loop():
+    snaps = []
+    loop = CollectionLoop([FakeCollector()], 60, on_interval=snaps.extend)
+    loop.start()
+    time.sleep(0.2)
+    loop.interval = 0.1
+    deadline = time.monotonic() + 3
+    while not snaps and time.monotonic() < deadline:
+        time.sleep(0.05)
+    loop.stop()
+    assert snaps
+
+
+def test_run_in_the_callers_thread_counts_intervals():
+    """Headless runs the loop in its own thread: ``count`` intervals, each
+    after one interval of collecting, then back to the caller."""
+    collector = FakeCollector()
+    collector.start()
+    batches = []
+    started = time.monotonic()
+    loop = CollectionLoop([collector], 0.2, on_interval=batches.append)
+    assert loop.run(3) == 3
+    took = time.monotonic() - started
+    assert len(batches) == 3 and 0.55 <= took < 2.0
+    assert not collector.stopped  # the caller detaches, in its finally
+
+
+@pytest.mark.bpf
+async def test_exception_in_the_ui_detaches_real_programs():
+    before = prog_ids()
+    collector = SyscallsCollector()
+
+    class Buggy(BpftopApp):
+        def on_snapshot_ready(self, message):
+            raise RuntimeError("a bug in a view")
+
+    app = Buggy([collector], interval=0.2)
+    with pytest.raises(RuntimeError, match="a bug in a view"):
+        async with app.run_test() as pilot:
+            assert wait_until_loaded(before)
+            for _ in range(50):  # the first snapshot raises and ends the app
+                await pilot.pause(0.1)
+    assert not collector.running
+    assert wait_until_gone(before) == []
