@@ -3,6 +3,7 @@ Debian's stock kernels, booted with virtme-ng on this machine's userspace.
 
     .venv/bin/python scripts/kernel_matrix.py [--kernels 6.1,6.12]
         [--out build/kernel-matrix] [--host-junit FILE] [--timeout MIN]
+        [--pytest-args "-k clone tests/test_syscalls_bpf.py"]
 
 `make test` runs it after the host's tests (scripts/setup.sh --test
 installs QEMU, the kernels and their headers from Debian's packages, and
@@ -13,6 +14,11 @@ hangs early in boot, so guests run under QEMU's software emulation (TCG).
 It prints each guest's result and a "Tested kernels" table (also written
 to OUT/tested-kernels.md, which the README's table is made from), and exits
 non-zero when any guest failed, timed out or ran no test.
+
+--pytest-args runs a subset while developing: the words go to the guests'
+pytest after `-m matrix`; test files or node ids among them replace the
+default list of files. A subset run skips the guests' doctor run up front:
+a selected doctor test runs doctor itself (tests/conftest.py), once.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import glob
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -149,8 +156,12 @@ def make_disk(path: Path) -> None:
     subprocess.run(["mkfs.ext4", "-q", "-F", str(path)], check=True)
 
 
-def start_guest(g: Guest) -> None:
+def start_guest(g: Guest, pytest_args: List[str]) -> None:
     scale = KVM_TIME_SCALE if g.kvm else TCG_TIME_SCALE
+    if pytest_args:
+        # A file in the shared directory, one word a line: no quoting
+        # through vng's command line and the guest's shell.
+        (g.out / "pytest-args").write_text("".join(a + "\n" for a in pytest_args))
     inner = f"bash {GUEST_SCRIPT} {g.out} {REPO} {scale}"
     cmd = vng_command(g.release, g.kvm, [
         "--memory", "4G", "--cpus", "2",
@@ -236,7 +247,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--host-junit", help="the host run's JUnit XML, for the host's row of the table")
     ap.add_argument("--timeout", type=float, default=35.0, help="minutes per guest (default 35)")
     ap.add_argument("--readme", action="store_true", help="also put the table into README.md's Tested kernels section")
+    ap.add_argument("--pytest-args", default="", metavar="ARGS",
+                    help='a subset, for developing: e.g. "-k clone" or "tests/test_disk_bpf.py::test_x" '
+                         "(added after -m matrix; skips the up-front doctor run)")
     args = ap.parse_args(argv)
+    pytest_args = shlex.split(args.pytest_args)
+    if any("\n" in a for a in pytest_args):
+        say("--pytest-args: no newlines in the words")
+        return 2
+    if args.readme and pytest_args:
+        say("--readme needs the whole matrix, not a subset")
+        return 2
 
     if os.geteuid() != 0:
         say("needs root (run: sudo make test)")
@@ -277,7 +298,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             say(f"{'KVM' if kvm else 'software emulation (TCG)'}: {'guests boot under KVM' if kvm else why}")
             for g in guests:
                 g.kvm = kvm
-                start_guest(g)
+                start_guest(g, pytest_args)
                 say(f"{g.name}: booting {g.release}")
         deadline = args.timeout * 60
         while any(g.proc and g.proc.poll() is None for g in guests):

@@ -7,7 +7,7 @@ import subprocess
 import threading
 import time
 
-from testenv import scaled
+from testenv import ONCE_SLOWER, scaled
 
 # Names bpftop's programs carry in the kernel (raw tracepoint rung; the
 # classic tracepoints get BCC's generated name, tracepoint__<category>,
@@ -220,7 +220,7 @@ def wait_until_holding_programs(proc, timeout=30.0):
     return False
 
 
-def start_once(args, timeout=30.0):
+def start_once(args, timeout=None):
     """``bpftop --once ARGS`` started, and returned once its programs are in
     the kernel: work done after this falls inside its interval."""
     import sys
@@ -229,12 +229,12 @@ def start_once(args, timeout=30.0):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Its own programs, by the file descriptors it holds: other engineers'
     # bpftop programs, with the same names, come and go meanwhile.
-    if not wait_until_holding_programs(proc, timeout):
+    if not wait_until_holding_programs(proc, timeout if timeout is not None else scaled(30.0)):
         proc.kill()
         raise AssertionError(f"bpftop {' '.join(args)} never loaded its programs: {proc.communicate()[1]}")
     # Attached by now; the collector reads its baseline right after, which
-    # can lag on a loaded machine.
-    time.sleep(1.0)
+    # can lag on a loaded machine (or an emulated guest: ONCE_SLOWER).
+    time.sleep(ONCE_SLOWER)
     return proc
 
 

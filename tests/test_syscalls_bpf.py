@@ -219,6 +219,7 @@ sys.stdin.read()
 """
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("rung", ["raw", "tp"])
 def test_clone_counts_once_per_new_thread_as_strace(rung):
     from workload import Child

@@ -338,6 +338,7 @@ def test_doctor_lists_the_tcp_ladder(doctor_run):
     assert "tcp_v4/v6_connect kprobes, ring buffer" in section
 
 
+@pytest.mark.matrix
 def test_refused_only_destination_has_its_average_latency(collector):
     with Connector() as w:
         collector.set_pid_filter([w.pid])

@@ -19,3 +19,9 @@ WORKDIR = os.environ.get("BPFTOP_TEST_WORKDIR") or "/var/tmp"
 
 def scaled(seconds: float) -> float:
     return seconds * TIME_SCALE
+
+
+# How much longer a `bpftop --once` interval is made in a guest, so that
+# its start-up lag and the work it must see still fit in it (a full
+# TIME_SCALE would make each such test wait minutes).
+ONCE_SLOWER = min(TIME_SCALE, 3.0)
