@@ -10,9 +10,10 @@ import re
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..bpf.ladder import Strategy
 from ..collectors.base import Collector
 from ..errors import BpftopError
-from ..model import CollectorState, HookAttempt, HookKind
+from ..model import CollectorState, CollectorStatus, HookAttempt, HookKind
 from ..model.history import History
 from .file import Frame, Recording
 
@@ -47,7 +48,8 @@ class Replay:
         self.frames = sorted(recording.frames, key=lambda f: f.t)
         self._times = [f.t for f in self.frames]
         if not self.ticks:
-            raise ReplayError(f"{recording.path} holds no snapshots" + (f": {recording.problem}" if recording.problem else ""))
+            why = f": {recording.problem}" if recording.problem else ""
+            raise ReplayError(f"{recording.path} holds no snapshots{why}")
         self.position = 0
         self.speed = SPEEDS[0]
         self.playing = True
@@ -157,13 +159,13 @@ class RecordedTab(Collector):
         attempt = HookAttempt(hook or "unknown hook", HookKind.TRACEPOINT, (), True)
         self.set_status(CollectorState.REPLAY, f"recorded on {hook or 'an unknown hook'}", (attempt,))
 
-    def strategies(self):
+    def strategies(self) -> List[Strategy]:
         return []
 
-    def start(self):
+    def start(self) -> CollectorStatus:
         return self.status
 
-    def _read(self):
+    def _read(self) -> Any:
         raise RuntimeError("a recorded tab is not collected")
 
     def stop(self) -> None:
