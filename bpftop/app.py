@@ -15,7 +15,6 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
 from . import captures
-from .bpf.stats import StatsSwitch
 from .collectors.base import Collector
 from .console_filters import FilterState
 from .filters import NO_FILTER, Filter
@@ -23,7 +22,6 @@ from .keys import KEYS
 from .loop import CollectionLoop, Snapshots
 from .messages import RecordingFailed, SnapshotReady, StatusChanged
 from .model import CollectorState, CollectorStatus
-from .probes import ProbeMeter, ProbeRow
 from .recording.file import Recorder, RecordingError
 from .recording.file import header as recording_header
 from .recording.replay import Replay
@@ -32,7 +30,7 @@ from .screens.capture_control import CaptureControl
 from .screens.filter_control import FilterControl
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
-from .screens.probes import ProbesScreen
+from .screens.probe_control import ProbeControl
 from .screens.replay_control import ReplayControl
 from .screens.textual_internals import output_healthy, screen_text
 from .screens.title import RecordingMark, title_line
@@ -88,8 +86,8 @@ class BpftopApp(App[int]):
         self.by_tab = {c.tab: c for c in self.collectors}
         self.interval = interval
         self.enabled: Set[str] = set(self.by_tab if enabled is None else enabled)
-        self.meter = ProbeMeter()
-        self.bpf_stats = StatsSwitch()
+        # Latest status per tab; a view mounted after it arrived reads it here.
+        self.statuses: Dict[str, CollectorStatus] = {}
         self.recorder = recorder
         # Shown in the title line for as long as bpftop runs.
         self.recording_state = RecordingMark(recorder.path) if recorder is not None else None
@@ -108,14 +106,14 @@ class BpftopApp(App[int]):
             self._capture_header, self.notify,
         )
         self.history = new_history()  # every graph's series; the views render from it
+        self.probing = ProbeControl(self.collectors, self.statuses, self.enabled, self.main_screen, self.notify,
+                                    replay=replay is not None)
         self.replaying = (ReplayControl(replay, self.main_screen, self.history, self.notify)
                           if replay is not None else None)
         self.collection: Optional[CollectionLoop] = None  # None in a replay: nothing is collected
         self._ui_loop: Optional[asyncio.AbstractEventLoop] = None
         self.paused = False
         self._held: Dict[str, object] = {}  # snapshots that arrived while paused
-        # Latest status per tab; a view mounted after it arrived reads it here.
-        self.statuses: Dict[str, CollectorStatus] = {}
 
     def notify(self, message: str, *, markup: bool = False, **kwargs: Any) -> None:
         # Messages quote filters, paths and errors: never markup, never raw.
@@ -141,6 +139,7 @@ class BpftopApp(App[int]):
                 on_status=self._status_changed, enabled=self.enabled,
             )
             self.collection.start()
+            self.probing.collection = self.collection
         # The views are composed by the next refresh. Focus goes into the
         # first tab so that its own keys (bindings of its view) work at once.
         self.call_after_refresh(self.filtering.show_all)
@@ -166,7 +165,7 @@ class BpftopApp(App[int]):
     def stop_collectors(self) -> None:
         if self.collection is not None:
             self.collection.stop()
-        self.bpf_stats.close()
+        self.probing.close()
 
     async def on_unmount(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.stop_collectors)
@@ -256,39 +255,7 @@ class BpftopApp(App[int]):
 
     # -- probes -------------------------------------------------------------
     def action_probes(self) -> None:
-        if isinstance(self.screen, ProbesScreen):
-            self.pop_screen()
-            return
-        if not self.bpf_stats.open():
-            self.notify(f"no kernel cost figures: {self.bpf_stats.error}", severity="warning", timeout=5)
-        self.push_screen(ProbesScreen(self.sample_probes, self.stats_note, self.toggle_probe))
-
-    def stats_note(self) -> str:
-        if self.bpf_stats.how:
-            return f"kernel cost from BPF run-time statistics: {self.bpf_stats.how}"
-        return f"no kernel cost figures: {self.bpf_stats.error}"
-
-    def sample_probes(self) -> List[ProbeRow]:
-        return self.meter.sample(self.collectors, self.statuses)
-
-    def toggle_probe(self, tab: str) -> None:
-        if self.collection is None or tab not in self.collection.tabs:
-            if self.replay is not None:
-                self.notify("a replay has no probes to switch: it shows what was recorded", timeout=4)
-            return
-        on = not self.collection.is_enabled(tab)
-        self.collection.set_enabled(tab, on)
-        if on:
-            self.enabled.add(tab)
-            self.statuses[tab] = CollectorStatus(tab, CollectorState.STARTING, message="compiling and attaching")
-        else:
-            self.enabled.discard(tab)
-            self.statuses[tab] = CollectorStatus(tab, CollectorState.DISABLED, message="switched off by the operator")
-        view = self.view(tab)
-        if view is not None:
-            view.set_status(self.statuses[tab])
-        self.notify(f"{TABS[tab].title}: {'switching on' if on else 'switched off, programs detached'}",
-                    timeout=3)
+        self.probing.toggle_screen()
 
     # -- screen captures ------------------------------------------------------
     def screen_text(self) -> str:

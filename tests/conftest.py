@@ -47,3 +47,24 @@ def doctor_run():
             out.write(res.stdout)
             rc.write(f"{res.returncode}\n")
     return res
+
+
+@pytest.fixture(autouse=True)
+def _console_composed(monkeypatch):
+    """Pilot tests of the console start once every tab is composed (see
+    uihelpers.views_composed), whatever the machine's load."""
+    import contextlib
+
+    from uihelpers import views_composed, wait_for
+
+    from bpftop.app import BpftopApp
+
+    original = BpftopApp.run_test
+
+    @contextlib.asynccontextmanager
+    async def run_test(self, *args, **kwargs):
+        async with original(self, *args, **kwargs) as pilot:
+            await wait_for(pilot, lambda: views_composed(self), timeout=scaled(20))
+            yield pilot
+
+    monkeypatch.setattr(BpftopApp, "run_test", run_test)

@@ -18,3 +18,11 @@ async def wait_rows(pilot, table, n=1, timeout=5.0):
         await wait_for(pilot, lambda: table.model is not None and table.row_count >= n, timeout)
     except AssertionError:
         raise AssertionError("table never filled") from None
+
+
+def views_composed(app) -> bool:
+    """Every tab's view is mounted with its tables: Pilot's own start-up
+    wait covers the widgets that existed when it began, and on a loaded
+    machine the tabs' children are composed after that."""
+    views = app.main_screen.views()
+    return len(views) == len(app.specs) and all(v.is_mounted and v.tables() for v in views)

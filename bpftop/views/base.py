@@ -95,7 +95,14 @@ class TabView(Vertical):
         return status_text(status)
 
     def _update_status_line(self) -> None:
-        widget = self.query_one(".tab-status", Static)
+        try:
+            widget = self.query_one(".tab-status", Static)
+        except NoMatches:
+            # A status or filter can arrive between this view's mount and
+            # its children's (a loaded machine): shown once they are there.
+            if self.is_attached:
+                self.call_after_refresh(self._update_status_line)
+            return
         text = self.describe_status(self.status) if self.status is not None else plain("waiting for the collector...")
         if self.filter_note:
             text = Text.assemble(text, "   ", self.filter_note)
