@@ -1,20 +1,13 @@
 """The TUI driven by Pilot with a fake collector (no BPF, no root)."""
 
 
+from fakes import FakeCollector
 from textual.widgets import TabbedContent
+from uihelpers import column_texts, wait_for, wait_rows
 
 from bpftop.app import BpftopApp, step_interval
 from bpftop.screens.help import HelpScreen
 from bpftop.widgets.top_table import TopTable
-
-from fakes import FakeCollector
-from uihelpers import column_texts, wait_for, wait_rows
-
-
-
-
-
-
 
 
 async def test_tab_shows_rows_and_status():
@@ -126,6 +119,7 @@ async def test_a_process_named_with_escape_codes_cannot_drive_the_terminal():
     """A process may name itself ESC [ H ESC [ 2 J: shown raw, that cleared
     the operator's screen under the console. It shows escaped."""
     from fakes import snapshot
+
     from bpftop.model import ProcessRow
 
     evil = "\x1b[H\x1b[2J"
