@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
-from . import __version__
+from . import __version__, modes
 from .bpf import system
-from .errors import BpftopError, UsageError
+from .errors import BpftopError
 from .loop import MAX_INTERVAL, MIN_INTERVAL
-from .stderr_guard import python_stderr_apart, terminal_for_tui
-from .tabs import PLANNED, TABS, CollectorOptions, first
+from .stderr_guard import python_stderr_apart
+from .tabs import PLANNED, TABS
+
+if TYPE_CHECKING:
+    from .recording.file import Recorder
 
 MAX_PIDS = 1024  # the kernel-side pid filter map's size (collectors/pidfilter.py)
 
@@ -50,7 +53,9 @@ def _tab(text: str) -> str:
     if text in TABS:
         return text
     if text in PLANNED:
-        raise argparse.ArgumentTypeError(f"tab {text!r} is not in this version of bpftop (available: {', '.join(TABS)})")
+        raise argparse.ArgumentTypeError(
+            f"tab {text!r} is not in this version of bpftop (available: {', '.join(TABS)})"
+        )
     raise argparse.ArgumentTypeError(f"no tab {text!r} (available: {', '.join(TABS)})")
 
 
@@ -75,7 +80,8 @@ def parser() -> argparse.ArgumentParser:
         description="A top-style console for Linux kernel observability on eBPF. "
         "'bpftop doctor' reports what this kernel allows.",
     )
-    p.add_argument("-d", "--interval", type=_interval, default=1.0, metavar="SECONDS", help="refresh interval (default 1)")
+    p.add_argument("-d", "--interval", type=_interval, default=1.0, metavar="SECONDS",
+                   help="refresh interval (default 1)")
     p.add_argument(
         "-p", "--pid", type=_pids, action="append", default=[], metavar="PID",
         help="only these processes (filtered in the kernel); repeat or comma-separate",
@@ -91,12 +97,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="batch mode with one JSON object per interval (JSON Lines) instead of text")
     p.add_argument("--record", metavar="FILE", default=None,
-                   help="write every interval's snapshots of all active tabs to FILE, created new (see --record-append)")
+                   help="write every interval's snapshots of all active tabs to FILE, created new "
+                   "(see --record-append)")
     p.add_argument("--record-append", action="store_true", help="with --record: add to FILE if it exists")
     p.add_argument("--replay", metavar="FILE", default=None,
                    help="open a recording in the console (no root needed); with --once, print one tab")
     p.add_argument("--at", metavar="TIME", default=None,
-                   help="with --replay --once: the moment to print (+SECONDS, HH:MM[:SS] or an ISO time; default the end)")
+                   help="with --replay --once: the moment to print (+SECONDS, HH:MM[:SS] or an ISO time; "
+                   "default the end)")
     for spec in TABS.values():
         for option in spec.options:
             option.add_to(p)
@@ -112,166 +120,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _raise_exit(signum: int, _frame) -> None:
+def _raise_exit(signum: int, _frame: Optional[FrameType]) -> None:
     raise SystemExit(128 + signum)
-
-
-def _tab_settings(args: argparse.Namespace) -> Dict[str, Any]:
-    """Every tab's own options as parsed, by their dest."""
-    return {o.dest: getattr(args, o.dest) for spec in TABS.values() for o in spec.options}
-
-
-def _options(args: argparse.Namespace, pids: Sequence[int]) -> CollectorOptions:
-    return CollectorOptions(pids=tuple(pids), settings=_tab_settings(args))
-
-
-def _batch(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
-    from . import headless
-
-    tabs = args.tab or ([first().id] if args.once else list(TABS))
-    specs = [TABS[t] for t in tabs]
-    collectors = [spec.make_collector(_options(args, pids)) for spec in specs]
-    recorder = recorder_for(lambda: _header(collectors, args, pids))
-    count = 1 if args.once else args.count
-    try:
-        code = headless.run(specs, collectors, args.interval, count, args.json, recorder)
-    except BaseException:
-        _stop(collectors, recorder, quiet=True)
-        raise
-    _stop(collectors, recorder)
-    return code
-
-
-def _stop(collectors, recorder, quiet: bool = False) -> None:
-    """Detach everything and close the recording. Failing to write its end
-    raises (exit 3), unless another error is already on its way out: then
-    it is one more line on stderr."""
-    from .recording.file import RecordingLost
-
-    for collector in collectors:
-        collector.stop()
-    if recorder is None:
-        return
-    try:
-        recorder.close()
-    except RecordingLost as e:
-        if not quiet:
-            raise
-        print(f"bpftop: {e}", file=sys.stderr)
-
-
-def _header(collectors, args: argparse.Namespace, pids: Sequence[int]) -> dict:
-    from .recording.file import header
-
-    hooks = {c.tab: c.hook for c in collectors if c.hook}
-    filters = {"pinned": "pid=" + ",".join(map(str, pids))} if pids else {}
-    return header([c.tab for c in collectors], args.interval, hooks, filters)
-
-
-def _replay(args: argparse.Namespace) -> int:
-    from .recording.file import read
-    from .recording.replay import Replay
-
-    recording = read(args.replay)
-    replay = Replay(recording)
-    if recording.problem:
-        print(f"bpftop: {args.replay}: {recording.problem}", file=sys.stderr)
-    if args.once or args.json or args.batch or args.count:
-        tab = (args.tab or [replay.tabs[0]])[0]
-        if tab not in replay.tabs:
-            raise BpftopError(f"{args.replay} has no {tab} tab (it has: {', '.join(replay.tabs)})")
-        replay.position = len(replay.ticks) - 1
-        if args.at is not None:
-            replay.seek(replay.parse_time(args.at))
-        snaps = replay.snapshots()
-        if tab not in snaps:
-            when = f" at or before {args.at}" if args.at is not None else ""
-            raise BpftopError(f"no {tab} snapshot{when} in {args.replay}")
-        spec = TABS[tab]
-        if args.json:
-            print(json.dumps(spec.to_dict(snaps[tab])))
-        else:
-            sys.stdout.write(spec.to_text(snaps[tab]))
-        sys.stdout.flush()
-        return 0
-    _need_terminal()
-    from .app import BpftopApp
-    from .recording.replay import RecordedTab
-
-    hooks = {}
-    for snap in replay.ticks[-1].values():
-        hooks[snap.tab] = getattr(snap.snapshot, "hook", "")
-    stand_ins = [RecordedTab(t, TABS[t].title, hooks.get(t, "")) for t in TABS if t in replay.tabs]
-    if not stand_ins:
-        raise BpftopError(f"{args.replay} holds no tab this bpftop knows ({', '.join(replay.tabs)})")
-    initial = args.tab[0] if args.tab and args.tab[0] in replay.tabs else None
-    app = BpftopApp(stand_ins, interval=float(replay.recording.header.get("interval", 1.0)), initial_tab=initial,
-                    capture_dir=args.snapshot_dir, replay=replay)
-    return _run_console(app)
-
-
-def _need_terminal() -> None:
-    if not (os.isatty(0) and os.isatty(1)):
-        raise UsageError(
-            "the console needs a terminal on stdin and stdout (ssh -t, not a pipe); "
-            "for output to a pipe or file use -b (text) or --json"
-        )
-
-
-def _run_console(app) -> int:
-    """Run the Textual app with a lifeline that ends it on a signal or a
-    lost terminal even when the UI is stuck; the exit code says why."""
-    from .lifeline import Lifeline
-
-    from .lifeline import TERMINAL_LOST, Lifeline, terminal_lost
-
-    lifeline = Lifeline(app.request_exit, app.stop_collectors, healthy=app.output_healthy)
-    lifeline.start()
-    try:
-        with terminal_for_tui():
-            app.run()
-    except Exception:
-        # Writing to a terminal that went away fails on the way out too:
-        # that is the hang-up itself, not a bug.
-        if lifeline.code is None and not terminal_lost():
-            raise
-    finally:
-        lifeline.stop()
-    if lifeline.code is not None:
-        return lifeline.code
-    if terminal_lost():
-        return TERMINAL_LOST
-    return app.return_code or 0
-
-
-def _tui(args: argparse.Namespace, pids: Sequence[int], recorder_for) -> int:
-    _need_terminal()
-    from .app import BpftopApp  # Textual loads only for the TUI
-    from .filters import parse
-    from .recording.file import RecordingLost
-
-    collectors = [spec.make_collector(_options(args, pids)) for spec in TABS.values()]
-    # -p is already in force in the kernel: the console shows it as a pinned
-    # filter, which the operator can change or unpin like any other.
-    pinned = parse("pid=" + ",".join(map(str, pids))) if pids else parse("")
-    recorder = recorder_for(lambda: app.recording_header())
-    app = BpftopApp(
-        collectors, interval=args.interval, initial_tab=args.tab[0] if args.tab else None, pinned=pinned,
-        enabled=args.probes, capture_dir=args.snapshot_dir, recorder=recorder,
-    )
-    try:
-        code = _run_console(app)
-    except BaseException:
-        app.stop_collectors()
-        _stop([], recorder, quiet=True)
-        raise
-    app.stop_collectors()
-    _stop([], recorder)
-    if app.recording_state is not None and app.recording_state.failed:
-        # The console said so while it ran; the exit code tells scripts.
-        print(f"bpftop: recording stopped: {app.recording_state.message}", file=sys.stderr)
-        return code or RecordingLost.exit_code
-    return code
 
 
 def _check_combinations(args: argparse.Namespace) -> None:
@@ -309,10 +159,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, _raise_exit)
         if args.replay:
-            return _replay(args)
+            return modes.replay(args)
         system.check_privileges()
 
-        def recorder_for(header_fn):
+        def recorder_for(header_fn: Callable[[], Dict[str, Any]]) -> Optional[Recorder]:
             if not args.record:
                 return None
             from .recording.file import Recorder
@@ -321,8 +171,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         with python_stderr_apart():
             if args.once or args.batch or args.json or args.count is not None:
-                return _batch(args, pids, recorder_for)
-            return _tui(args, pids, recorder_for)
+                return modes.batch(args, pids, recorder_for)
+            return modes.console(args, pids, recorder_for)
     except BpftopError as e:
         print(f"bpftop: {e}", file=sys.stderr)
         return e.exit_code

@@ -51,7 +51,7 @@ def with_headers(build, source, *args, timeout=600):
 @pytest.mark.parametrize("tab", ["syscalls", "disk", "tcp", "cache"])
 @pytest.mark.parametrize("headers", header_sets() or [("none", "", "")], ids=lambda h: h[0])
 def test_once_json_stderr_empty_with_every_installed_headers(headers, tab):
-    name, build, source = headers
+    _name, build, source = headers
     if not build:
         pytest.fail("no kernel headers under /usr/src (make test installs them)")
     res = with_headers(build, source, "--once", "--json", "--tab", tab, "-d", "0.2")
@@ -68,7 +68,7 @@ def test_doctor_verbose_shows_the_compiler_output_that_batch_mode_hides():
     if not warned:
         pytest.skip(f"clang warns with Debian's 6.12 headers (linux-headers-6.12.*-amd64), not installed here: "
                     f"{[h[0] for h in sets]}")
-    name, build, source = warned[-1]
+    _name, build, source = warned[-1]
     res = with_headers(build, source, "--once", "-d", "0.2", "--tab", "cache")
     assert res.returncode == 0 and res.stderr == "" and "PID" in res.stdout
 
@@ -92,10 +92,10 @@ def test_native_output_is_kept_while_python_messages_from_other_threads_still_sh
     output may."""
     code = textwrap.dedent("""
         import os, sys, threading, time
-        from bpftop import cli
+        from bpftop.stderr_guard import python_stderr_apart
         from bpftop.bpf import loader
 
-        with cli._python_stderr_apart():
+        with python_stderr_apart():
             go = threading.Event()
             def chatter():
                 go.wait()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bpftop import cli
+from bpftop import cli, modes
 from bpftop.keys import KEYS
 from bpftop.tabs import TABS, CollectorOptions, first
 
@@ -24,7 +24,7 @@ def test_only_the_registry_and_the_tabs_own_modules_name_a_tab(tab):
     quoted = re.compile(rf"""["']{re.escape(tab)}["']""")
     strays = []
     for path in PACKAGE.rglob("*.py"):
-        if path.name == "tabs.py" and path.parent == PACKAGE or _own_module(tab, path):
+        if (path.name == "tabs.py" and path.parent == PACKAGE) or _own_module(tab, path):
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if quoted.search(line):
@@ -63,10 +63,10 @@ def test_tab_choices_and_options_come_from_the_registry(capsys):
 
 
 def test_a_tab_option_reaches_its_collector():
-    settings = cli._tab_settings(cli.parser().parse_args(["--no-latency", "--disk-queued", "--cache-comm", "^py"]))
+    settings = modes.tab_settings(cli.parser().parse_args(["--no-latency", "--disk-queued", "--cache-comm", "^py"]))
     options = CollectorOptions(pids=(1,), settings=settings)
     assert TABS["syscalls"].make_collector(options).latency is False
     assert TABS["disk"].make_collector(options).queued is True
-    defaults = CollectorOptions(settings=cli._tab_settings(cli.parser().parse_args([])))
+    defaults = CollectorOptions(settings=modes.tab_settings(cli.parser().parse_args([])))
     assert TABS["syscalls"].make_collector(defaults).latency is True
     assert TABS["disk"].make_collector(defaults).queued is False
