@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..jsonout import iso_time
 from ..model.disk import OPS, DiskRow, DiskSnapshot, OpStats, percentile, slot_high_us, slot_low_us
@@ -41,7 +41,7 @@ Select a disk with the cursor; the table and histogram follow it.
 UNITS = ("us", "ms")
 
 
-def fmt_latency(unit: str):
+def fmt_latency(unit: str) -> Callable[[Any], str]:
     """Formatter of a latency given in microseconds, shown in ``unit``."""
 
     def fmt(v: Any) -> str:
