@@ -196,7 +196,7 @@ def pages_rung(collector):
 def test_mmap_cold_and_warm_reads_are_exact(collector, file64):
     pages_rung(collector)
     with Worker() as w:
-        collector.set_pid_filter([w.pid])
+        collector.set_kernel_filter("pid", [w.pid])
         assert w.do("evict", file64) == [0]
         collector.collect()
         touched, from_disk = w.do("touch", file64)
