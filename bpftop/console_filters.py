@@ -1,53 +1,58 @@
 """The console's filters: each tab's own, the one pinned to every tab, the
 fields each tab can name, and handing each collector its part (BPF map
-filters, the TCP collector's event filter). Plain Python: the app asks,
-this module decides; nothing here draws."""
+filters, the TCP collector's event filter) as its CAPABILITIES declare.
+Plain Python: the app asks, this module decides; nothing here draws."""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from dataclasses import replace
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Tuple
 
-from .filters import NO_FILTER, Filter, FilterError, check_fields, parse
-
-# Filter fields a collector can apply in the kernel, and the method that does.
-KERNEL_SETTERS = {
-    "pid": "set_pid_filter",
-    "port": "set_port_filter",
-    "disk": "set_disk_filter",
-    "op": "set_op_filter",
-}
-# Fields a collector with set_match_filter applies to each event.
-MATCH_FIELDS = ("comm", "addr")
+from .collectors.capabilities import Capabilities, EventFilter, KernelField
+from .filters import NO_FILTER, Filter, FilterError, Value, check_fields, parse
 
 
-def match_args(flt: Filter) -> Dict[str, object]:
-    """The comm and address terms as a collector's set_match_filter takes
+class Filterable(Protocol):
+    """What this module needs of a collector (collectors.base.Collector has it)."""
+
+    CAPABILITIES: Capabilities
+
+    def set_kernel_filter(self, field: KernelField, values: Iterable[Value], exclude: bool = False) -> None: ...
+
+    def set_event_filter(self, flt: EventFilter) -> None: ...
+
+
+NOTHING = Capabilities()
+
+
+def match_args(flt: Filter) -> EventFilter:
+    """The comm and address terms as a collector's set_event_filter takes
     them (one comm regex, one address list); FilterError when the filter
     asks for more than that can say."""
     comm = [t for t in flt.terms if t.field == "comm"]
     addrs = [t for t in flt.terms if t.field == "addr"]
     if len(comm) > 1 or len(addrs) > 1:
         raise FilterError("this tab takes one comm term and one addr term")
-    out: Dict[str, object] = {"comm": None, "comm_exclude": False, "addrs": (), "addr_exclude": False}
+    out = EventFilter()
     if comm:
         t = comm[0]
         if t.op not in ("~", "!~", "=", "!="):
             raise FilterError(f"{t.text}: comm takes = != ~ !~")
         pattern = t.values[0] if t.op in ("~", "!~") else "^(" + "|".join(re.escape(str(v)) for v in t.values) + ")$"
-        out.update(comm=str(pattern), comm_exclude=t.op in ("!~", "!="))
+        out = replace(out, comm=str(pattern), comm_exclude=t.op in ("!~", "!="))
     if addrs:
         t = addrs[0]
         if t.op not in ("=", "!="):
             raise FilterError(f"{t.text}: addr takes = or != (addresses or networks, comma-separated)")
-        out.update(addrs=tuple(str(v) for v in t.values), addr_exclude=t.op == "!=")
+        out = replace(out, addrs=tuple(str(v) for v in t.values), addr_exclude=t.op == "!=")
     return out
 
 
 class FilterState:
     def __init__(
         self,
-        collectors: Mapping[str, Any],
+        collectors: Mapping[str, Filterable],
         titles: Mapping[str, str],
         view_fields: Callable[[str], Iterable[str]],
         pinned: Filter = NO_FILTER,
@@ -59,16 +64,19 @@ class FilterState:
         self.own: Dict[str, Filter] = {}
 
     # -- what a tab can name --------------------------------------------------
-    def kernel_fields(self, tab: str) -> List[str]:
+    def capabilities(self, tab: str) -> Capabilities:
         collector = self.collectors.get(tab)
-        return [f for f, method in KERNEL_SETTERS.items() if hasattr(collector, method)]
+        return collector.CAPABILITIES if collector is not None else NOTHING
+
+    def kernel_fields(self, tab: str) -> List[KernelField]:
+        return list(self.capabilities(tab).kernel_filters)
 
     def _matches_events(self, tab: str) -> bool:
-        return hasattr(self.collectors.get(tab), "set_match_filter")
+        return bool(self.capabilities(tab).event_filters)
 
     def fields(self, tab: str) -> List[str]:
-        extra = MATCH_FIELDS if self._matches_events(tab) else ()
-        return sorted(set(self.view_fields(tab)) | set(self.kernel_fields(tab)) | set(extra))
+        caps = self.capabilities(tab)
+        return sorted(set(self.view_fields(tab)) | set(caps.kernel_filters) | set(caps.event_filters))
 
     def pinned_here(self, tab: str) -> Filter:
         """The pinned terms this tab has fields for."""
@@ -87,31 +95,33 @@ class FilterState:
     # -- the collectors' part ---------------------------------------------------
     def _collector_part(self, tab: str, flt: Filter) -> Tuple[Any, ...]:
         sets = tuple(flt.kernel_set(f) for f in self.kernel_fields(tab))
-        match = tuple(sorted(match_args(flt).items())) if self._matches_events(tab) else ()
+        match = (match_args(flt),) if self._matches_events(tab) else ()
         return sets + (match,)
 
     def _apply(self, tab: str, new: Filter, old: Filter) -> None:
         """Hand the collector its part of ``new`` (it has ``old``'s); on a
         refusal put back what was there and raise FilterError."""
         collector = self.collectors.get(tab)
-        done: List[Tuple[str, Optional[tuple]]] = []
+        if collector is None:
+            return
+        done: List[Tuple[KernelField, Optional[Tuple[Tuple[Value, ...], bool]]]] = []
         try:
             for field in self.kernel_fields(tab):
                 want, had = new.kernel_set(field), old.kernel_set(field)
                 if want == had:
                     continue
                 values, exclude = want or ((), False)
-                getattr(collector, KERNEL_SETTERS[field])(values, exclude=exclude)
+                collector.set_kernel_filter(field, values, exclude=exclude)
                 done.append((field, had))
             if self._matches_events(tab):
                 want_match, had_match = match_args(new), match_args(old)
                 if want_match != had_match:
-                    collector.set_match_filter(**want_match)
+                    collector.set_event_filter(want_match)
         except (ValueError, OSError) as e:
             for field, had in reversed(done):
                 values, exclude = had or ((), False)
                 try:
-                    getattr(collector, KERNEL_SETTERS[field])(values, exclude=exclude)
+                    collector.set_kernel_filter(field, values, exclude=exclude)
                 except (ValueError, OSError):
                     pass
             if isinstance(e, FilterError):

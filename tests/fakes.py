@@ -4,6 +4,7 @@ import itertools
 import time
 
 from bpftop.collectors.base import Collector
+from bpftop.collectors.capabilities import Capabilities
 from bpftop.model import (
     CollectorState,
     HookAttempt,
@@ -37,6 +38,7 @@ class FakeCollector(Collector):
     title = "Syscalls"
     hook_name = "fake"
     hook_points = ("fake:hook",)
+    CAPABILITIES = Capabilities(kernel_filters=("pid",))
 
     def __init__(self, snapshots=None, fail=None):
         super().__init__()
@@ -45,7 +47,7 @@ class FakeCollector(Collector):
         self.stopped = False
         self.collects = 0
         self.starts = 0
-        self.pid_filters = []  # every set_pid_filter call, as the kernel would get it
+        self.pid_filters = []  # every pid filter set, as the kernel would get it
 
     def strategies(self):
         return []
@@ -66,10 +68,10 @@ class FakeCollector(Collector):
         self.collects += 1
         return next(self._snapshots)
 
-    def set_pid_filter(self, pids, exclude=False):
-        if any(p > 4_000_000 for p in pids):
+    def _set_kernel_filter(self, field, values, exclude):
+        if any(p > 4_000_000 for p in values):
             raise ValueError("pid out of range")
-        self.pid_filters.append((tuple(pids), exclude))
+        self.pid_filters.append((tuple(values), exclude))
 
     def stop(self):
         self.stopped = True

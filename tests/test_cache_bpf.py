@@ -144,7 +144,7 @@ def test_tracepoint_rung_runs_here(collector):
 @pytest.mark.parametrize("bs", [128 * 1024, 1 * MB], ids=["128KiB-reads", "1MiB-reads"])
 def test_cold_then_warm_read(collector, data_file, bs):
     with Reader() as child:
-        collector.set_pid_filter([child.pid])
+        collector.set_kernel_filter("pid", [child.pid])
         child.do("evict", data_file)
         collector.collect()
         child.do("read", data_file, bs)
@@ -187,7 +187,7 @@ def test_every_rung_cold_then_warm_read(rung, data_file):
         assert c.hook == s.name.split(" (")[0]
         assert c.unit in ("pages", "calls")
         with Reader() as child:
-            c.set_pid_filter([child.pid])
+            c.set_kernel_filter("pid", [child.pid])
             child.do("evict", data_file)
             c.collect()
             child.do("read", data_file, 128 * 1024)
@@ -205,7 +205,7 @@ def test_every_rung_cold_then_warm_read(rung, data_file):
 @pytest.mark.parametrize("bs", [4096, 1 * MB], ids=["4KiB-writes", "1MiB-writes"])
 def test_writer_shows_dirties(collector, new_path, bs):
     with Reader() as child:
-        collector.set_pid_filter([child.pid])
+        collector.set_kernel_filter("pid", [child.pid])
         child.do("write", new_path, bs)
         snap = collector.collect()
         for _ in range(TRIES):  # see warm_read
@@ -237,13 +237,13 @@ def test_writer_shows_dirties(collector, new_path, bs):
 
 def test_exclude_filter_and_comm_filter(collector, data_file):
     with Reader() as child:
-        collector.set_pid_filter([child.pid], exclude=True)
+        collector.set_kernel_filter("pid", [child.pid], exclude=True)
         collector.collect()
         child.do("read", data_file, 128 * 1024)
         snap = collector.collect()
         assert row_for(snap, child.pid) is None
 
-        collector.set_pid_filter([child.pid])
+        collector.set_kernel_filter("pid", [child.pid])
         collector.set_comm_filter("^no-such-command$")
         try:
             child.do("read", data_file, 128 * 1024)
@@ -258,9 +258,9 @@ def test_exclude_filter_and_comm_filter(collector, data_file):
 
 def test_bad_filters_change_nothing(collector):
     with Reader() as child:
-        collector.set_pid_filter([child.pid])
+        collector.set_kernel_filter("pid", [child.pid])
         with pytest.raises(ValueError, match="out of range"):
-            collector.set_pid_filter([0])
+            collector.set_kernel_filter("pid", [0])
         with pytest.raises(ValueError, match="not a valid regular expression"):
             collector.set_comm_filter("(")
         assert collector.filter.pids == (child.pid,)
@@ -271,7 +271,7 @@ def test_bad_filters_change_nothing(collector):
 
 def test_exited_processes_leave_the_kernel_map(collector, data_file):
     with Reader() as child:
-        collector.set_pid_filter([child.pid])
+        collector.set_kernel_filter("pid", [child.pid])
         child.do("read", data_file, 128 * 1024)
         child.close()
     snap = collector.collect()  # reports the child's last counts...

@@ -226,7 +226,7 @@ def row_for(snap, pid):
 def test_mmap_cold_and_warm_reads_are_exact(on_each_rung, file64):
     collector, _ = on_each_rung
     with Worker() as w:
-        collector.set_pid_filter([w.pid])
+        collector.set_kernel_filter("pid", [w.pid])
         assert w.do("evict", file64) == [0]
         collector.collect()
         touched, from_disk, folios = w.do("touch", file64)

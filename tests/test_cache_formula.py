@@ -7,6 +7,7 @@ import json
 import pytest
 from hypothesis import given, strategies as st
 
+from bpftop.bpf import system
 from bpftop.collectors import cache_hooks
 from bpftop.collectors.cache import compile_comm_filter, process_rows, read_meminfo
 from bpftop.model.cache import CacheCounts, CacheRow, CacheSnapshot, cache_stats
@@ -148,8 +149,8 @@ def test_kernel_symbols_reads_text_symbols_only(tmp_path):
         "ffffffff81000020 D mark_buffer_dirty\n"
         "ffffffff81000030 T folio_mark_accessed [somemod]\n"
     )
-    got = cache_hooks.kernel_symbols(["mark_page_accessed", "filemap_add_folio", "mark_buffer_dirty",
-                                      "folio_mark_accessed"], str(f))
+    got = system.kernel_symbols(["mark_page_accessed", "filemap_add_folio", "mark_buffer_dirty",
+                                 "folio_mark_accessed"], str(f))
     assert got == {"mark_page_accessed", "filemap_add_folio", "folio_mark_accessed"}
 
 

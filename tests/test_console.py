@@ -1,11 +1,13 @@
 """Console interaction driven by Pilot with fake collectors (no root): the
 filter pane, pinning, the probes screen and switching probes, snapshots."""
 
+import dataclasses
 import os
 
 from textual.widgets import Input
 
 from bpftop.app import BpftopApp
+from bpftop.collectors.capabilities import Capabilities
 from bpftop.filters import parse
 from bpftop.model import CollectorState
 from bpftop.screens.probes import ProbesScreen
@@ -200,17 +202,22 @@ def fake_tcp():
     from test_tcp_ui import FakeTcpCollector
 
     class Recording(FakeTcpCollector):
+        CAPABILITIES = Capabilities(kernel_filters=("pid", "port"), event_filters=("comm", "addr"))
+
         def __init__(self):
             super().__init__()
             self.ports, self.matches = [], []
 
-        def set_port_filter(self, ports, exclude=False):
-            self.ports.append((tuple(ports), exclude))
+        def _set_kernel_filter(self, field, values, exclude):
+            if field == "port":
+                self.ports.append((tuple(values), exclude))
+            else:
+                super()._set_kernel_filter(field, values, exclude)
 
-        def set_match_filter(self, **kw):
-            if kw["comm"] == "(":
+        def _set_event_filter(self, flt):
+            if flt.comm == "(":
                 raise ValueError("bad regex")
-            self.matches.append(kw)
+            self.matches.append(dataclasses.asdict(flt))
 
     return Recording()
 

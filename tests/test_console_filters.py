@@ -3,6 +3,7 @@ to each collector, and that a refusal anywhere changes nothing anywhere."""
 
 import pytest
 
+from bpftop.collectors.capabilities import Capabilities
 from bpftop.console_filters import FilterState, match_args
 from bpftop.filters import FilterError, parse
 
@@ -10,21 +11,29 @@ from bpftop.filters import FilterError, parse
 class Pids:
     """A collector with a kernel pid filter; records what it was handed."""
 
+    CAPABILITIES = Capabilities(kernel_filters=("pid",))
+
     def __init__(self, refuse=()):
         self.calls, self.refuse = [], set(refuse)
 
-    def set_pid_filter(self, pids, exclude=False):
-        if set(pids) & self.refuse:
-            raise ValueError(f"no room for {sorted(pids)}")
-        self.calls.append((tuple(pids), exclude))
+    def set_kernel_filter(self, field, values, exclude=False):
+        assert field in self.CAPABILITIES.kernel_filters
+        if field == "port":
+            self.calls.append(("port", tuple(values), exclude))
+            return
+        if set(values) & self.refuse:
+            raise ValueError(f"no room for {sorted(values)}")
+        self.calls.append((tuple(values), exclude))
+
+    def set_event_filter(self, flt):
+        raise AssertionError("this collector declares no event filters")
 
 
 class Events(Pids):
-    def set_port_filter(self, ports, exclude=False):
-        self.calls.append(("port", tuple(ports), exclude))
+    CAPABILITIES = Capabilities(kernel_filters=("pid", "port"), event_filters=("comm", "addr"))
 
-    def set_match_filter(self, **kw):
-        self.calls.append(("match", kw["comm"], kw["comm_exclude"], kw["addrs"], kw["addr_exclude"]))
+    def set_event_filter(self, flt):
+        self.calls.append(("match", flt.comm, flt.comm_exclude, flt.addrs, flt.addr_exclude))
 
 
 def state(**collectors):

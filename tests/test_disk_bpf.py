@@ -136,41 +136,42 @@ def run_window(collector, reads, writes):
 
 def test_disk_and_op_filters_apply_in_the_kernel(collector):
     n = READS // 4
-    collector.set_op_filter(["read"])
+    collector.set_kernel_filter("op", ["read"])
     reads_only, disk = run_window(collector, n, n)
     r = row(reads_only, disk)
     assert r.reads >= n and r.writes == 0 and r.flushes == 0
     assert reads_only.op_filter == ("read",)
 
-    collector.set_op_filter(["read"], exclude=True)
+    collector.set_kernel_filter("op", ["read"], exclude=True)
     no_reads, _ = run_window(collector, n, n)
     r = row(no_reads, disk)
     assert r.reads == 0 and r.writes >= n
 
-    collector.set_op_filter([])
-    collector.set_disk_filter([disk], exclude=True)
+    collector.set_kernel_filter("op", [])
+    collector.set_kernel_filter("disk", [disk], exclude=True)
     excluded, _ = run_window(collector, n, n)
     assert disk not in excluded.by_disk() and excluded.disk_exclude
 
-    collector.set_disk_filter([disk])
+    collector.set_kernel_filter("disk", [disk])
     only, _ = run_window(collector, n, n)
     assert set(only.by_disk()) == {disk} and only.disk_filter == (disk,)
     assert row(only, disk).reads >= n
 
 
 def test_bad_filters_raise_and_change_nothing(collector):
-    collector.set_disk_filter(["vda"] if "vda" in collector.names.disks.values() else [])
+    collector.set_kernel_filter("disk", ["vda"] if "vda" in collector.names.disks.values() else [])
     kept = collector.disk_filter
     with pytest.raises(ValueError, match="no disk named 'nosuchdisk'"):
-        collector.set_disk_filter(["nosuchdisk"])
+        collector.set_kernel_filter("disk", ["nosuchdisk"])
     with pytest.raises(ValueError, match="no operation 'scribble'"):
-        collector.set_op_filter(["scribble"])
+        collector.set_kernel_filter("op", ["scribble"])
     assert collector.disk_filter == kept and collector.op_filter == ()
     collector.collect()  # still reads
 
 
 def test_kprobe_variant_compiles_and_its_rung_says_why_not():
     from bpftop.bpf import loader, system
+    from bpftop.collectors import disk_rungs
 
     c = DiskCollector()
     attempts = c.probe_all()
@@ -181,8 +182,7 @@ def test_kprobe_variant_compiles_and_its_rung_says_why_not():
     # The C of the kprobe rung is checked here even without kprobes: it
     # compiles against the installed headers (nothing is attached).
     for queued in (False, True):
-        c.queued = queued
-        bpf = loader.compile_program("disk", c._defines(kprobes=True))
+        bpf = loader.compile_program("disk", disk_rungs.defines(queued, kprobes=True))
         try:
             for fn in (b"bpftop_disk_kp_issue", b"bpftop_disk_kp_done") + ((b"bpftop_disk_kp_queue",) if queued else ()):
                 bpf.load_func(fn, bpf.KPROBE)

@@ -149,13 +149,13 @@ def test_names_from_proc_partitions_without_sysfs(tmp_path):
 def test_collector_filters_validate_without_bpf():
     c = DiskCollector()
     with pytest.raises(ValueError, match="no disk named"):
-        c.set_disk_filter(["definitely-not-a-disk"])
+        c.set_kernel_filter("disk", ["definitely-not-a-disk"])
     with pytest.raises(ValueError, match="no operation 'reed'"):
-        c.set_op_filter(["reed"])
+        c.set_kernel_filter("op", ["reed"])
     with pytest.raises(ValueError, match="every operation"):
-        c.set_op_filter(["read", "write", "flush", "discard", "other"], exclude=True)
+        c.set_kernel_filter("op", ["read", "write", "flush", "discard", "other"], exclude=True)
     assert c.disk_filter == () and c.op_filter == ()
-    c.set_op_filter(["write", "read"])
+    c.set_kernel_filter("op", ["write", "read"])
     assert c.op_filter == ("read", "write") and c.op_mask() == 0b11
-    c.set_op_filter(["read"], exclude=True)
+    c.set_kernel_filter("op", ["read"], exclude=True)
     assert c.op_mask() == 0b11110

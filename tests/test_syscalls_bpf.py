@@ -35,7 +35,7 @@ def rows_by_name(snapshots):
 
 def run_filtered(collector):
     with Workload(N, K) as w:
-        collector.set_pid_filter([w.pid])
+        collector.set_kernel_filter("pid", [w.pid])
         snaps = [collector.collect()]
         w.run()
         snaps.append(collector.collect())
@@ -89,7 +89,7 @@ def test_unfiltered_counts_at_least_n(collector):
 
 def test_exclude_filter_leaves_the_process_out(collector):
     with Workload(N) as w:
-        collector.set_pid_filter([w.pid], exclude=True)
+        collector.set_kernel_filter("pid", [w.pid], exclude=True)
         collector.collect()
         w.run()
         snap = collector.collect()
@@ -156,7 +156,7 @@ def test_per_process_counts_stay_exact_under_concurrent_reads(collector):
 
     workers = [Workload(N * 40) for _ in range(3)]
     try:
-        collector.set_pid_filter([w.pid for w in workers])
+        collector.set_kernel_filter("pid", [w.pid for w in workers])
         snaps = [collector.collect()]
         threads = [threading.Thread(target=w.run) for w in workers]
         for t in threads:
@@ -232,7 +232,7 @@ def test_clone_counts_once_per_new_thread_as_strace(rung):
     try:
         with Child(THREADS_CHILD, 200) as child:
             assert child.proc.stdout.readline() == "ready\n"
-            c.set_pid_filter([child.pid])
+            c.set_kernel_filter("pid", [child.pid])
             snaps = [c.collect()]
             made = int(child.ask("go"))
             snaps.append(c.collect())

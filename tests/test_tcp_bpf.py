@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from bpftop.collectors.capabilities import EventFilter
+
 from bpftop.collectors.tcp import TcpCollector
 from bpftop.model import CollectorState, HookKind
 
@@ -103,7 +105,7 @@ def connect_window(collector):
     """The child's N4 + N6 + NK connects between two reads of a collector
     filtered to it; (child, snapshot)."""
     with Connector() as w:
-        collector.set_pid_filter([w.pid])
+        collector.set_kernel_filter("pid", [w.pid])
         collector.collect()
         w.run()
         snap = collector.collect()
@@ -147,22 +149,22 @@ def test_port_filters_in_the_kernel_change_without_recompiling(collector):
     with Connector() as w:
         progs = tcp_progs()
         assert progs
-        collector.set_pid_filter([w.pid])
-        collector.set_port_filter([w.p4, w.p6])
+        collector.set_kernel_filter("pid", [w.pid])
+        collector.set_kernel_filter("port", [w.p4, w.p6])
         collector.collect()
         w.run()
         snap = collector.collect()
         assert dest_counts(snap) == {("127.0.0.1", w.p4): (N4, 0, N4), ("::1", w.p6): (N6, 0, N6)}
         assert snap.port_filter == tuple(sorted((w.p4, w.p6)))
 
-        collector.set_port_filter([w.p4], exclude=True)
+        collector.set_kernel_filter("port", [w.p4], exclude=True)
         w.run()
         snap = collector.collect()
         assert dest_counts(snap) == {("::1", w.p6): (N6, 0, N6), ("127.0.0.1", w.closed): (NK, NK, 0)}
         assert snap.port_exclude
 
-        collector.set_port_filter([])
-        collector.set_pid_filter([w.pid], exclude=True)
+        collector.set_kernel_filter("port", [])
+        collector.set_kernel_filter("pid", [w.pid], exclude=True)
         w.run(5, 5, 5)
         snap = collector.collect()
         assert all(p.pid != w.pid for p in snap.processes)
@@ -173,37 +175,37 @@ def test_port_filters_in_the_kernel_change_without_recompiling(collector):
 
 
 def test_bad_filter_input_changes_nothing(collector):
-    collector.set_port_filter([80])
+    collector.set_kernel_filter("port", [80])
     for bad in ([0], [65536], ["80"], [True]):
         with pytest.raises(ValueError):
-            collector.set_port_filter(bad)
+            collector.set_kernel_filter("port", bad)
     with pytest.raises(ValueError, match="bad comm regex"):
-        collector.set_match_filter(comm="(")
+        collector.set_event_filter(EventFilter(comm="("))
     with pytest.raises(ValueError, match="not an IP address"):
-        collector.set_match_filter(addrs=["10.0.0.300"])
+        collector.set_event_filter(EventFilter(addrs=("10.0.0.300",)))
     assert collector.ports.ports == (80,)
     assert collector.collect().port_filter == (80,) and collector.agg.match.text() == ""
 
 
 def test_python_filters_on_comm_and_address(collector):
     with Connector() as w:
-        collector.set_pid_filter([w.pid])
-        collector.set_match_filter(addrs=["::1"])
+        collector.set_kernel_filter("pid", [w.pid])
+        collector.set_event_filter(EventFilter(addrs=("::1",)))
         w.run()
         snap = collector.collect()
         assert dest_counts(snap) == {("::1", w.p6): (N6, 0, N6)}
         assert snap.match_filter == "addr=::1"
 
-        collector.set_match_filter(addrs=["127.0.0.0/8"], addr_exclude=True)
+        collector.set_event_filter(EventFilter(addrs=("127.0.0.0/8",), addr_exclude=True))
         w.run()
         assert dest_counts(collector.collect()) == {("::1", w.p6): (N6, 0, N6)}
 
-        collector.set_match_filter(comm="^nobody-is-called-this$")
+        collector.set_event_filter(EventFilter(comm="^nobody-is-called-this$"))
         w.run()
         snap = collector.collect()
         assert snap.destinations == () and snap.events == () and snap.orphan_results == 0
 
-        collector.set_match_filter(comm="^pyth", addrs=["127.0.0.1"])
+        collector.set_event_filter(EventFilter(comm="^pyth", addrs=("127.0.0.1",)))
         w.run()
         snap = collector.collect()
         assert dest_counts(snap) == {("127.0.0.1", w.p4): (N4, 0, N4), ("127.0.0.1", w.closed): (NK, NK, 0)}
@@ -246,7 +248,7 @@ def test_lost_events_are_counted_exactly(buffer):
     c = start(buffer=buffer, ring_pages=1, perf_pages=1, poll=False, max_events=BURST)
     try:
         with Connector() as w:
-            c.set_pid_filter([w.pid])
+            c.set_kernel_filter("pid", [w.pid])
             c.collect()
             w.run(BURST, 0, 0)
             snap = c.collect()
@@ -292,7 +294,7 @@ def test_stop_while_running_leaves_nothing_and_restarts(collector):
     assert collector._poller is None
     collector.start()
     with Connector() as w:
-        collector.set_pid_filter([w.pid])
+        collector.set_kernel_filter("pid", [w.pid])
         w.run(3, 2, 1)
         snap = collector.collect()
         w.close()
@@ -341,7 +343,7 @@ def test_doctor_lists_the_tcp_ladder(doctor_run):
 @pytest.mark.matrix
 def test_refused_only_destination_has_its_average_latency(collector):
     with Connector() as w:
-        collector.set_pid_filter([w.pid])
+        collector.set_kernel_filter("pid", [w.pid])
         collector.collect()
         w.run(n4=0, n6=0, nk=NK)  # the child counts its own refusals
         snap = collector.collect()

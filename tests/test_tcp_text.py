@@ -133,7 +133,7 @@ def test_collector_rejects_bad_options_without_loading():
             TcpCollector(**kw)
     c = TcpCollector(ports=[443])
     with pytest.raises(ValueError):
-        c.set_port_filter([1, 2, 70000])
+        c.set_kernel_filter("port", [1, 2, 70000])
     assert c.ports.ports == (443,)
     assert [s.name for s in TcpCollector(buffer="perf").strategies()] == [
         "inet_sock_set_state tracepoint, perf buffer", "tcp_v4/v6_connect kprobes, perf buffer"]

@@ -38,6 +38,8 @@
 #include <uapi/linux/ptrace.h>
 #include <linux/sched.h>
 
+#include "keyfilter.h"
+
 struct cache_counts {
     u64 accesses;        // pages read (tracepoints) or mark_page_accessed calls
     u64 buffer_dirties;  // mark_buffer_dirty calls (kprobe/fentry only)
@@ -59,22 +61,21 @@ BPF_PERCPU_ARRAY(totals, struct cache_counts, 1);
 // Events that could not be attributed: the process map was full.
 BPF_PERCPU_ARRAY(untracked, u64, 1);
 
-// Process filter, changed at run time by user space without recompiling.
-// filter_mode[0]: 0 = everyone, 1 = only tgids in filter_pids,
-// 2 = everyone except tgids in filter_pids.
-BPF_ARRAY(filter_mode, u32, 1);
-BPF_HASH(filter_pids, u32, u8, MAX_FILTER_PIDS);
+// Process filter, changed at run time by user space without recompiling
+// (keyfilter.h): everyone, only the tgids in filter_pids, or all but them.
+KEY_FILTER_MAPS(filter_mode, filter_pids, u32, MAX_FILTER_PIDS);
 
 enum { F_ACCESS, F_BUFDIRTY, F_ADDED, F_DIRTIED };
 
+// The map lookups stay here: BCC rewrites map calls only in the program's
+// own text (see keyfilter.h).
 static __always_inline int skip_tgid(u32 tgid)
 {
     u32 zero = 0;
     u32 *mode = filter_mode.lookup(&zero);
-    if (!mode || *mode == 0)
+    if (!mode || *mode == KF_ALL)
         return 0;
-    int listed = filter_pids.lookup(&tgid) != NULL;
-    return *mode == 1 ? !listed : listed;
+    return kf_skip(*mode, filter_pids.lookup(&tgid) != NULL);
 }
 
 static __always_inline void add_field(struct cache_counts *c, int field, u64 n)

@@ -12,8 +12,6 @@
 //                   not from its issue to the driver (biolatency -Q)
 //   START_IO_START  the QUEUED start hook is block:block_io_start (6.5+);
 //                   otherwise block:block_rq_insert
-//   KP_ACCT_START_UNDERSCORED / KP_DONE_UNDERSCORED  (kprobes) which
-//                   spelling of the accounting functions this kernel has
 //   USE_RAW_TP      raw tracepoints on the same block events, reading
 //                   struct request at offsets user space took from the
 //                   running kernel's BTF (RQ_Q, RQ_CMD_FLAGS, RQ_DATA_LEN,
@@ -36,6 +34,8 @@
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #endif
+
+#include "keyfilter.h"
 
 #define OP_READ 0
 #define OP_WRITE 1
@@ -131,11 +131,12 @@ static __always_inline int skip(u32 dev, u32 op)
     u64 mask = ctl_get(1);
     if (mask && !(mask & (1ULL << op)))
         return 1;
+    // The disk filter's mode lives in ctl[0] beside the other controls
+    // (keyfilter.h's modes); the lookup stays here, as BCC needs.
     u64 mode = ctl_get(0);
-    if (mode == 0)
+    if (mode == KF_ALL)
         return 0;
-    int listed = filter_devs.lookup(&dev) != NULL;
-    return mode == 1 ? !listed : listed;
+    return kf_skip(mode, filter_devs.lookup(&dev) != NULL);
 }
 
 // rwbs as blk_fill_rwbs writes it: an optional 'F' (preflush), then the

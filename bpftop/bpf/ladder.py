@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, List, Optional, Sequence, Tuple, TypeVar
 
 from ..errors import NoStrategyError, PrivilegeError
-from ..model import HookAttempt, HookKind
+from ..model import CountUnit, EventBuffer, HookAttempt, HookKind
 from . import loader
 
 T = TypeVar("T")
@@ -27,6 +27,22 @@ class Strategy(Generic[T]):
     check: Callable[[], str]
     # Compiles and attaches; raises on failure. Returns what the collector keeps.
     load: Callable[[], T]
+    # What the rung decides that the collector and its views act on: how
+    # events come up, and what a count stands for. Typed here so nobody
+    # reads them back out of the name.
+    buffer: EventBuffer = EventBuffer.NONE
+    unit: Optional[CountUnit] = None
+    # A longer remark for doctor and the probes screen ("counts pages: ...").
+    note: str = ""
+
+    @property
+    def described(self) -> str:
+        """The name with its note, as doctor lists the rung."""
+        return f"{self.name} ({self.note})" if self.note else self.name
+
+    def attempt(self, ok: Optional[bool], reason: str, seconds: float = 0.0, output: str = "") -> HookAttempt:
+        return HookAttempt(self.described, self.kind, self.hooks, ok, reason, seconds, output,
+                           self.name, self.unit, self.buffer)
 
 
 @dataclass
@@ -57,18 +73,14 @@ def climb(
     result: Climb[T] = Climb()
     for strategy in strategies:
         if result.loaded is not None and not try_all:
-            result.attempts.append(
-                HookAttempt(strategy.name, strategy.kind, strategy.hooks, None, "not tried: a higher rung loaded")
-            )
+            result.attempts.append(strategy.attempt(None, "not tried: a higher rung loaded"))
             continue
         t0 = time.monotonic()
         output = loader.NativeOutput()
         try:
             why_not = strategy.check()
             if why_not:
-                result.attempts.append(
-                    HookAttempt(strategy.name, strategy.kind, strategy.hooks, False, why_not, time.monotonic() - t0)
-                )
+                result.attempts.append(strategy.attempt(False, why_not, time.monotonic() - t0))
                 continue
             # The compiler's and libbpf's messages stay with the rung
             # (doctor -v), off the user's terminal.
@@ -77,23 +89,15 @@ def climb(
         except PrivilegeError:
             raise
         except Exception as exc:  # a rung failing is expected: keep why
-            result.attempts.append(
-                HookAttempt(strategy.name, strategy.kind, strategy.hooks, False, _reason(exc), time.monotonic() - t0,
-                            output.text)
-            )
+            result.attempts.append(strategy.attempt(False, _reason(exc), time.monotonic() - t0, output.text))
             continue
         elapsed = time.monotonic() - t0
         if result.loaded is None:
             result.loaded, result.strategy = loaded, strategy
-            result.attempts.append(
-                HookAttempt(strategy.name, strategy.kind, strategy.hooks, True, "chosen", elapsed, output.text)
-            )
+            result.attempts.append(strategy.attempt(True, "chosen", elapsed, output.text))
         else:
             release(loaded)
-            result.attempts.append(
-                HookAttempt(strategy.name, strategy.kind, strategy.hooks, True, "works; a higher rung was chosen", elapsed,
-                            output.text)
-            )
+            result.attempts.append(strategy.attempt(True, "works; a higher rung was chosen", elapsed, output.text))
     return result
 
 

@@ -12,7 +12,7 @@ import re
 import tempfile
 import threading
 from importlib import resources
-from typing import Any, Iterator, Mapping, Optional, Union
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Union
 
 from ..errors import FeatureError
 from . import system
@@ -46,6 +46,12 @@ def define_flags(defines: Mapping[str, Union[int, bool]]) -> list:
             raise ValueError(f"BPF define {name} must be an int, not {type(value).__name__}")
         flags.append(f"-D{name}={int(value)}")
     return flags
+
+
+def include_flags() -> List[str]:
+    """The package's BPF directory on the include path, for the helper
+    headers the programs share (keyfilter.h)."""
+    return ["-I" + os.path.dirname(os.path.abspath(__file__))]
 
 
 def source(name: str) -> str:
@@ -111,9 +117,25 @@ def compile_program(name: str, defines: Mapping[str, Union[int, bool]]) -> Any:
     system.ensure_tracefs()
     bcc = import_bcc()
     text = source(name)
-    flags = define_flags(defines)
+    flags = define_flags(defines) + include_flags()
     with BCC_LOCK:
         return bcc.BPF(text=text.encode(), cflags=flags)
+
+
+def load(name: str, defines: Mapping[str, Union[int, bool]], attach: Optional[Callable[[Any], None]] = None) -> Any:
+    """Compile ``name`` and run ``attach`` on it (the probes BCC does not
+    attach itself, buffers to open); when attaching fails the program is
+    closed again and the error raised. Compile and attach hold BCC_LOCK
+    together: attaching uses BCC's symbol caches."""
+    with BCC_LOCK:
+        bpf = compile_program(name, defines)
+        if attach is not None:
+            try:
+                attach(bpf)
+            except Exception:
+                close_program(bpf)
+                raise
+        return bpf
 
 
 def close_program(bpf: Any) -> None:

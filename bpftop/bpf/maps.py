@@ -1,9 +1,9 @@
-"""Reading BPF maps through BCC."""
+"""Reading BPF maps through BCC, and decoding what they hold."""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Container, Iterable, List, Tuple
+from typing import Any, Container, Iterable, List, Sequence, Tuple
 
 
 def items(table: Any) -> List[Tuple[Any, Any]]:
@@ -34,3 +34,28 @@ def drop_exited(table: Any, pids: Iterable[int], keep: Container[int] = ()) -> L
             pass
         dropped.append(pid)
     return dropped
+
+
+def key_int(key: Any) -> int:
+    """A map key as an int (BCC hands scalar keys as ctypes values)."""
+    return int(getattr(key, "value", key))
+
+
+def percpu_total(table: Any, index: int = 0) -> int:
+    """The sum over CPUs of one slot of a per-CPU array (a counter)."""
+    return int(sum(table.getvalue(table.Key(index))))
+
+
+def sum_fields(values: Iterable[Any], fields: Sequence[str]) -> Tuple[int, ...]:
+    """Per-CPU copies of one struct, each field summed over the CPUs."""
+    totals = [0] * len(fields)
+    for v in values:
+        for i, name in enumerate(fields):
+            totals[i] += getattr(v, name)
+    return tuple(totals)
+
+
+def comm(raw: bytes) -> str:
+    """A task's comm (a NUL-padded char[16]) as text; bytes that are not
+    UTF-8 stay visible as replacement characters."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")

@@ -16,6 +16,8 @@
 #include <uapi/linux/ptrace.h>
 #include <linux/sched.h>
 
+#include "keyfilter.h"
+
 struct sc_stat {
     u64 count;
     u64 errors;
@@ -26,11 +28,9 @@ struct sc_stat {
 // Slot NR_SYSCALLS collects numbers outside the table (-1, x32, future).
 BPF_PERCPU_ARRAY(sc_stats, struct sc_stat, NR_SYSCALLS + 1);
 
-// Process filter, changed at run time by user space without recompiling.
-// filter_mode[0]: 0 = everyone, 1 = only tgids in filter_pids,
-// 2 = everyone except tgids in filter_pids.
-BPF_ARRAY(filter_mode, u32, 1);
-BPF_HASH(filter_pids, u32, u8, MAX_FILTER_PIDS);
+// Process filter, changed at run time by user space without recompiling
+// (keyfilter.h): everyone, only the tgids in filter_pids, or all but them.
+KEY_FILTER_MAPS(filter_mode, filter_pids, u32, MAX_FILTER_PIDS);
 
 #ifdef PER_PROCESS
 // Per-process counts. A hash lookup on every syscall would cost more than
@@ -106,14 +106,15 @@ static __always_inline void count_process(u32 tgid, u32 id, long ret)
 BPF_TABLE("lru_hash", u32, u64, start, MAX_THREADS);
 #endif
 
+// The map lookups stay here: BCC rewrites map calls only in the program's
+// own text (see keyfilter.h).
 static __always_inline int skip_tgid(u32 tgid)
 {
     u32 zero = 0;
     u32 *mode = filter_mode.lookup(&zero);
-    if (!mode || *mode == 0)
+    if (!mode || *mode == KF_ALL)
         return 0;
-    int listed = filter_pids.lookup(&tgid) != NULL;
-    return *mode == 1 ? !listed : listed;
+    return kf_skip(*mode, filter_pids.lookup(&tgid) != NULL);
 }
 
 static __always_inline void on_enter(u32 id)

@@ -7,8 +7,9 @@ import glob
 import os
 import platform
 import subprocess
+import threading
 from dataclasses import dataclass
-from typing import FrozenSet, Iterable, List, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 from ..errors import PrivilegeError, FeatureError
 
@@ -72,16 +73,71 @@ def _access_error(path: str) -> str:
     return "events/ is not a directory"
 
 
-def kallsyms_readable() -> bool:
+KALLSYMS = "/proc/kallsyms"
+
+
+class _Kallsyms:
+    """What has been looked up in one kallsyms file so far. The file has
+    a couple of hundred thousand lines: it is read once for each batch of
+    names not asked about before, and only the answers are kept."""
+
+    def __init__(self) -> None:
+        self.types: Dict[str, Set[str]] = {}  # name asked -> its symbol types there
+        self.readable: Optional[bool] = None
+
+
+_kallsyms: Dict[str, _Kallsyms] = {}
+_kallsyms_lock = threading.Lock()
+
+
+def _scan_kallsyms(path: str, names: Iterable[str]) -> _Kallsyms:
+    with _kallsyms_lock:
+        known = _kallsyms.setdefault(path, _Kallsyms())
+        new = set(names) - set(known.types)
+        if not new and known.readable is not None:
+            return known
+        found: Dict[str, Set[str]] = {name: set() for name in new}
+        readable: Optional[bool] = None
+        try:
+            with open(path) as f:
+                for line in f:
+                    parts = line.split()
+                    if readable is None:
+                        try:
+                            readable = int(parts[0], 16) != 0
+                        except (ValueError, IndexError):
+                            readable = False
+                    if len(parts) >= 3 and parts[2] in found:
+                        found[parts[2]].add(parts[1])
+        except OSError:
+            pass
+        known.types.update(found)
+        if known.readable is None:
+            known.readable = bool(readable)
+        return known
+
+
+def kernel_symbols(names: Iterable[str], path: str = KALLSYMS, text_only: bool = True) -> Set[str]:
+    """The subset of ``names`` that are symbols of the running kernel (text
+    symbols only, unless ``text_only`` is false). Read once per name and
+    process.
+
+    A symbol in kallsyms may still be unprobeable (notrace, or inlined at
+    some call sites), which only attaching tells; a name missing here was
+    inlined everywhere or renamed.
+    """
+    wanted = set(names)
+    known = _scan_kallsyms(path, wanted)
+    return {
+        name for name in wanted
+        if known.types.get(name) and (not text_only or known.types[name] & {"T", "t"})
+    }
+
+
+def kallsyms_readable(path: str = KALLSYMS) -> bool:
     """Whether /proc/kallsyms shows addresses to us (kptr_restrict or a
     missing capability show zeros, and symbol checks then all fail)."""
-    try:
-        with open("/proc/kallsyms") as f:
-            for line in f:
-                return int(line.split()[0], 16) != 0
-    except (OSError, ValueError, IndexError):
-        return False
-    return False
+    return bool(_scan_kallsyms(path, ()).readable)
 
 
 @dataclass(frozen=True)

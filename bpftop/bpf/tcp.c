@@ -18,6 +18,8 @@
 
 #include <uapi/linux/ptrace.h>
 #include <linux/sched.h>
+
+#include "keyfilter.h"
 #ifndef USE_TRACEPOINT
 #include <net/sock.h>
 #endif
@@ -62,36 +64,28 @@ BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 BPF_PERF_OUTPUT(events);
 #endif
 
-// Process filter (collectors/pidfilter.py): 0 everyone, 1 only, 2 except.
-BPF_ARRAY(filter_mode, u32, 1);
-BPF_HASH(filter_pids, u32, u8, MAX_FILTER_PIDS);
-// Destination port filter, same modes, host-order ports.
-BPF_ARRAY(port_mode, u32, 1);
-BPF_HASH(filter_ports, u16, u8, MAX_FILTER_PORTS);
+// Process and destination port (host order) filters, run-time (keyfilter.h).
+KEY_FILTER_MAPS(filter_mode, filter_pids, u32, MAX_FILTER_PIDS);
+KEY_FILTER_MAPS(port_mode, filter_ports, u16, MAX_FILTER_PORTS);
 
-static __always_inline int skip_by(u32 *mode, int listed)
-{
-    if (!mode || *mode == 0)
-        return 0;
-    return *mode == 1 ? !listed : listed;
-}
-
+// The map lookups stay here: BCC rewrites map calls only in the program's
+// own text (see keyfilter.h).
 static __always_inline int skip_tgid(u32 tgid)
 {
     u32 zero = 0;
     u32 *mode = filter_mode.lookup(&zero);
-    if (!mode || *mode == 0)
+    if (!mode || *mode == KF_ALL)
         return 0;
-    return skip_by(mode, filter_pids.lookup(&tgid) != NULL);
+    return kf_skip(*mode, filter_pids.lookup(&tgid) != NULL);
 }
 
 static __always_inline int skip_port(u16 dport)
 {
     u32 zero = 0;
     u32 *mode = port_mode.lookup(&zero);
-    if (!mode || *mode == 0)
+    if (!mode || *mode == KF_ALL)
         return 0;
-    return skip_by(mode, filter_ports.lookup(&dport) != NULL);
+    return kf_skip(*mode, filter_ports.lookup(&dport) != NULL);
 }
 
 static __always_inline void submit(void *ctx, struct event *ev, u32 slot)

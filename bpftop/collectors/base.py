@@ -1,5 +1,6 @@
-"""What every collector has: a hook ladder, a loaded BPF object, a run-time
-process filter, a status, and a ``collect()`` that returns a frozen snapshot.
+"""What every collector has: a hook ladder, a loaded BPF object, declared
+capabilities and the typed filter methods they promise, a status, and a
+``collect()`` that returns a frozen snapshot.
 
 Collectors are plain Python and never import Textual; the collection loop
 calls them from its threads, so start/collect/stop are serialised by a lock.
@@ -9,24 +10,33 @@ from __future__ import annotations
 
 import abc
 import threading
-from typing import Any, ClassVar, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, ClassVar, Dict, Generic, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from ..bpf import ladder, loader
 from ..bpf.stats import program_stats
 from ..model import CollectorState, CollectorStatus, HookAttempt
+from .capabilities import Capabilities, EventFilter, KernelField
+from .keyfilter import KeyFilter
 
 S = TypeVar("S")
+# A filter value as the filter syntax gives it (pids and ports are ints,
+# disk and operation names text); each filter checks its own.
+FilterValue = Union[int, float, str]
 
 
 class Collector(abc.ABC, Generic[S]):
     tab: ClassVar[str]
     title: ClassVar[str]
+    CAPABILITIES: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._bpf: Any = None
         self._strategy: Optional[ladder.Strategy] = None
         self._status = CollectorStatus(self.tab, CollectorState.STOPPED)
+        # The map-backed filters by field; subclasses add theirs and bind
+        # them to the maps in _on_loaded.
+        self.key_filters: Dict[KernelField, KeyFilter] = {}
 
     # -- subclasses -------------------------------------------------------
     @abc.abstractmethod
@@ -39,6 +49,44 @@ class Collector(abc.ABC, Generic[S]):
 
     def _on_loaded(self) -> None:
         """Called with the lock held once a rung has loaded."""
+
+    def _baseline(self) -> None:
+        """Start a new interval now (with the lock held, the program
+        loaded): counts made under another filter are not the operator's
+        to see."""
+
+    def _set_kernel_filter(self, field: KernelField, values: Sequence[FilterValue], exclude: bool) -> None:
+        """Check and write one kernel filter (lock held); ValueError, and
+        nothing changed, on a value it cannot take. By default the field's
+        KeyFilter."""
+        self.key_filters[field].set(values, exclude)  # type: ignore[arg-type]  # KeyFilter checks the type
+
+    def _set_event_filter(self, flt: EventFilter) -> None:
+        raise ValueError(f"the {self.title} collector filters no events in user space")
+
+    # -- run-time filters ------------------------------------------------------
+    def set_kernel_filter(self, field: KernelField, values: Iterable[FilterValue], exclude: bool = False) -> None:
+        """Only these values of ``field`` (or all but them with ``exclude``;
+        none: no filter), applied in the kernel through BPF maps, no
+        recompiling. The counts start again. ValueError, and nothing
+        changes, on a value the filter cannot take or a field this
+        collector does not filter in the kernel (CAPABILITIES)."""
+        if field not in self.CAPABILITIES.kernel_filters:
+            raise ValueError(f"the {self.title} collector has no kernel-side {field} filter")
+        given = (values,) if isinstance(values, str) else tuple(values)
+        with self._lock:
+            self._set_kernel_filter(field, given, exclude)
+            if self._bpf is not None:
+                self._baseline()
+
+    def set_event_filter(self, flt: EventFilter) -> None:
+        """The user-space filter on each event (CAPABILITIES.event_filters);
+        the counts start again. ValueError, and nothing changes, on a bad
+        regex or address."""
+        if not self.CAPABILITIES.event_filters:
+            raise ValueError(f"the {self.title} collector filters no events in user space")
+        with self._lock:
+            self._set_event_filter(flt)
 
     # -- lifecycle --------------------------------------------------------
     @property
@@ -118,6 +166,8 @@ class Collector(abc.ABC, Generic[S]):
         """Detach and free everything; safe to call twice and from any thread."""
         with self._lock:
             bpf, self._bpf = self._bpf, None
+            for key_filter in self.key_filters.values():
+                key_filter.unbind()
             try:
                 loader.close_program(bpf)
             finally:

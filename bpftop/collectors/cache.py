@@ -21,13 +21,14 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Dict, List, Mapping, Optional, Pattern, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Pattern, Sequence, Tuple
 
 from ..bpf import btf, ladder, loader, maps, system
-from ..model import HookKind
+from ..model import CountUnit, HookKind
 from ..model.cache import CacheCounts, CacheRow, CacheSnapshot
 from . import cache_hooks
 from .base import Collector
+from .capabilities import Capabilities
 from .pidfilter import PidFilter
 
 MAX_PROCS = 10240
@@ -72,10 +73,6 @@ def folio_offsets() -> Dict[str, int]:
     else:
         return {}
     return out
-
-
-def _comm(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 def _counts(v) -> CacheCounts:
@@ -127,10 +124,11 @@ def compile_comm_filter(pattern: Optional[str]) -> Optional[Pattern[str]]:
 class CacheCollector(Collector[CacheSnapshot]):
     tab = "cache"
     title = "Cache"
+    CAPABILITIES = Capabilities(kernel_filters=("pid",), units=(CountUnit.PAGES, CountUnit.CALLS))
 
     def __init__(self, pids: Sequence[int] = (), comm: Optional[str] = None) -> None:
         super().__init__()
-        self.filter = PidFilter(pids)
+        self.filter = self.key_filters["pid"] = PidFilter(pids)
         self._comm_text = comm or ""
         self._comm = compile_comm_filter(comm)
         self._prev_procs: Dict[int, CacheCounts] = {}
@@ -152,16 +150,19 @@ class CacheCollector(Collector[CacheSnapshot]):
         plan = cache_hooks.plan_tracepoints()
         return [
             ladder.Strategy(
-                f"kprobes ({KPROBE_NOTE})", HookKind.KPROBE, funcs.hooks(),
+                "kprobes", HookKind.KPROBE, funcs.hooks(),
                 lambda: self._check_kprobes(funcs), lambda: self._load_kprobes(funcs),
+                unit=CountUnit.CALLS, note=KPROBE_NOTE,
             ),
             ladder.Strategy(
-                f"fentry ({KPROBE_NOTE})", HookKind.FENTRY, funcs.hooks(),
+                "fentry", HookKind.FENTRY, funcs.hooks(),
                 lambda: self._check_fentry(funcs), lambda: self._load_fentry(funcs),
+                unit=CountUnit.CALLS, note=KPROBE_NOTE,
             ),
             ladder.Strategy(
-                f"tracepoints ({TRACEPOINT_NOTE})", HookKind.TRACEPOINT, plan.hooks,
+                "tracepoints", HookKind.TRACEPOINT, plan.hooks,
                 lambda: plan.problem, lambda: self._load_tracepoints(plan),
+                unit=CountUnit.PAGES, note=TRACEPOINT_NOTE,
             ),
         ]
 
@@ -188,7 +189,7 @@ class CacheCollector(Collector[CacheSnapshot]):
         # BCC's support_kfunc() looks this symbol up through its symbol
         # cache, which crashes when another thread uses BCC at the same time;
         # kallsyms read here is the same test.
-        if not cache_hooks.kernel_symbols(["bpf_trampoline_link_prog"]):
+        if not system.kernel_symbols(["bpf_trampoline_link_prog"]):
             return "kernel has no BPF trampolines (bpf_trampoline_link_prog not in /proc/kallsyms)"
         # Load an empty fentry program first: quiet and quick, where a
         # refused compile costs a second and a line on stderr. libbpf's BTF
@@ -196,23 +197,19 @@ class CacheCollector(Collector[CacheSnapshot]):
         with loader.BCC_LOCK:
             return cache_hooks.fentry_load_check(funcs.chosen["access"] or "")
 
-    def _load_kprobes(self, funcs: cache_hooks.FunctionChoice):
-        with loader.BCC_LOCK:  # attaching uses BCC's symbol caches
-            bpf = loader.compile_program("cache", dict(self._base_defines(), HOOK_KPROBE=True, **funcs.defines_for_dirty()))
-            try:
-                for role, fn in funcs.chosen.items():
-                    if fn is None:
-                        continue  # dirtied, counted on its tracepoint
-                    bpf.attach_kprobe(event=fn.encode(), fn_name=cache_hooks.KPROBE_FN[role].encode())
-            except Exception:
-                loader.close_program(bpf)
-                raise
-            return bpf
+    def _load_kprobes(self, funcs: cache_hooks.FunctionChoice) -> Any:
+        def attach(bpf: Any) -> None:
+            for role, fn in funcs.chosen.items():
+                if fn is None:
+                    continue  # dirtied, counted on its tracepoint
+                bpf.attach_kprobe(event=fn.encode(), fn_name=cache_hooks.KPROBE_FN[role].encode())
 
-    def _load_fentry(self, funcs: cache_hooks.FunctionChoice):
+        return loader.load("cache", dict(self._base_defines(), HOOK_KPROBE=True, **funcs.defines_for_dirty()), attach)
+
+    def _load_fentry(self, funcs: cache_hooks.FunctionChoice) -> Any:
         # BCC loads and attaches every KFUNC_PROBE while compiling.
         try:
-            return loader.compile_program("cache", dict(self._base_defines(), HOOK_FENTRY=True, **funcs.defines(), **funcs.defines_for_dirty()))
+            return loader.load("cache", dict(self._base_defines(), HOOK_FENTRY=True, **funcs.defines(), **funcs.defines_for_dirty()))
         except Exception as exc:
             text = " ".join(str(exc).split())
             # BCC turns the kernel's EPERM into "Need super-user privileges";
@@ -224,7 +221,7 @@ class CacheCollector(Collector[CacheSnapshot]):
                 ) from None
             raise
 
-    def _load_tracepoints(self, plan: cache_hooks.TracepointPlan):
+    def _load_tracepoints(self, plan: cache_hooks.TracepointPlan) -> Any:
         defines = dict(
             self._base_defines(),
             ADD_HAS_ORDER=plan.add_has_order,
@@ -235,29 +232,17 @@ class CacheCollector(Collector[CacheSnapshot]):
         folio = folio_offsets() if plan.dirty_folio else {}
         if folio:
             defines.update(folio, DIRTY_RAW=True)
-        bpf = loader.compile_program("cache", defines)
-        if folio:
-            try:
-                with loader.BCC_LOCK:
-                    bpf.attach_raw_tracepoint(tp=b"writeback_dirty_folio", fn_name=b"bpftop_ca_dirty_raw")
-            except Exception:
-                loader.close_program(bpf)
-                raise
-        return bpf
+
+        def attach(bpf: Any) -> None:
+            bpf.attach_raw_tracepoint(tp=b"writeback_dirty_folio", fn_name=b"bpftop_ca_dirty_raw")
+
+        return loader.load("cache", defines, attach if folio else None)
 
     @property
     def unit(self) -> str:
-        if self._strategy is None:
-            return "pages"
-        return "pages" if self._strategy.kind is HookKind.TRACEPOINT else "calls"
-
-    @property
-    def hook(self) -> str:
-        # The strategy names carry a long note for doctor; the header line
-        # needs only the kind.
-        if self._strategy is None:
-            return ""
-        return self._strategy.name.split(" (", 1)[0]
+        """What the counts are in, as the rung in use declares it."""
+        unit = self._strategy.unit if self._strategy is not None else None
+        return (unit or CountUnit.PAGES).value
 
     def _on_loaded(self) -> None:
         self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
@@ -273,14 +258,6 @@ class CacheCollector(Collector[CacheSnapshot]):
         self._last = time.monotonic()
 
     # -- run-time filters ---------------------------------------------------
-    def set_pid_filter(self, pids: Sequence[int], exclude: bool = False) -> None:
-        """Change the kernel-side process filter; no recompiling. Raises
-        ValueError (and changes nothing) on a bad pid."""
-        with self._lock:
-            self.filter.set(pids, exclude)
-            if self._bpf is not None:
-                self._baseline()
-
     def set_comm_filter(self, pattern: Optional[str]) -> None:
         """Show only processes whose name matches this regular expression
         (None or "" for all). Applied in Python, to rows only. Raises
@@ -292,7 +269,7 @@ class CacheCollector(Collector[CacheSnapshot]):
     # -- reading --------------------------------------------------------------
     def _read_processes(self) -> Dict[int, Item]:
         return {
-            int(getattr(k, "value", k)): (_counts(v.c), int(v.uid), _comm(bytes(v.comm)))
+            maps.key_int(k): (_counts(v.c), int(v.uid), maps.comm(bytes(v.comm)))
             for k, v in maps.items(self._bpf[b"proc_stats"])
         }
 
@@ -303,7 +280,7 @@ class CacheCollector(Collector[CacheSnapshot]):
         return total
 
     def _read_untracked(self) -> int:
-        return int(sum(self._bpf[b"untracked"].getvalue(0)))
+        return maps.percpu_total(self._bpf[b"untracked"])
 
     def _forget_dead(self, current: Mapping[int, Item]) -> None:
         """Drop exited processes from the kernel map once their last counts

@@ -31,26 +31,6 @@ KPROBE_FN = {
 DEFINE_FOR_ROLE = {"access": "ACCESS_FN", "add": "ADD_FN", "dirtied": "DIRTY_FN"}
 
 
-def kernel_symbols(names: Iterable[str], path: str = "/proc/kallsyms") -> Set[str]:
-    """The subset of ``names`` that are text symbols of the running kernel.
-
-    A symbol in kallsyms may still be unprobeable (notrace, or inlined at
-    some call sites), which only attaching tells; a name missing here was
-    inlined everywhere or renamed.
-    """
-    wanted = set(names)
-    found: Set[str] = set()
-    try:
-        with open(path) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3 and parts[1] in ("T", "t") and parts[2] in wanted:
-                    found.add(parts[2])
-    except OSError:
-        pass
-    return found
-
-
 @dataclass(frozen=True)
 class FunctionChoice:
     """For each role, the kernel function to hook (None: none exists).
@@ -106,7 +86,7 @@ class FunctionChoice:
 
 
 def choose_functions(
-    present: Callable[[Iterable[str]], Set[str]] = kernel_symbols,
+    present: Callable[[Iterable[str]], Set[str]] = system.kernel_symbols,
     tracepoint: Optional[Callable[[str, str], bool]] = None,
 ) -> FunctionChoice:
     have = present([name for names in ROLES.values() for name in names])

@@ -37,7 +37,7 @@ class BlockDevices:
     def name(self, dev: int) -> str:
         return self.disks.get(dev) or majmin(dev)
 
-    def resolve(self, names: Iterable[str]) -> Tuple[Tuple[str, int], ...]:
+    def resolve(self, names: Iterable[object]) -> Tuple[Tuple[str, int], ...]:
         """Names (``vda``, ``/dev/vda``, ``254:0``) -> (name, kernel dev),
         sorted and without duplicates. Raises ValueError with the reason."""
         by_name = {name: dev for dev, name in self.disks.items()}

@@ -10,12 +10,13 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Sequence, Set, Tuple
 
 from ..bpf import ladder, loader, maps, system
 from ..model import HookKind, ProcessRow, SyscallRow, SyscallsSnapshot
 from . import syscall_names
 from .base import Collector
+from .capabilities import Capabilities
 from .pidfilter import PidFilter
 
 MAX_PROCS = 10240
@@ -42,13 +43,7 @@ class Counter:
 
 
 def sum_percpu(values: Iterable) -> Counter:
-    count = errors = total = timed = 0
-    for v in values:
-        count += v.count
-        errors += v.errors
-        total += v.total_ns
-        timed += v.timed
-    return Counter(count, errors, total, timed)
+    return Counter(*maps.sum_fields(values, ("count", "errors", "total_ns", "timed")))
 
 
 def syscall_rows(
@@ -91,19 +86,16 @@ def process_rows(
     return tuple(rows)
 
 
-def _comm(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-
-
 class SyscallsCollector(Collector[SyscallsSnapshot]):
     tab = "syscalls"
     title = "Syscalls"
+    CAPABILITIES = Capabilities(kernel_filters=("pid",))
 
     def __init__(self, pids: Sequence[int] = (), latency: bool = True, per_process: bool = True) -> None:
         super().__init__()
         self.latency = latency
         self.per_process = per_process
-        self.filter = PidFilter(pids)
+        self.filter = self.key_filters["pid"] = PidFilter(pids)
         self.nr_syscalls = max(512, max(syscall_names.table(), default=0) + 1)
         self._prev: Dict[int, Counter] = {}
         self._prev_procs: Dict[int, int] = {}
@@ -163,20 +155,16 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         missing = [e for e in ("sys_enter", "sys_exit") if not system.tracepoint_exists("raw_syscalls", e)]
         return f"tracepoint raw_syscalls:{missing[0]} not found" if missing else ""
 
-    def _load_raw(self):
-        bpf = loader.compile_program("syscalls", self._defines(raw_tp=True))
-        try:
-            with loader.BCC_LOCK:
-                bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=b"bpftop_sc_exit")
-                if self.latency:
-                    bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"bpftop_sc_enter")
-        except Exception:
-            loader.close_program(bpf)
-            raise
-        return bpf
+    def _load_raw(self) -> Any:
+        def attach(bpf: Any) -> None:
+            bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=b"bpftop_sc_exit")
+            if self.latency:
+                bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"bpftop_sc_enter")
 
-    def _load_tp(self):
-        return loader.compile_program("syscalls", self._defines(raw_tp=False))
+        return loader.load("syscalls", self._defines(raw_tp=True), attach)
+
+    def _load_tp(self) -> Any:
+        return loader.load("syscalls", self._defines(raw_tp=False))
 
     def _on_loaded(self) -> None:
         self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
@@ -190,21 +178,13 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         self._prev_procs = {pid: count for pid, (count, _) in procs.items()}
         self._last = time.monotonic()
 
-    # -- run-time filter ----------------------------------------------------
-    def set_pid_filter(self, pids: Sequence[int], exclude: bool = False) -> None:
-        """Change the kernel-side process filter; no recompiling."""
-        with self._lock:
-            self.filter.set(pids, exclude)
-            if self._bpf is not None:
-                self._baseline()
-
     # -- reading --------------------------------------------------------------
     def _read_counters(self) -> Dict[int, Counter]:
         out = {}
         for key, percpu in maps.items(self._bpf[b"sc_stats"]):
             c = sum_percpu(percpu)
             if c.count:
-                out[getattr(key, "value", key)] = c
+                out[maps.key_int(key)] = c
         return out
 
     def _read_processes(self) -> Tuple[Dict[int, Tuple[int, str]], int, Set[int]]:
@@ -226,13 +206,13 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
             if before == [a[1] for a in after]:
                 break
         current: Dict[int, Tuple[int, str]] = {
-            getattr(k, "value", k): (v.count, _comm(bytes(v.comm))) for k, v in items
+            maps.key_int(k): (v.count, maps.comm(bytes(v.comm))) for k, v in items
         }
         for tgid, _, pending in after:
             if pending:
                 count, comm = current.get(tgid, (0, ""))
                 current[tgid] = (count + pending, comm)
-        untracked = sum(self._bpf[b"untracked"].getvalue(0))
+        untracked = maps.percpu_total(self._bpf[b"untracked"])
         return current, untracked, {tgid for tgid, _, pending in after if pending}
 
     def _forget_dead(self, current: Mapping[int, Tuple[int, str]], pending: Set[int]) -> None:

@@ -10,7 +10,7 @@ kind, and shown.
 
 Filters: pid and destination port in BPF maps (changed at run time, never
 recompiled); process name regex and destination networks in Python
-(``set_match_filter``), applied to each attempt as it arrives. Changing any
+(``set_event_filter``), applied to each attempt as it arrives. Changing any
 filter restarts the counts.
 """
 
@@ -21,14 +21,16 @@ import platform
 import re
 import threading
 import time
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
-from ..bpf import ladder, loader, system
-from ..model import HookKind
+from ..bpf import ladder, loader, maps, system
+from ..model import EventBuffer, HookKind
 from ..model.tcp import TcpSnapshot
 from .base import Collector
-from .pidfilter import MODE_ALL, MODE_EXCEPT, MODE_ONLY, PidFilter
-from .tcp_events import EVENT, MAX_EVENTS, Aggregator, MatchFilter, parse_ports
+from .capabilities import Capabilities, EventFilter
+from .keyfilter import KeyFilter
+from .pidfilter import PidFilter
+from .tcp_events import EVENT, MAX_EVENTS, Aggregator, MatchFilter
 
 MAX_PENDING = 65536
 MAX_FILTER_PIDS = 1024
@@ -50,43 +52,26 @@ def _kernel_version() -> tuple:
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
-class PortFilter:
-    """Destination ports in two BPF maps, like PidFilter for processes."""
+class PortFilter(KeyFilter):
+    """Destination ports (the maps port_mode and filter_ports)."""
 
-    def __init__(self, ports: Sequence[int] = (), exclude: bool = False) -> None:
-        self.ports = parse_ports(ports, MAX_FILTER_PORTS)
-        self.exclude = exclude and bool(self.ports)
-        self._mode: Any = None
-        self._set: Any = None
+    what = "port"
+    low, high = 1, 65535
+    limit = MAX_FILTER_PORTS
 
     @property
-    def mode(self) -> int:
-        if not self.ports:
-            return MODE_ALL
-        return MODE_EXCEPT if self.exclude else MODE_ONLY
-
-    def bind(self, mode_map: Any, port_map: Any) -> None:
-        self._mode, self._set = mode_map, port_map
-        self._write()
-
-    def set(self, ports: Sequence[int], exclude: bool = False) -> None:
-        self.ports = parse_ports(ports, MAX_FILTER_PORTS)
-        self.exclude = exclude and bool(self.ports)
-        if self._mode is not None:
-            self._write()
-
-    def _write(self) -> None:
-        # As PidFilter: open up, rewrite, narrow; never a half-written "only".
-        self._mode[ctypes.c_int(0)] = ctypes.c_uint32(MODE_ALL)
-        self._set.clear()
-        for port in self.ports:
-            self._set[self._set.Key(port)] = self._set.Leaf(1)
-        self._mode[ctypes.c_int(0)] = ctypes.c_uint32(self.mode)
+    def ports(self) -> Tuple[int, ...]:
+        return self.keys
 
 
 class TcpCollector(Collector[TcpSnapshot]):
     tab = "tcp"
     title = "TCP"
+    CAPABILITIES = Capabilities(
+        kernel_filters=("pid", "port"),
+        event_filters=("comm", "addr"),
+        buffers=(EventBuffer.RING, EventBuffer.PERF),
+    )
 
     def __init__(
         self,
@@ -110,8 +95,8 @@ class TcpCollector(Collector[TcpSnapshot]):
         self.perf_pages = _pow2(perf_pages, "perf buffer pages")
         self.poll = poll
         self.max_events = max_events
-        self.filter = PidFilter(pids)
-        self.ports = PortFilter(ports, port_exclude)
+        self.filter = self.key_filters["pid"] = PidFilter(pids)
+        self.ports = self.key_filters["port"] = PortFilter(ports, port_exclude)
         self.agg = Aggregator(max_events=max_events)
         self.perf_lost_reported = 0  # from the perf buffer's own lost records
         self._ring = False
@@ -130,18 +115,20 @@ class TcpCollector(Collector[TcpSnapshot]):
         out = []
         for tp in (True, False):
             for ring in bufs:
-                suffix = "ring buffer" if ring else "perf buffer"
+                buffer = EventBuffer.RING if ring else EventBuffer.PERF
                 if tp:
                     hooks = ("sock:inet_sock_set_state", "tcp:tcp_receive_reset")
                     out.append(ladder.Strategy(
-                        f"inet_sock_set_state tracepoint, {suffix}", HookKind.TRACEPOINT, hooks,
+                        f"inet_sock_set_state tracepoint, {buffer.value}", HookKind.TRACEPOINT, hooks,
                         lambda ring=ring: self._check_tp(ring), lambda ring=ring: self._load(True, ring),
+                        buffer=buffer,
                     ))
                 else:
                     hooks = ("tcp_v4_connect", "tcp_v6_connect")
                     out.append(ladder.Strategy(
-                        f"tcp_v4/v6_connect kprobes, {suffix}", HookKind.KPROBE, hooks,
+                        f"tcp_v4/v6_connect kprobes, {buffer.value}", HookKind.KPROBE, hooks,
                         lambda ring=ring: self._check_kprobes(ring), lambda ring=ring: self._load(False, ring),
+                        buffer=buffer,
                     ))
         return out
 
@@ -181,21 +168,17 @@ class TcpCollector(Collector[TcpSnapshot]):
         }
 
     def _load(self, tracepoint: bool, ring: bool) -> Any:
-        with loader.BCC_LOCK:  # attaching uses BCC's symbol caches
-            bpf = loader.compile_program("tcp", self._defines(tracepoint, ring))
-            try:
-                if not tracepoint:
-                    for v in ("v4", "v6"):
-                        bpf.attach_kprobe(event=f"tcp_{v}_connect".encode(), fn_name=f"bpftop_tcp_{v}_entry".encode())
-                        bpf.attach_kretprobe(event=f"tcp_{v}_connect".encode(), fn_name=f"bpftop_tcp_{v}_return".encode())
-                if ring:
-                    bpf[b"events"].open_ring_buffer(self._on_ring_event)
-                else:
-                    bpf[b"events"].open_perf_buffer(self._on_perf_event, page_cnt=self.perf_pages, lost_cb=self._on_perf_lost)
-            except Exception:
-                loader.close_program(bpf)
-                raise
-            return bpf
+        def attach(bpf: Any) -> None:
+            if not tracepoint:
+                for v in ("v4", "v6"):
+                    bpf.attach_kprobe(event=f"tcp_{v}_connect".encode(), fn_name=f"bpftop_tcp_{v}_entry".encode())
+                    bpf.attach_kretprobe(event=f"tcp_{v}_connect".encode(), fn_name=f"bpftop_tcp_{v}_return".encode())
+            if ring:
+                bpf[b"events"].open_ring_buffer(self._on_ring_event)
+            else:
+                bpf[b"events"].open_perf_buffer(self._on_perf_event, page_cnt=self.perf_pages, lost_cb=self._on_perf_lost)
+
+        return loader.load("tcp", self._defines(tracepoint, ring), attach)
 
     # -- events (in the poll thread, or in collect() without one) -----------
     def _on_ring_event(self, _ctx: Any, data: Any, size: int) -> int:
@@ -238,18 +221,19 @@ class TcpCollector(Collector[TcpSnapshot]):
             self._consume(self._bpf)
 
     def _on_loaded(self) -> None:
-        self._ring = "ring buffer" in self.hook
+        assert self._strategy is not None
+        self._ring = self._strategy.buffer is EventBuffer.RING
         self._outcomes = self._strategy.kind is HookKind.TRACEPOINT
         self.agg = Aggregator(outcomes=self._outcomes, max_events=self.max_events)
         self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
         self.ports.bind(self._bpf[b"port_mode"], self._bpf[b"filter_ports"])
-        self._restart()
+        self._baseline()
         if self.poll:
             self._stop_poll.clear()
             self._poller = threading.Thread(target=self._poll_loop, args=(self._bpf,), name="tcp-events", daemon=True)
             self._poller.start()
 
-    def _restart(self) -> None:
+    def _baseline(self) -> None:
         """Counts start again (after a filter change): what the kernel sent
         under the old filter is drained and dropped."""
         self._drain()
@@ -266,46 +250,25 @@ class TcpCollector(Collector[TcpSnapshot]):
         super().stop()
 
     # -- run-time filters -----------------------------------------------------
-    def set_pid_filter(self, pids: Sequence[int], exclude: bool = False) -> None:
-        """Kernel-side process filter; no recompiling. ValueError on bad pids."""
-        with self._lock:
-            self.filter.set(pids, exclude)
-            if self._bpf is not None:
-                self._restart()
-
-    def set_port_filter(self, ports: Sequence[int], exclude: bool = False) -> None:
-        """Kernel-side destination port filter; no recompiling."""
-        with self._lock:
-            self.ports.set(ports, exclude)
-            if self._bpf is not None:
-                self._restart()
-
-    def set_match_filter(
-        self,
-        comm: Optional[str] = None,
-        comm_exclude: bool = False,
-        addrs: Sequence[str] = (),
-        addr_exclude: bool = False,
-    ) -> None:
-        """Python-side filter: ``comm`` is a regex searched in the process
-        name, ``addrs`` destination addresses or networks ("10.0.0.0/8",
-        "::1"). ValueError on bad input, and nothing changes then."""
-        match = MatchFilter(comm, comm_exclude, addrs, addr_exclude)
-        with self._lock:
-            if self._bpf is not None:
-                self._drain()
-            self.agg.set_match(match)
-            if self._bpf is not None:
-                self._lost_base = self._read_lost()
-                self._lost_prev = 0
-                self._last = time.monotonic()
+    def _set_event_filter(self, flt: EventFilter) -> None:
+        """``comm`` is a regex searched in the process name, ``addrs``
+        destination addresses or networks; applied to each attempt as it
+        arrives. What the kernel sent under the old filter is drained first."""
+        match = MatchFilter(flt.comm, flt.comm_exclude, flt.addrs, flt.addr_exclude)
+        if self._bpf is not None:
+            self._drain()
+        self.agg.set_match(match)
+        if self._bpf is not None:
+            self._lost_base = self._read_lost()
+            self._lost_prev = 0
+            self._last = time.monotonic()
 
     # -- reading ----------------------------------------------------------
-    def _read_lost(self) -> tuple:
+    def _read_lost(self) -> Tuple[int, int]:
         if self._bpf is None:
             return (0, 0)
         table = self._bpf[b"lost"]
-        return tuple(sum(table.getvalue(table.Key(i))) for i in (0, 1))
+        return maps.percpu_total(table, 0), maps.percpu_total(table, 1)
 
     def _read(self) -> TcpSnapshot:
         self._drain()
@@ -330,7 +293,7 @@ class TcpCollector(Collector[TcpSnapshot]):
             lost_connects=lost_c,
             lost_results=lost_r,
             lost_new=lost_c + lost_r - self._lost_prev,
-            buffer="ring buffer" if self._ring else "perf buffer",
+            buffer=(EventBuffer.RING if self._ring else EventBuffer.PERF).value,
             outcomes=self._outcomes,
             orphan_results=t.orphan_results,
             overflow_destinations=t.overflow_destinations,

@@ -15,8 +15,9 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
 
+from ..bpf import maps
 from ..model.tcp import (
     ESTABLISHED,
     FAILED,
@@ -159,10 +160,6 @@ class Taken:
     overflow_destinations: int
 
 
-def _comm(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-
-
 def _avg_us(lat_ns: int, n: int) -> Optional[float]:
     return lat_ns / n / 1e3 if n else None
 
@@ -241,7 +238,7 @@ class Aggregator:
 
     def _attempt(self, ts, sk, pid, uid, kind, family, sport, dport, saddr, daddr, comm) -> Optional[_Attempt]:
         dpacked, dtext = self._addr(family, daddr)
-        name = _comm(comm)
+        name = maps.comm(comm)
         att = _Attempt()
         att.counted = not self.match.active or self.match.matches(name, ipaddress.ip_address(dpacked))
         if self.outcomes and kind == EV_CONNECT:
@@ -354,17 +351,3 @@ class Aggregator:
                 p.new = 0
             self._connects = self._failures = 0
             return taken
-
-
-def parse_ports(ports: Iterable[int], limit: int) -> Tuple[int, ...]:
-    out = []
-    for p in ports:
-        if isinstance(p, bool) or not isinstance(p, int):
-            raise ValueError(f"port must be an integer, not {p!r}")
-        if not 0 < p < 65536:
-            raise ValueError(f"port {p} is out of range (1..65535)")
-        out.append(p)
-    out = sorted(set(out))
-    if len(out) > limit:
-        raise ValueError(f"at most {limit} ports can be filtered in the kernel, got {len(out)}")
-    return tuple(out)

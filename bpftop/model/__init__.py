@@ -6,12 +6,14 @@ Nothing here knows about BCC or Textual. One module per tab, plus
 ``common`` for what every collector shares.
 """
 
-from .common import CollectorState, CollectorStatus, HookAttempt, HookKind
+from .common import CollectorState, CollectorStatus, CountUnit, EventBuffer, HookAttempt, HookKind
 from .syscalls import ProcessRow, SyscallRow, SyscallsSnapshot
 
 __all__ = [
     "CollectorState",
     "CollectorStatus",
+    "CountUnit",
+    "EventBuffer",
     "HookAttempt",
     "HookKind",
     "ProcessRow",

@@ -1,4 +1,5 @@
-"""What every collector shares: hook kinds, collector states, hook attempts."""
+"""What every collector shares: hook kinds, event buffers, count units,
+collector states, hook attempts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,24 @@ class HookKind(str, enum.Enum):
     TRACEPOINT = "tracepoint"
     KPROBE = "kprobe"
     FENTRY = "fentry"
+
+
+class EventBuffer(str, enum.Enum):
+    """How a rung's events reach user space; the value is what the TCP
+    snapshot and its JSON say."""
+
+    NONE = "none"  # maps only, read once per interval
+    RING = "ring buffer"
+    PERF = "perf buffer"
+
+
+class CountUnit(str, enum.Enum):
+    """What one count stands for where rungs differ (the page cache: one
+    per page, or one per call, that is per folio); the value is the
+    snapshot's and the JSON's ``unit``."""
+
+    PAGES = "pages"
+    CALLS = "calls"
 
 
 class CollectorState(str, enum.Enum):
@@ -38,6 +57,11 @@ class HookAttempt:
     # (warnings, a verifier log): kept for ``bpftop doctor -v``, never shown
     # on the user's stderr.
     output: str = ""
+    # The rung's short name (the strategy text may carry a note for doctor),
+    # and what its counts are in, as the rung declared them.
+    label: str = ""
+    unit: Optional[CountUnit] = None
+    buffer: EventBuffer = EventBuffer.NONE
 
 
 @dataclass(frozen=True)

@@ -38,12 +38,11 @@ class CacheView(TabView):
 
     def describe_status(self, status: CollectorStatus) -> Text:
         if status.state is CollectorState.RUNNING and status.chosen is not None:
-            # The rung names carry their counting notes for doctor; here the
-            # kind is enough (the help says the rest).
+            # The rung's counting note is for doctor; here its short name,
+            # kind and unit are enough (the help says the rest).
             chosen = status.chosen
-            short = chosen.strategy.split(" (", 1)[0]
-            unit = "pages" if short.startswith("tracepoint") else "calls"
-            return plain(f"running on {short} ({chosen.kind.value}; counts {unit})")
+            counts = f"; counts {chosen.unit.value}" if chosen.unit is not None else ""
+            return plain(f"running on {chosen.label or chosen.strategy} ({chosen.kind.value}{counts})")
         return super().describe_status(status)
 
     def render_snapshot(self, snapshot: CacheSnapshot) -> None:
