@@ -260,7 +260,7 @@ def test_mmap_cold_and_warm_reads_are_exact(on_each_rung, file64):
 def test_dirties_exact_for_a_file_cached_before_start(on_each_rung):
     c, file32 = on_each_rung
     with Worker() as w:
-        c.set_pid_filter([w.pid])
+        c.set_kernel_filter("pid", [w.pid])
         c.collect()
         written = w.do("overwrite", file32, MB)[0]
         r = row_for(c.collect(), w.pid)
