@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Tuple
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Protocol, Tuple
 
 from .collectors.capabilities import Capabilities, EventFilter, KernelField
 from .filters import NO_FILTER, Filter, FilterError, Value, check_fields, parse
@@ -16,7 +16,7 @@ from .filters import NO_FILTER, Filter, FilterError, Value, check_fields, parse
 class Filterable(Protocol):
     """What this module needs of a collector (collectors.base.Collector has it)."""
 
-    CAPABILITIES: Capabilities
+    CAPABILITIES: ClassVar[Capabilities]
 
     def set_kernel_filter(self, field: KernelField, values: Iterable[Value], exclude: bool = False) -> None: ...
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 from .. import errors
 
@@ -85,13 +85,14 @@ class Btf:
             self._btf = None
 
     def _type(self, tid: int) -> _Type:
-        return self._lib.btf__type_by_id(self._btf, tid).contents
+        t: _Type = self._lib.btf__type_by_id(self._btf, tid).contents
+        return t
 
     def _name(self, off: int) -> str:
         raw = self._lib.btf__name_by_offset(self._btf, off)
         return raw.decode() if raw else ""
 
-    def _members(self, tid: int):
+    def _members(self, tid: int) -> Iterator[Tuple[str, int, int]]:
         t = self._type(tid)
         vlen = t.info & 0xFFFF
         kflag = t.info >> 31
@@ -130,7 +131,8 @@ class Btf:
                 return None
             bits, mtype = found
             tid = self._lib.btf__resolve_type(self._btf, mtype)
-            if i < name.count(".") and (tid <= 0 or (self._type(tid).info >> 24) & 0x1F not in (_KIND_STRUCT, _KIND_UNION)):
+            compound = tid > 0 and (self._type(tid).info >> 24) & 0x1F in (_KIND_STRUCT, _KIND_UNION)
+            if i < name.count(".") and not compound:
                 return None
         if bits % 8:
             return None  # a bit field: not read through a byte offset
@@ -147,12 +149,11 @@ class Btf:
             for i in range(t.info & 0xFFFF):
                 if kind == _KIND_ENUM:
                     e = _Enum.from_address(base + i * ctypes.sizeof(_Enum))
-                    value = e.val
+                    value, name_off = e.val, e.name_off
                 else:
                     e64 = _Enum64.from_address(base + i * ctypes.sizeof(_Enum64))
-                    value = e64.hi << 32 | e64.lo
-                    e = e64
-                if self._name(e.name_off) == name:
+                    value, name_off = e64.hi << 32 | e64.lo, e64.name_off
+                if self._name(name_off) == name:
                     return int(value)
         return None
 

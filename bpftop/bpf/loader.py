@@ -60,7 +60,7 @@ def source(name: str) -> str:
 
 def import_bcc() -> Any:
     try:
-        import bcc  # noqa: F401
+        import bcc
     except ImportError as e:
         raise FeatureError(
             f"the BCC Python module is not importable ({e}); install the distribution's "

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
-from ..errors import PrivilegeError, FeatureError
+from ..errors import FeatureError, PrivilegeError
 
 TRACEFS = "/sys/kernel/tracing"
 DEBUGFS_TRACING = "/sys/kernel/debug/tracing"
@@ -314,7 +314,7 @@ def ensure_securityfs() -> bool:
 
 def bcc_version() -> str:
     try:
-        import bcc  # type: ignore
+        import bcc
     except ImportError:
         return "not importable (install python3-bpfcc)"
     return getattr(bcc, "__version__", "unknown version")

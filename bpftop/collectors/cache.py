@@ -75,7 +75,7 @@ def folio_offsets() -> Dict[str, int]:
     return out
 
 
-def _counts(v) -> CacheCounts:
+def _counts(v: Any) -> CacheCounts:
     return CacheCounts(int(v.accesses), int(v.buffer_dirties), int(v.added), int(v.dirtied))
 
 
@@ -209,7 +209,8 @@ class CacheCollector(Collector[CacheSnapshot]):
     def _load_fentry(self, funcs: cache_hooks.FunctionChoice) -> Any:
         # BCC loads and attaches every KFUNC_PROBE while compiling.
         try:
-            return loader.load("cache", dict(self._base_defines(), HOOK_FENTRY=True, **funcs.defines(), **funcs.defines_for_dirty()))
+            defines = dict(self._base_defines(), HOOK_FENTRY=True, **funcs.defines(), **funcs.defines_for_dirty())
+            return loader.load("cache", defines)
         except Exception as exc:
             text = " ".join(str(exc).split())
             # BCC turns the kernel's EPERM into "Need super-user privileges";

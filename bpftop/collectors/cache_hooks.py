@@ -225,7 +225,7 @@ def fentry_load_check(function: str) -> str:
     ctypes.c_uint32.from_buffer(attr, 0).value = _BPF_PROG_TYPE_TRACING
     ctypes.c_uint32.from_buffer(attr, 4).value = 2
     ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(insns)
-    ctypes.c_uint64.from_buffer(attr, 16).value = ctypes.cast(license, ctypes.c_void_p).value
+    ctypes.c_uint64.from_buffer(attr, 16).value = ctypes.cast(license, ctypes.c_void_p).value or 0
     ctypes.c_uint32.from_buffer(attr, 68).value = _BPF_TRACE_FENTRY
     ctypes.c_uint32.from_buffer(attr, 108).value = btf_id
     libc = ctypes.CDLL(None, use_errno=True)

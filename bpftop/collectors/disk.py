@@ -77,7 +77,8 @@ class DiskCollector(Collector[DiskSnapshot]):
         self._base_time = self._last = time.monotonic()
         self._idle_pending: Dict[int, int] = {}
         self._stale_purged = 0
-        self._base_loss = self._prev_loss = (0, 0, 0)
+        self._base_loss: Tuple[Optional[int], Optional[int], int] = (0, 0, 0)
+        self._prev_loss: Tuple[Optional[int], Optional[int], int] = self._base_loss
 
     # -- ladder -----------------------------------------------------------
     def strategies(self) -> List[ladder.Strategy]:
@@ -209,16 +210,12 @@ class DiskCollector(Collector[DiskSnapshot]):
         at_completion, at_start = (maps.percpu_total(self._bpf[b"stale"], i) for i in (0, 1))
         stale = self._stale_purged + at_completion + at_start
         misses = self.recursion_misses()
-        starts_missed: Optional[int] = 0
-        completions_missed: Optional[int] = 0
-        for name, n in misses.items():
-            if n is None or not self.skips_counted:
-                starts_missed = completions_missed = None
-                break
-            if is_completion_program(name):
-                completions_missed += n
-            else:
-                starts_missed += n
+        starts_missed: Optional[int] = None
+        completions_missed: Optional[int] = None
+        counts = {name: n for name, n in misses.items() if n is not None}
+        if self.skips_counted and len(counts) == len(misses):
+            completions_missed = sum(n for name, n in counts.items() if is_completion_program(name))
+            starts_missed = sum(n for name, n in counts.items() if not is_completion_program(name))
         if self.keyed_by_request:
             return self._stale_purged + at_start, starts_missed, stale
         return completions_missed, starts_missed, stale

@@ -24,7 +24,7 @@ class Counter:
     total_ns: int = 0
     slots: Tuple[int, ...] = (0,) * NSLOTS
 
-    def minus(self, other: "Counter") -> "Counter":
+    def minus(self, other: Counter) -> Counter:
         return Counter(
             self.ios - other.ios,
             self.bytes - other.bytes,

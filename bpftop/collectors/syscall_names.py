@@ -41,13 +41,13 @@ def _header_table(machine: str) -> Dict[int, str]:
 
 def _bcc_table() -> Dict[int, str]:
     try:
-        from bcc.syscall import syscalls  # type: ignore
+        from bcc.syscall import syscalls
     except Exception:
         return {}
     return {int(nr): (name.decode() if isinstance(name, bytes) else str(name)) for nr, name in syscalls.items()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def table(machine: str = "") -> Dict[int, str]:
     machine = machine or platform.machine()
     merged: Dict[int, str] = dict(_bcc_table())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Set, Tuple
 
 from ..bpf import ladder, loader, maps, system
 from ..model import HookKind, ProcessRow, SyscallRow, SyscallsSnapshot
@@ -33,7 +33,7 @@ class Counter:
     total_ns: int = 0
     timed: int = 0
 
-    def minus(self, other: "Counter") -> "Counter":
+    def minus(self, other: Counter) -> Counter:
         return Counter(
             self.count - other.count,
             self.errors - other.errors,
@@ -42,7 +42,7 @@ class Counter:
         )
 
 
-def sum_percpu(values: Iterable) -> Counter:
+def sum_percpu(values: Iterable[Any]) -> Counter:
     return Counter(*maps.sum_fields(values, ("count", "errors", "total_ns", "timed")))
 
 
@@ -51,7 +51,7 @@ def syscall_rows(
     previous: Mapping[int, Counter],
     nr_syscalls: int,
     latency: bool,
-    namer=syscall_names.name,
+    namer: Callable[[int], str] = syscall_names.name,
 ) -> Tuple[SyscallRow, ...]:
     """Rows for the syscalls called in the interval, busiest first."""
     rows = []
@@ -140,7 +140,8 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
     @staticmethod
     def _check_raw() -> str:
         if platform.machine() not in ("x86_64", "aarch64"):
-            return f"reads the syscall number from pt_regs, written for x86_64 and arm64 only (this is {platform.machine()})"
+            return ("reads the syscall number from pt_regs, written for x86_64 and arm64 only "
+                    f"(this is {platform.machine()})")
         bcc = loader.import_bcc()
         with loader.BCC_LOCK:
             supported = bcc.BPF.support_raw_tracepoint()

@@ -17,6 +17,7 @@ filter restarts the counts.
 from __future__ import annotations
 
 import ctypes
+import functools
 import platform
 import re
 import threading
@@ -120,14 +121,14 @@ class TcpCollector(Collector[TcpSnapshot]):
                     hooks = ("sock:inet_sock_set_state", "tcp:tcp_receive_reset")
                     out.append(ladder.Strategy(
                         f"inet_sock_set_state tracepoint, {buffer.value}", HookKind.TRACEPOINT, hooks,
-                        lambda ring=ring: self._check_tp(ring), lambda ring=ring: self._load(True, ring),
+                        functools.partial(self._check_tp, ring), functools.partial(self._load, True, ring),
                         buffer=buffer,
                     ))
                 else:
                     hooks = ("tcp_v4_connect", "tcp_v6_connect")
                     out.append(ladder.Strategy(
                         f"tcp_v4/v6_connect kprobes, {buffer.value}", HookKind.KPROBE, hooks,
-                        lambda ring=ring: self._check_kprobes(ring), lambda ring=ring: self._load(False, ring),
+                        functools.partial(self._check_kprobes, ring), functools.partial(self._load, False, ring),
                         buffer=buffer,
                     ))
         return out
@@ -176,7 +177,8 @@ class TcpCollector(Collector[TcpSnapshot]):
             if ring:
                 bpf[b"events"].open_ring_buffer(self._on_ring_event)
             else:
-                bpf[b"events"].open_perf_buffer(self._on_perf_event, page_cnt=self.perf_pages, lost_cb=self._on_perf_lost)
+                bpf[b"events"].open_perf_buffer(self._on_perf_event, page_cnt=self.perf_pages,
+                                                 lost_cb=self._on_perf_lost)
 
         return loader.load("tcp", self._defines(tracepoint, ring), attach)
 

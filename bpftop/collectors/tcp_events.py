@@ -96,13 +96,42 @@ class MatchFilter:
         if self._comm is not None:
             parts.append(f"comm{'!~' if self.comm_exclude else '~'}{self.comm_text}")
         op = "!=" if self.addr_exclude else "="
-        parts += [f"addr{op}{n.with_prefixlen if n.prefixlen != n.max_prefixlen else n.network_address}" for n in self.nets]
+        parts += [f"addr{op}{n.with_prefixlen if n.prefixlen != n.max_prefixlen else n.network_address}"
+                  for n in self.nets]
         return " ".join(parts)
 
 
 class _Attempt:
-    __slots__ = ("seq", "ts", "pid", "uid", "comm", "family", "saddr", "sport", "daddr", "dport", "result",
-                 "latency_us", "counted", "dest_key")
+    __slots__ = (
+        "comm",
+        "counted",
+        "daddr",
+        "dest_key",
+        "dport",
+        "family",
+        "latency_us",
+        "pid",
+        "result",
+        "saddr",
+        "seq",
+        "sport",
+        "ts",
+        "uid",
+    )
+    seq: int
+    ts: float
+    pid: int
+    uid: int
+    comm: str
+    family: int
+    saddr: str
+    sport: int
+    daddr: str
+    dport: int
+    result: str
+    latency_us: Optional[float]
+    counted: bool
+    dest_key: Optional[Tuple[int, bytes, int]]
 
     def freeze(self, offset: float) -> ConnectEvent:
         return ConnectEvent(
@@ -118,8 +147,19 @@ MAX_DEST_PIDS = 64
 
 
 class _Dest:
-    __slots__ = ("daddr", "dport", "family", "count", "new", "failures", "established", "lat_ns", "timed", "pids",
-                 "pids_dropped")
+    __slots__ = (
+        "count",
+        "daddr",
+        "dport",
+        "established",
+        "failures",
+        "family",
+        "lat_ns",
+        "new",
+        "pids",
+        "pids_dropped",
+        "timed",
+    )
 
     def __init__(self, daddr: str, dport: int, family: int) -> None:
         self.daddr, self.dport, self.family = daddr, dport, family
@@ -135,7 +175,7 @@ class _Dest:
 
 
 class _Proc:
-    __slots__ = ("pid", "comm", "uid", "count", "new", "failures", "established", "lat_ns", "timed")
+    __slots__ = ("comm", "count", "established", "failures", "lat_ns", "new", "pid", "timed", "uid")
 
     def __init__(self, pid: int, comm: str, uid: int) -> None:
         self.pid, self.comm, self.uid = pid, comm, uid
@@ -236,7 +276,8 @@ class Aggregator:
                 elif att.counted:
                     self._outcome(att, kind, lat, sport, family, saddr)
 
-    def _attempt(self, ts, sk, pid, uid, kind, family, sport, dport, saddr, daddr, comm) -> Optional[_Attempt]:
+    def _attempt(self, ts: int, sk: int, pid: int, uid: int, kind: int, family: int, sport: int, dport: int,
+                 saddr: bytes, daddr: bytes, comm: bytes) -> Optional[_Attempt]:
         dpacked, dtext = self._addr(family, daddr)
         name = maps.comm(comm)
         att = _Attempt()

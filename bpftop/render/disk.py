@@ -270,4 +270,4 @@ def to_dict(snap: DiskSnapshot) -> Dict[str, Any]:
     }
 
 
-__all__ = ["OPS", "UNITS", "table", "summary", "to_text", "to_dict", "hist_text", "hist_rows", "disk_text"]
+__all__ = ["OPS", "UNITS", "disk_text", "hist_rows", "hist_text", "summary", "table", "to_dict", "to_text"]

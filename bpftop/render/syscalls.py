@@ -6,7 +6,17 @@ from typing import Any, Dict, Optional, Tuple
 
 from ..jsonout import iso_time
 from ..model import SyscallsSnapshot
-from ..tables import Column, Table, filter_text, fmt_ns_as_ms, fmt_ns_as_us, fmt_pct, fmt_rate, header_line, render_table
+from ..tables import (
+    Column,
+    Table,
+    filter_text,
+    fmt_ns_as_ms,
+    fmt_ns_as_us,
+    fmt_pct,
+    fmt_rate,
+    header_line,
+    render_table,
+)
 
 # How to read the tab's numbers: the help screen shows it under the tab's keys.
 HELP = """\
@@ -83,7 +93,8 @@ def summary(snap: SyscallsSnapshot) -> str:
 def to_text(snap: SyscallsSnapshot, limit: Optional[int] = None) -> str:
     calls, procs = tables(snap)
     lines = [
-        header_line("syscalls", snap.interval_s, snap.taken_at, snap.hook, filter_text(snap.pid_filter, snap.pid_exclude)),
+        header_line("syscalls", snap.interval_s, snap.taken_at, snap.hook,
+                    filter_text(snap.pid_filter, snap.pid_exclude)),
         summary(snap),
         "",
     ]
