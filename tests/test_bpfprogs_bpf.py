@@ -2,7 +2,6 @@
 is caught, by the process that held it, whatever other runs load."""
 
 import pytest
-
 from bpfprogs import ours, prog_ids, prog_list, wait_until_gone
 
 from bpftop.collectors.syscalls import SyscallsCollector

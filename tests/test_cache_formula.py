@@ -5,7 +5,8 @@ text and JSON."""
 import json
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bpftop.bpf import system
 from bpftop.collectors import cache_hooks
@@ -221,13 +222,13 @@ def test_text_is_the_table_sorted_by_hits():
     assert lines[1] == (
         "hit 3.0%  Buffers 12 MB  Cached 2048 MB  pages: 16884 read  500 hit  16384 miss  256 dirtied"
     )
-    header = next(l for l in lines if l.lstrip().startswith("PID"))
+    header = next(ln for ln in lines if ln.lstrip().startswith("PID"))
     assert header.split() == ["PID", "UID", "COMM", "HITS", "MISSES", "DIRTIES", "READ_HIT%", "WRITE_HIT%"]
     body = text[text.index("WRITE_HIT%"):]
     assert body.index("postgres") < body.index("cat") < body.index("dd")  # ties keep their order
-    cat = next(l for l in lines if " cat " in l)
+    cat = next(ln for ln in lines if " cat " in ln)
     assert cat.split() == ["10", "0", "cat", "0", "16384", "0", "0.0", "-"]
-    dd = next(l for l in lines if " dd " in l)
+    dd = next(ln for ln in lines if " dd " in ln)
     assert dd.split() == ["30", "0", "dd", "0", "0", "256", "-", "0.0"]
     assert "\x1b" not in text
 

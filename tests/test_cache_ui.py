@@ -3,15 +3,15 @@
 import itertools
 import time
 
-from bpftop.app import BpftopApp
-from bpftop.model.cache import CacheCounts, CacheRow, CacheSnapshot
-from bpftop.screens.help import HelpScreen
-from bpftop.model.history import Series
-from bpftop.widgets.cache_hitplot import HitRatioPlot, seconds_ago
-from bpftop.widgets.top_table import TopTable
-
 from fakes import FakeCollector
 from uihelpers import column_texts, wait_rows
+
+from bpftop.app import BpftopApp
+from bpftop.model.cache import CacheCounts, CacheRow, CacheSnapshot
+from bpftop.model.history import Series
+from bpftop.screens.help import HelpScreen
+from bpftop.widgets.cache_hitplot import HitRatioPlot, seconds_ago
+from bpftop.widgets.top_table import TopTable
 
 
 def cache_snapshot(seq=0):

@@ -4,7 +4,9 @@ filter pane, pinning, the probes screen and switching probes, snapshots."""
 import dataclasses
 import os
 
+from fakes import FakeCollector
 from textual.widgets import Input
+from uihelpers import column_texts, wait_rows
 
 from bpftop.app import BpftopApp
 from bpftop.collectors.capabilities import Capabilities
@@ -13,9 +15,6 @@ from bpftop.model import CollectorState
 from bpftop.screens.probes import ProbesScreen
 from bpftop.widgets.filter_bar import FilterBar
 from bpftop.widgets.top_table import TopTable
-
-from fakes import FakeCollector
-from uihelpers import column_texts, wait_rows
 
 
 def status_line(app):

@@ -13,7 +13,6 @@ import sys
 import time
 
 import pytest
-
 from bpfprogs import ours, prog_ids, prog_list, tag_env, wait_until_gone
 from terminal import Terminal, active_tab
 
@@ -143,7 +142,8 @@ def test_tab_key_bursts_last_key_wins(term):
             for key in keys:
                 term.keys(key)
         try:
-            shown = term.wait_steady(lambda s: showing(s, keys[-1]), samples=4, what=f"tab {keys[-1]}")
+            last = keys[-1]
+            shown = term.wait_steady(lambda s, last=last: showing(s, last), samples=4, what=f"tab {keys[-1]}")
         except AssertionError as e:
             raise AssertionError(f"burst {n} {''.join(keys)}: {e}") from None
         during_start += starting(shown)

@@ -132,7 +132,7 @@ def test_names_resolve_from_sysfs_and_partitions(tmp_path):
     names = disknames.scan(str(sys_block), str(tmp_path / "none"))
     assert names.resolve(["vda", "/dev/nvme0n1"]) == (("nvme0n1", 259 << 20), ("vda", 254 << 20))
     assert names.resolve(["254:0"]) == (("vda", 254 << 20),)
-    with pytest.raises(ValueError, match="vda1 is a partition of vda.*disk=vda"):
+    with pytest.raises(ValueError, match=r"vda1 is a partition of vda.*disk=vda"):
         names.resolve(["vda1"])
     with pytest.raises(ValueError, match=r"no disk named 'sdq' \(disks: nvme0n1, vda\)"):
         names.resolve(["sdq"])

@@ -3,16 +3,15 @@
 import itertools
 import time
 
+from fakes import FakeCollector
 from textual.widgets import Sparkline
+from uihelpers import wait_for
 
 from bpftop.app import BpftopApp
 from bpftop.model.disk import NSLOTS, DiskRow, DiskSnapshot, OpStats
 from bpftop.screens.help import HelpScreen
 from bpftop.views.disk import DiskView
 from bpftop.widgets.top_table import TopTable
-
-from fakes import FakeCollector
-from uihelpers import wait_for
 
 
 def hist(**slots):

@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-
 from bpfprogs import assert_signal_exit, prog_ids, wait_until_gone, wait_until_loaded
 from testenv import TIME_SCALE, scaled
 

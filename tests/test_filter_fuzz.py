@@ -3,15 +3,14 @@ never parsed as markup (``/`` then ``[`` used to exit with status 1)."""
 
 import asyncio
 
+from fakes import FakeCollector
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from textual.widgets import Input
+from uihelpers import wait_rows
 
 from bpftop.app import BpftopApp
 from bpftop.widgets.filter_bar import FilterBar
-
-from fakes import FakeCollector
-from uihelpers import wait_rows
 
 # Characters markup parsers care about, filter operators, and plain ones.
 SPECIAL = "[]/\\$@=~!<>,.:;'\"(){}*+?^|#-_ "

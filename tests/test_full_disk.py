@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from bpfprogs import prog_ids, wait_until_gone
 
 from bpftop.recording.file import RecordingLost, read
-
-from bpfprogs import prog_ids, wait_until_gone
 
 pytestmark = pytest.mark.bpf
 

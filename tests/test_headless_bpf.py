@@ -11,12 +11,11 @@ import sys
 import time
 
 import pytest
+from bpfprogs import assert_signal_exit, prog_ids, wait_until_gone, wait_until_loaded
 
 from bpftop.recording.file import Recorder, header, read
 from bpftop.recording.replay import Replay
 from bpftop.tabs import TABS, CollectorOptions
-
-from bpfprogs import assert_signal_exit, prog_ids, wait_until_gone, wait_until_loaded
 
 pytestmark = pytest.mark.bpf
 

@@ -6,7 +6,6 @@ snapshot of every tab) carries the sequences; JSON keeps the names."""
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +13,6 @@ import textwrap
 import time
 
 import pytest
-
 from bpfprogs import prog_ids, wait_until_gone, wait_until_loaded
 from ptyrun import PtyRun
 

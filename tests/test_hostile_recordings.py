@@ -12,12 +12,11 @@ import zlib
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ptyrun import PtyRun
 
 from bpftop.recording.file import Limits, RecordingError, read
 from bpftop.recording.replay import Replay
 from bpftop.tabs import TABS
-
-from ptyrun import PtyRun
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "examples", "demo.bpftop")
@@ -40,7 +39,7 @@ def hostile_recording(path):
     lines = demo_lines()
     head = json.loads(lines[0])
     head["host"] = HOSTILE
-    head["hooks"] = {tab: HOSTILE for tab in head.get("tabs", [])}
+    head["hooks"] = dict.fromkeys(head.get("tabs", []), HOSTILE)
     lines[0] = json.dumps(head).encode()
     body = b"\n".join(lines[1:]).replace(b'"python"', b'"' + hostile + b'"')
     assert hostile in body
@@ -145,7 +144,7 @@ def test_deep_nesting_replays_the_valid_part(bombs):
 
 
 def test_dev_zero_is_refused_at_once():
-    res, rss = peak_rss_kb("--replay", "/dev/zero", "--once")
+    res, _rss = peak_rss_kb("--replay", "/dev/zero", "--once")
     assert res.returncode == 2 and "not a bpftop recording" in res.stderr
     assert "Traceback" not in res.stderr
 

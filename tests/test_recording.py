@@ -11,20 +11,20 @@ import sys
 import tempfile
 
 import pytest
+from fakes import snapshot as syscalls_snapshot
+from test_cache_ui import cache_snapshot
+from test_disk_ui import disk_snapshot
+from test_tcp_text import raw
+from test_tcp_text import snapshot as tcp_snapshot
 
 from bpftop.app import BpftopApp
-from bpftop.filters import parse
 from bpftop.collectors import tcp_events as te
+from bpftop.filters import parse
 from bpftop.recording.codec import CodecError, decode, encode
 from bpftop.recording.file import Recorder, RecordingError, header, read
 from bpftop.recording.replay import RecordedTab, Replay, ReplayError
 from bpftop.tabs import TABS
 from bpftop.widgets.top_table import TopTable
-
-from fakes import snapshot as syscalls_snapshot
-from test_cache_ui import cache_snapshot
-from test_disk_ui import disk_snapshot
-from test_tcp_text import raw, snapshot as tcp_snapshot
 
 
 def tcp_snap(n):
@@ -49,7 +49,7 @@ def samples():
 
 def write_recording(path, snaps=None, close=True):
     snaps = snaps or samples()
-    rec = Recorder(str(path), lambda: header(list(snaps), 1.0, {t: "fake" for t in snaps}, {}))
+    rec = Recorder(str(path), lambda: header(list(snaps), 1.0, dict.fromkeys(snaps, "fake"), {}))
     for i in range(3):
         rec.write_many([(tab, snaps[tab][i]) for tab in snaps])
     if close:
@@ -153,7 +153,7 @@ def test_newer_version_is_refused(tmp_path):
     path = tmp_path / "future.bpftop"
     with gzip.open(path, "wt") as f:
         f.write(json.dumps({"format": "bpftop-recording", "version": 99}) + "\n")
-    with pytest.raises(RecordingError, match="newer bpftop .*version 99"):
+    with pytest.raises(RecordingError, match=r"newer bpftop .*version 99"):
         read(str(path))
     res = subprocess.run([sys.executable, "-m", "bpftop", "--replay", str(path)], capture_output=True, text=True,
                          timeout=60)

@@ -2,8 +2,8 @@
 
 import json
 
-from bpftop.render import syscalls as render
 from bpftop.model import ProcessRow, SyscallRow, SyscallsSnapshot
+from bpftop.render import syscalls as render
 
 
 def snap(**kw):
@@ -28,7 +28,7 @@ def test_text_has_header_tables_and_is_sorted_like_the_screen():
     body = text[text.index("SYSCALL"):]
     assert body.index("openat") < body.index("read")  # by count
     assert body.index("nginx") < body.index("init")
-    read = next(l for l in lines if l.startswith("read"))
+    read = next(ln for ln in lines if ln.startswith("read"))
     assert read.split() == ["read", "10", "5.0", "1", "10.0", "0.020", "2.00"]
     assert "\x1b" not in text
 

@@ -5,19 +5,18 @@ wins, while the tabs are still coming up and after. Pilot, fake collectors
 import random
 import time
 
-from textual import events
-from textual.widgets import ContentSwitcher, TabbedContent
-from textual.widgets._tabbed_content import ContentTabs
-
-from bpftop.app import BpftopApp
-from bpftop.screens.help import HelpScreen
-from bpftop.widgets.filter_bar import FilterBar
-
 from fakes import FakeCollector
 from test_cache_ui import FakeCacheCollector
 from test_disk_ui import FakeDiskCollector
 from test_tcp_ui import FakeTcpCollector
+from textual import events
+from textual.widgets import ContentSwitcher, TabbedContent
+from textual.widgets._tabbed_content import ContentTabs
 from uihelpers import wait_for
+
+from bpftop.app import BpftopApp
+from bpftop.screens.help import HelpScreen
+from bpftop.widgets.filter_bar import FilterBar
 
 TAB_IDS = ["syscalls", "disk", "tcp", "cache"]
 

@@ -148,9 +148,9 @@ def test_text_output_has_header_tables_and_latest_events():
     assert lines[0].startswith("bpftop tcp") and "filter: pid=100 port=443 port=9" in lines[0]
     assert lines[1].startswith("3 connects (1.5/s)  1 failed  total 3 (1 failed)  IPv4 2/1 failed  IPv6 1/0 failed")
     assert "lost 4 events (+4)" in lines[1] and "1 outcomes without their attempt" in lines[1]
-    dest = next(l for l in lines if l.startswith("10.0.0.2:443"))
+    dest = next(ln for ln in lines if ln.startswith("10.0.0.2:443"))
     assert dest.split() == ["10.0.0.2:443", "1", "1", "0", "0.250", "curl"]
-    assert any(l.startswith("[2001:db8::5]:80") for l in lines)
+    assert any(ln.startswith("[2001:db8::5]:80") for ln in lines)
     body = text[text.index("Latest connects"):]
     assert body.index("10.0.0.2:9 ") < body.index("[2001:db8::5]:80") < body.index("10.0.0.2:443")
     assert "10.0.0.1:40001" in body and "refused" in body

@@ -2,17 +2,16 @@
 
 import itertools
 
+from fakes import FakeCollector
+from test_tcp_text import raw, snapshot
 from textual.widgets import Sparkline, TabbedContent
+from uihelpers import wait_for
 
 from bpftop.app import BpftopApp
 from bpftop.collectors import tcp_events as te
 from bpftop.model import CollectorState, HookAttempt, HookKind
 from bpftop.screens.help import HelpScreen
 from bpftop.widgets.top_table import TopTable
-
-from fakes import FakeCollector
-from uihelpers import wait_for
-from test_tcp_text import raw, snapshot
 
 
 class FakeTcpCollector(FakeCollector):

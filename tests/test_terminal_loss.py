@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-
 from bpfprogs import prog_ids, wait_until_gone, wait_until_loaded
 from ptyrun import PtyRun
 from test_console_e2e import sshd  # noqa: F401  (fixture)
@@ -40,7 +39,7 @@ def bpftop_pid(before_pids, timeout=30.0):
                     cmd = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
                 except OSError:
                     continue
-                if b"bpftop" in cmd and b"-m" in cmd and cmd[0].endswith(b"python") or cmd[:1] == [sys.executable.encode()] and b"bpftop" in cmd:
+                if (b"bpftop" in cmd and b"-m" in cmd and cmd[0].endswith(b"python")) or (cmd[:1] == [sys.executable.encode()] and b"bpftop" in cmd):
                     return int(entry)
         time.sleep(0.1)
     raise AssertionError("bpftop never started")
@@ -80,7 +79,7 @@ def test_ssh_without_t_then_client_killed(sshd, tmp_path):  # noqa: F811
     client = subprocess.Popen(f"{ssh} {remote}", shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
-        out, err = client.communicate(timeout=60)
+        _out, err = client.communicate(timeout=60)
     finally:
         if client.poll() is None:
             client.kill()
