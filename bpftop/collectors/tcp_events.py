@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import collections
 import ipaddress
-import re
 import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Deque, Dict, Optional, Tuple
 
 from ..bpf import maps
 from ..model.tcp import (
@@ -29,6 +28,7 @@ from ..model.tcp import (
     FamilyCount,
     TcpProcessRow,
 )
+from .tcp_match import MatchFilter
 
 # struct event in bpftop/bpf/tcp.c, field for field.
 EVENT = struct.Struct("<QQQIIHHHH16s16s16s")
@@ -43,63 +43,6 @@ MAX_DESTINATIONS = 16384
 MAX_PROCESSES = 16384
 MAX_OPEN = 65536  # attempts still in SYN_SENT, as the kernel's MAX_PENDING
 HISTORY = 300  # rate samples kept for the time series
-
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-
-
-class MatchFilter:
-    """The Python-side filter: process name regex and destination networks.
-
-    Applied to each attempt as it arrives (like the kernel-side filters), so
-    changing it restarts the counts. ``None`` / empty means no constraint.
-    """
-
-    def __init__(
-        self,
-        comm: Optional[str] = None,
-        comm_exclude: bool = False,
-        addrs: Sequence[str] = (),
-        addr_exclude: bool = False,
-    ) -> None:
-        self.comm_text = comm or ""
-        self.comm_exclude = comm_exclude and bool(comm)
-        try:
-            self._comm = re.compile(comm) if comm else None
-        except re.error as e:
-            raise ValueError(f"bad comm regex {comm!r}: {e}") from None
-        nets: List[Network] = []
-        for a in addrs:
-            if not isinstance(a, str):
-                raise ValueError(f"address must be text like 10.0.0.0/8 or ::1, not {a!r}")
-            try:
-                nets.append(ipaddress.ip_network(a.strip().strip("[]"), strict=False))
-            except ValueError:
-                raise ValueError(f"not an IP address or network: {a!r}") from None
-        self.nets = tuple(nets)
-        self.addr_exclude = addr_exclude and bool(nets)
-
-    @property
-    def active(self) -> bool:
-        return self._comm is not None or bool(self.nets)
-
-    def matches(self, comm: str, daddr: ipaddress._BaseAddress) -> bool:
-        if self._comm is not None and (self._comm.search(comm) is not None) == self.comm_exclude:
-            return False
-        if self.nets:
-            inside = any(daddr.version == n.version and daddr in n for n in self.nets)
-            if inside == self.addr_exclude:
-                return False
-        return True
-
-    def text(self) -> str:
-        parts = []
-        if self._comm is not None:
-            parts.append(f"comm{'!~' if self.comm_exclude else '~'}{self.comm_text}")
-        op = "!=" if self.addr_exclude else "="
-        parts += [f"addr{op}{n.with_prefixlen if n.prefixlen != n.max_prefixlen else n.network_address}"
-                  for n in self.nets]
-        return " ".join(parts)
-
 
 class _Attempt:
     __slots__ = (
