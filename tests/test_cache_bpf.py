@@ -17,7 +17,8 @@ from bpftop.collectors.cache import CacheCollector
 from bpftop.model import CollectorState
 
 from bpfprogs import loaded_ids, start_once, wait_until_ids_gone
-from rungs import on_rung, rung_params
+from rungs import rung_params
+from shared import pid_filtered
 import testenv
 import workload
 
@@ -177,23 +178,25 @@ def test_cold_then_warm_read(collector, data_file, bs):
 
 @pytest.mark.matrix
 @pytest.mark.parametrize("rung", rung_params(CacheCollector, 3))
-def test_every_rung_cold_then_warm_read(rung, data_file):
+def test_every_rung_cold_then_warm_read(rung, data_file, shared_collectors):
     """Each rung this kernel offers: a cold read is all misses, a warm one
     all hits. Where a rung counts calls (kprobes, fentry: one per folio),
     the file's folios are single pages on these filesystems, so calls and
-    pages agree; the rung says which it counts in ``unit``."""
-    c = CacheCollector()
-    with on_rung(c, rung) as (s, _):
-        assert c.hook == s.name.split(" (")[0]
-        assert c.unit in ("pages", "calls")
-        with Reader() as child:
-            c.set_pid_filter([child.pid])
-            child.do("evict", data_file)
-            c.collect()
-            child.do("read", data_file, 128 * 1024)
-            cold = c.collect()
-            warm = warm_read(c, child, data_file, 128 * 1024)
-            child.close()
+    pages agree; the rung says which it counts in ``unit``. The session's
+    collector on that rung (tests/shared.py); session end checks that it
+    leaves nothing loaded."""
+    c = shared_collectors.get(CacheCollector, rung)
+    s = CacheCollector().strategies()[rung]
+    assert c.hook == s.name.split(" (")[0]
+    assert c.status.state is CollectorState.RUNNING
+    assert c.unit in ("pages", "calls")
+    with Reader() as child, pid_filtered(c, [child.pid]):
+        child.do("evict", data_file)
+        c.collect()
+        child.do("read", data_file, 128 * 1024)
+        cold = c.collect()
+        warm = warm_read(c, child, data_file, 128 * 1024)
+        child.close()
     r = row_for(cold, child.pid)
     assert r is not None, cold.rows
     assert near(r.misses, PAGES) and r.hits <= 0.10 * PAGES, r
