@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-
 from bpfprogs import bpf_skip_reason
 from testenv import scaled
 

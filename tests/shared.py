@@ -55,7 +55,7 @@ class SharedCollectors:
         """The program ids loaded before ``collector`` started."""
         return self._before_each[id(collector)]
 
-    def get(self, cls, rung: Union[None, int, str] = None, **opts):
+    def get(self, cls, rung: Union[int, str, None] = None, **opts):
         """A started ``cls(**opts)``: on the rung the ladder chooses
         (``rung`` None), on rung number ``rung``, or on the rung named
         ``rung``. Skips where this kernel lacks the rung or it does not load
@@ -102,9 +102,9 @@ class SharedCollectors:
         return c
 
     def _start(self, key: Optional[Key], c, ladder: Sequence[Any], cls=None, opts=None) -> None:
-        from bpftop.errors import NoStrategyError
-
         from bpfprogs import loaded_ids, prog_ids
+
+        from bpftop.errors import NoStrategyError
 
         prepare = self.before_first.pop(type(c).__name__, None)
         if prepare is not None:
