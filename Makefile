@@ -4,6 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 ARGS ?=
 KERNELS ?= 6.1,6.12
+BENCHES := syscall_overhead disk_overhead tcp_connect_rate cache_overhead
 
 .PHONY: run test test-host test-matrix lint setup setup-test setup-bench bench clean
 
@@ -39,7 +40,7 @@ lint: setup-test
 
 lint-only:
 	@rc=0; \
-	echo "== ruff"; $(VENV)/bin/ruff check bpftop tests scripts $(filter-out %.md,$(wildcard bench/*)) || rc=$$?; \
+	echo "== ruff"; $(VENV)/bin/ruff check bpftop tests scripts $(addprefix bench/,$(BENCHES)) || rc=$$?; \
 	echo "== mypy"; $(VENV)/bin/mypy || rc=$$?; \
 	exit $$rc
 
@@ -49,7 +50,7 @@ setup-bench:
 # Every benchmark, each printing ratios against the stock tool run side by
 # side in the same run (BENCH_ARGS=--quick for shorter runs).
 bench: setup-bench
-	@for b in syscall_overhead disk_overhead tcp_connect_rate cache_overhead; do \
+	@for b in $(BENCHES); do \
 		echo "== bench/$$b"; $(VENV)/bin/python bench/$$b $(BENCH_ARGS) || exit $$?; done
 
 clean:

@@ -8,6 +8,35 @@ from bpfprogs import bpf_skip_reason
 from testenv import scaled
 
 
+@pytest.fixture(scope="session")
+def shared_collectors():
+    """Started collectors reused across the session's tests (tests/shared.py).
+    The page-cache tests need a file that entered the cache before their
+    collector started: one is written and pinned before the session's
+    first cache collector starts, and kept until the end."""
+    from shared import SharedCollectors
+
+    shared = SharedCollectors()
+    pinned = []
+
+    def pin_a_file():
+        from cachefiles import MB, Pin, make_file
+
+        shared.cache_file = make_file(32 * MB)
+        pinned.append(Pin(shared.cache_file))
+
+    shared.before_first["CacheCollector"] = pin_a_file
+    try:
+        yield shared
+        shared.close()
+    finally:
+        for pin in pinned:
+            pin.close()
+            pin.__exit__(None, None, None)
+        if shared.cache_file:
+            os.unlink(shared.cache_file)
+
+
 def pytest_collection_modifyitems(config, items):
     reason = bpf_skip_reason()
     if reason is None:

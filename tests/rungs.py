@@ -4,14 +4,15 @@ kernel offers: the one the ladder chooses and each other one that loads.
 On the host (no kprobes, fentry refused) that is the tracepoint rungs; in
 the kernel-matrix guests (Debian's 6.1 and 6.12) the kprobe and fentry rungs
 too. A rung whose feature check says it cannot work here is skipped with
-that reason; a rung that passes its check must load and count right.
+that reason; a rung that passes its check must load and count right. The
+tests get the rung's started collector from the session's shared ones
+(tests/shared.py: one compile per rung and options per session).
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-from typing import Callable, Iterator, List, Tuple
+from typing import Callable, List
 
 import pytest
 
@@ -32,47 +33,3 @@ def rung_params(factory: Callable[[], object], count: int) -> List[object]:
     if not names:
         names = [f"rung{i}" for i in range(count)]
     return [pytest.param(i, id=short(n)) for i, n in enumerate(names)]
-
-
-def force(collector, index: int):
-    """Keep only rung ``index`` of ``collector``'s ladder; skip when this
-    kernel does not offer it. Returns the strategy; start the collector with
-    ``start``."""
-    strategies = collector.strategies()
-    if index >= len(strategies):
-        pytest.skip(f"the ladder has {len(strategies)} rungs here")
-    s = strategies[index]
-    why = s.check()
-    if why:
-        pytest.skip(f"{s.name}: not on this kernel: {why}")
-    collector.strategies = lambda: [s]
-    return s
-
-
-def start(collector) -> None:
-    """Start a collector forced to one rung; skip when that rung does not
-    load on this kernel (a verifier or compiler refusal doctor also shows)."""
-    from bpftop.errors import NoStrategyError
-
-    try:
-        collector.start()
-    except NoStrategyError as exc:
-        pytest.skip(f"does not load on this kernel: {exc}")
-
-
-@contextlib.contextmanager
-def on_rung(collector, index: int) -> Iterator[Tuple[object, frozenset]]:
-    """``collector`` forced to rung ``index`` and started (skipped where this
-    kernel lacks the rung or it does not load); yields the strategy and the
-    program ids from before. Stopped afterwards, when none of the programs
-    it loaded may stay in the kernel."""
-    from bpfprogs import prog_ids, wait_until_gone
-
-    s = force(collector, index)
-    before = frozenset(prog_ids())
-    start(collector)
-    try:
-        yield s, before
-    finally:
-        collector.stop()
-    assert wait_until_gone(before) == []

@@ -11,15 +11,15 @@ import tempfile
 import time
 
 import pytest
+import testenv
+import workload
+from bpfprogs import loaded_ids, start_once, wait_until_ids_gone
+from rungs import rung_params
+from shared import pid_filtered
 
 from bpftop.bpf import loader
 from bpftop.collectors.cache import CacheCollector
 from bpftop.model import CollectorState
-
-from bpfprogs import loaded_ids, start_once, wait_until_ids_gone
-from rungs import on_rung, rung_params
-import testenv
-import workload
 
 pytestmark = pytest.mark.bpf
 
@@ -177,23 +177,25 @@ def test_cold_then_warm_read(collector, data_file, bs):
 
 @pytest.mark.matrix
 @pytest.mark.parametrize("rung", rung_params(CacheCollector, 3))
-def test_every_rung_cold_then_warm_read(rung, data_file):
+def test_every_rung_cold_then_warm_read(rung, data_file, shared_collectors):
     """Each rung this kernel offers: a cold read is all misses, a warm one
     all hits. Where a rung counts calls (kprobes, fentry: one per folio),
     the file's folios are single pages on these filesystems, so calls and
-    pages agree; the rung says which it counts in ``unit``."""
-    c = CacheCollector()
-    with on_rung(c, rung) as (s, _):
-        assert c.hook == s.name.split(" (")[0]
-        assert c.unit in ("pages", "calls")
-        with Reader() as child:
-            c.set_kernel_filter("pid", [child.pid])
-            child.do("evict", data_file)
-            c.collect()
-            child.do("read", data_file, 128 * 1024)
-            cold = c.collect()
-            warm = warm_read(c, child, data_file, 128 * 1024)
-            child.close()
+    pages agree; the rung says which it counts in ``unit``. The session's
+    collector on that rung (tests/shared.py); session end checks that it
+    leaves nothing loaded."""
+    c = shared_collectors.get(CacheCollector, rung)
+    s = CacheCollector().strategies()[rung]
+    assert c.hook == s.name.split(" (")[0]
+    assert c.status.state is CollectorState.RUNNING
+    assert c.unit in ("pages", "calls")
+    with Reader() as child, pid_filtered(c, [child.pid]):
+        child.do("evict", data_file)
+        c.collect()
+        child.do("read", data_file, 128 * 1024)
+        cold = c.collect()
+        warm = warm_read(c, child, data_file, 128 * 1024)
+        child.close()
     r = row_for(cold, child.pid)
     assert r is not None, cold.rows
     assert near(r.misses, PAGES) and r.hits <= 0.10 * PAGES, r
@@ -332,7 +334,7 @@ def test_once_text_cli():
     lines = res.stdout.splitlines()
     assert lines[0].startswith("bpftop cache") and "hook: tracepoints" in lines[0]
     assert lines[1].startswith("hit ") and "Cached" in lines[1]
-    assert any(l.lstrip().startswith("PID") and "READ_HIT%" in l for l in lines)
+    assert any(ln.lstrip().startswith("PID") and "READ_HIT%" in ln for ln in lines)
 
 
 def test_doctor_shows_every_rung_and_why(doctor_run):

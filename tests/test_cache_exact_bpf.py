@@ -11,27 +11,23 @@ is checked against the file's folios as the kernel reports them
 (/proc/self/pagemap and /proc/kpageflags). Each test runs on every rung
 this kernel offers (the kernel matrix's guests have kprobes and fentry)."""
 
-import ctypes
 import json
 import mmap
 import os
-import tempfile
 
 import pytest
+import testenv
+from bpfprogs import start_once
+from cachefiles import MB, Pin, make_file
+from rungs import rung_params
+from shared import pid_filtered
+from workload import Child
 
 from bpftop.collectors.cache import CacheCollector
 
-from bpfprogs import start_once
-from rungs import on_rung, rung_params
-import testenv
-from workload import Child
-
 pytestmark = pytest.mark.bpf
 
-MB = 1 << 20
 PAGE = mmap.PAGESIZE
-# ext4 on a real disk, unlike a tmpfs /tmp (a guest's virtio disk there)
-WORKDIR = testenv.WORKDIR
 
 # Commands on stdin, one per line; one line of numbers on stdout after each.
 #   evict PATH            drop PATH's pages: "<pages resident after>"
@@ -136,26 +132,6 @@ for line in sys.stdin:
     sys.stdout.write(out + "\n"); sys.stdout.flush()
 """
 
-# Maps a file and locks it in memory until its stdin closes.
-PINNER = r"""
-import ctypes, mmap, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-libc.mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-path = sys.argv[1]
-size = os.path.getsize(path)
-fd = os.open(path, os.O_RDONLY)
-p = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-if libc.mlock(ctypes.c_void_p(p), size) != 0:
-    sys.stdout.write(f"error {ctypes.get_errno()}\n")
-else:
-    sys.stdout.write("pinned\n")
-sys.stdout.flush()
-sys.stdin.read()
-"""
-
-
 class Worker(Child):
     def __init__(self) -> None:
         super().__init__(CHILD)
@@ -165,42 +141,15 @@ class Worker(Child):
         return [int(x) for x in self.ask(" ".join(str(w) for w in words)).split()]
 
 
-class Pin(Child):
-    """Keeps a file's pages resident while open (another process: its own
-    faults are not the worker's)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(PINNER, path)
-        line = self.proc.stdout.readline()
-        assert line == "pinned\n", line
-
-
-def make_file(size: int) -> str:
-    fd, path = tempfile.mkstemp(prefix="bpftop-cache-exact-", dir=WORKDIR)
-    block = os.urandom(MB)
-    for _ in range(size // MB):
-        os.write(fd, block)
-    os.fsync(fd)
-    os.close(fd)
-    return path
-
-
 @pytest.fixture(scope="module", params=rung_params(CacheCollector, 3))
-def on_each_rung(request):
-    """Per rung this kernel offers: a 32 MiB file written and pinned in the
-    cache, then the collector forced to that rung and started. The file's
-    folios entered the cache before the collector started, so nothing was
-    seen of their size then. One compile per rung serves every test here
-    (tens of seconds each in a kernel-matrix guest)."""
-    path = make_file(32 * MB)
-    try:
-        with Pin(path) as pin:
-            c = CacheCollector()
-            with on_rung(c, request.param):
-                yield c, path
-            pin.close()
-    finally:
-        os.unlink(path)
+def on_each_rung(request, shared_collectors):
+    """Per rung this kernel offers: the session's collector on that rung
+    (one compile per rung serves every test of the session, tens of seconds
+    each in a kernel-matrix guest) and a 32 MiB file that was written and
+    pinned in the cache before any cache collector of the session started,
+    so nothing was seen of its folios' size then (tests/conftest.py)."""
+    c = shared_collectors.get(CacheCollector, request.param)
+    yield c, shared_collectors.cache_file
 
 
 @pytest.fixture
@@ -225,8 +174,7 @@ def row_for(snap, pid):
 @pytest.mark.matrix
 def test_mmap_cold_and_warm_reads_are_exact(on_each_rung, file64):
     collector, _ = on_each_rung
-    with Worker() as w:
-        collector.set_kernel_filter("pid", [w.pid])
+    with Worker() as w, pid_filtered(collector, [w.pid]):
         assert w.do("evict", file64) == [0]
         collector.collect()
         touched, from_disk, folios = w.do("touch", file64)
@@ -259,8 +207,12 @@ def test_mmap_cold_and_warm_reads_are_exact(on_each_rung, file64):
 @pytest.mark.matrix
 def test_dirties_exact_for_a_file_cached_before_start(on_each_rung):
     c, file32 = on_each_rung
-    with Worker() as w:
-        c.set_kernel_filter("pid", [w.pid])
+    # One file serves every rung: what an earlier rung's run overwrote is
+    # written back first, so every page is clean as when the file was made.
+    fd = os.open(file32, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    with Worker() as w, pid_filtered(c, [w.pid]):
         c.collect()
         written = w.do("overwrite", file32, MB)[0]
         r = row_for(c.collect(), w.pid)

@@ -8,20 +8,19 @@ completed) and the workload is large enough that stray I/O stays small.
 """
 
 import json
-import time
 import subprocess
 import sys
+import time
 
 import pytest
+from bpfprogs import loaded_ids, start_once, wait_until_ids_gone
+from disk_workload import DiskWorkload, delta, diskstats
+from rungs import rung_params
+from testenv import ONCE_SLOWER, TIME_SCALE, scaled
 
 from bpftop.collectors.disk import DiskCollector
 from bpftop.model import CollectorState
 from bpftop.model.disk import DiskSnapshot
-
-from bpfprogs import loaded_ids, start_once, wait_until_ids_gone
-from disk_workload import DiskWorkload, delta, diskstats
-from rungs import on_rung, rung_params
-from testenv import ONCE_SLOWER, TIME_SCALE, scaled
 
 pytestmark = pytest.mark.bpf
 
@@ -109,20 +108,22 @@ def test_counts_match_diskstats_and_histogram_sums(collector):
 def every_rung():
     out = []
     for queued, n in ((False, 3), (True, 5)):
-        for p in rung_params(lambda: DiskCollector(queued=queued), n):
+        for p in rung_params(lambda queued=queued: DiskCollector(queued=queued), n):
             out.append(pytest.param(queued, p.values[0], id=f"{'queued' if queued else 'service'}-{p.id}"))
     return out
 
 
 @pytest.mark.matrix
 @pytest.mark.parametrize("queued, rung", every_rung())
-def test_every_rung_matches_diskstats(queued, rung):
-    c = DiskCollector(queued=queued)
-    with on_rung(c, rung) as (s, _):
-        assert c.hook == s.name
-        assert c.status.state is CollectorState.RUNNING
-        snap, ds, disk = measure(c)
-        check_against_diskstats(snap, ds, disk)
+def test_every_rung_matches_diskstats(queued, rung, shared_collectors):
+    # The session's collector on this rung (the storm test below shares the
+    # one the ladder chooses); session end checks it leaves nothing loaded.
+    c = shared_collectors.get(DiskCollector, rung, queued=queued)
+    s = DiskCollector(queued=queued).strategies()[rung]
+    assert c.hook == s.name
+    assert c.status.state is CollectorState.RUNNING
+    snap, ds, disk = measure(c)
+    check_against_diskstats(snap, ds, disk)
 
 
 def run_window(collector, reads, writes):
@@ -175,7 +176,7 @@ def test_kprobe_variant_compiles_and_its_rung_says_why_not():
 
     c = DiskCollector()
     attempts = c.probe_all()
-    kp = [a for a in attempts if a.strategy == "kprobes"][0]
+    kp = next(a for a in attempts if a.strategy == "kprobes")
     ok, why = system.kprobes_available()
     if not ok:
         assert kp.ok is False and kp.reason == why
@@ -242,25 +243,16 @@ while True:
 """
 
 
-@pytest.fixture(scope="module")
-def all_tabs_but_syscalls():
-    """The disk, TCP and cache collectors started once for both syscall
-    rungs below (each compile takes tens of seconds in an emulated guest)."""
+@pytest.fixture
+def all_tabs_but_syscalls(shared_collectors):
+    """The session's disk, TCP and cache collectors on the rungs their
+    ladders choose: started once for both syscall rungs below and shared
+    with the other tests (each compile takes tens of seconds in an emulated
+    guest); session end checks they leave nothing loaded."""
     from bpftop.collectors.cache import CacheCollector
     from bpftop.collectors.tcp import TcpCollector
 
-    started = []
-    ids = set()
-    try:
-        for c in (DiskCollector(), TcpCollector(), CacheCollector()):
-            c.start()
-            started.append(c)
-            ids |= loaded_ids(c)
-        yield started
-    finally:
-        for c in started:
-            c.stop()
-    assert wait_until_ids_gone(ids) == []
+    return [shared_collectors.get(cls) for cls in (DiskCollector, TcpCollector, CacheCollector)]
 
 
 # 16,000 reads on the host; fewer in an emulated guest, where each costs
@@ -270,7 +262,8 @@ STORM_READS = int(16000 / TIME_SCALE)
 
 @pytest.mark.matrix
 @pytest.mark.parametrize("sc_rung", ["raw tracepoints", "raw_syscalls tracepoints"], ids=["sc-raw", "sc-classic"])
-def test_all_tabs_and_a_syscall_storm_counted_plus_lost_match_diskstats(sc_rung, all_tabs_but_syscalls):
+def test_all_tabs_and_a_syscall_storm_counted_plus_lost_match_diskstats(sc_rung, all_tabs_but_syscalls,
+                                                                        shared_collectors):
     """Every tab on, two processes making syscalls as fast as they can, the
     other tabs read every 0.2 s (a bpf() map read also holds the kernel's
     guard), 16,000 O_DIRECT reads. What the kernel skipped is counted: the
@@ -280,21 +273,20 @@ def test_all_tabs_and_a_syscall_storm_counted_plus_lost_match_diskstats(sc_rung,
     tracepoints too) lose 27% of the completions here."""
     import threading
 
-    from bpftop.collectors.syscalls import SyscallsCollector
     from disk_workload import device_in_flight
     from workload import Child
 
+    from bpftop.collectors.syscalls import SyscallsCollector
+
     disk, tcp, cache = all_tabs_but_syscalls
-    sc = SyscallsCollector()
-    chosen = [s for s in sc.strategies() if s.name == sc_rung]
-    sc.strategies = lambda: chosen
+    # The session's syscalls collector on that rung, unfiltered (shared with
+    # tests/test_syscalls_bpf.py).
+    sc = shared_collectors.get(SyscallsCollector, sc_rung)
+    assert sc.hook == sc_rung
     others = [sc, tcp, cache]
-    ids = set()
     stop = threading.Event()
     storm = []
     try:
-        sc.start()
-        ids |= loaded_ids(sc)
         if not disk.skips_counted:
             pytest.skip(f"the {disk.hook} rung cannot tell what it missed on this kernel")
 
@@ -349,5 +341,3 @@ def test_all_tabs_and_a_syscall_storm_counted_plus_lost_match_diskstats(sc_rung,
         stop.set()
         for s in storm:
             s.proc.kill()
-        sc.stop()
-    assert wait_until_ids_gone(ids) == []

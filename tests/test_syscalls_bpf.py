@@ -7,13 +7,13 @@ import sys
 import time
 
 import pytest
+from bpfprogs import loaded_ids, start_once, wait_until_ids_gone, wait_until_loaded
+from rungs import rung_params
+from shared import pid_filtered
+from workload import Workload
 
 from bpftop.collectors.syscalls import SyscallsCollector
 from bpftop.model import CollectorState
-
-from bpfprogs import loaded_ids, start_once, wait_until_ids_gone, wait_until_loaded
-from rungs import on_rung, rung_params
-from workload import Workload
 
 pytestmark = pytest.mark.bpf
 
@@ -34,8 +34,7 @@ def rows_by_name(snapshots):
 
 
 def run_filtered(collector):
-    with Workload(N, K) as w:
-        collector.set_kernel_filter("pid", [w.pid])
+    with Workload(N, K) as w, pid_filtered(collector, [w.pid]):
         snaps = [collector.collect()]
         w.run()
         snaps.append(collector.collect())
@@ -55,9 +54,18 @@ def collector(request):
     assert wait_until_ids_gone(ids) == []
 
 
+@pytest.fixture
+def shared_collector(request, shared_collectors):
+    """The session's collector with these options on the rung the ladder
+    chooses (tests/shared.py); run_filtered puts its filter back."""
+    return shared_collectors.get(SyscallsCollector, **request.param)
+
+
 @pytest.mark.matrix
-@pytest.mark.parametrize("collector", [{"latency": True}, {"latency": False}], indirect=True, ids=["latency", "counts"])
-def test_filtered_counts_are_exact(collector):
+@pytest.mark.parametrize("shared_collector", [{"latency": True}, {"latency": False}], indirect=True,
+                         ids=["latency", "counts"])
+def test_filtered_counts_are_exact(shared_collector):
+    collector = shared_collector
     pid, snaps = run_filtered(collector)
     total = rows_by_name(snaps)
     # Exactly the calls the child made: the filter is applied in the kernel
@@ -100,16 +108,18 @@ def test_exclude_filter_leaves_the_process_out(collector):
 
 @pytest.mark.matrix
 @pytest.mark.parametrize("rung", rung_params(SyscallsCollector, 2))
-def test_every_rung_counts_exactly(rung):
-    c = SyscallsCollector()
-    with on_rung(c, rung) as (s, before):
-        assert c.hook == s.name
-        assert c.status.state is CollectorState.RUNNING
-        assert wait_until_loaded(before, timeout=1)
-        _, snaps = run_filtered(c)
-        total = rows_by_name(snaps)
-        assert total["getppid"][0] == N and total["getsid"][:2] == [K, K]
-        assert total["getppid"][3] == N
+def test_every_rung_counts_exactly(rung, shared_collectors):
+    # The session's collector on this rung; session end checks it leaves
+    # nothing loaded.
+    c = shared_collectors.get(SyscallsCollector, rung)
+    s = SyscallsCollector().strategies()[rung]
+    assert c.hook == s.name
+    assert c.status.state is CollectorState.RUNNING
+    assert wait_until_loaded(shared_collectors.before_of(c), timeout=1) and loaded_ids(c)
+    _, snaps = run_filtered(c)
+    total = rows_by_name(snaps)
+    assert total["getppid"][0] == N and total["getsid"][:2] == [K, K]
+    assert total["getppid"][3] == N
 
 
 def test_once_json_cli_with_pid_filter():
@@ -134,7 +144,7 @@ def test_once_text_cli():
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[0].startswith("bpftop syscalls") and "hook: raw tracepoints" in lines[0]
-    assert any(l.startswith("SYSCALL") for l in lines) and any(l.lstrip().startswith("PID") for l in lines)
+    assert any(ln.startswith("SYSCALL") for ln in lines) and any(ln.lstrip().startswith("PID") for ln in lines)
 
 
 @pytest.mark.matrix
@@ -221,27 +231,21 @@ sys.stdin.read()
 
 @pytest.mark.matrix
 @pytest.mark.parametrize("rung", ["raw", "tp"])
-def test_clone_counts_once_per_new_thread_as_strace(rung):
+def test_clone_counts_once_per_new_thread_as_strace(rung, shared_collectors):
     from workload import Child
 
-    c = SyscallsCollector()
-    raw, tp = c.strategies()
-    c.strategies = lambda: [raw if rung == "raw" else tp]
-    c.start()
-    ids = loaded_ids(c)
-    try:
-        with Child(THREADS_CHILD, 200) as child:
-            assert child.proc.stdout.readline() == "ready\n"
-            c.set_kernel_filter("pid", [child.pid])
+    # The session's collector on that rung (the ladder's first or second);
+    # session end checks it leaves nothing loaded.
+    c = shared_collectors.get(SyscallsCollector, 0 if rung == "raw" else 1)
+    with Child(THREADS_CHILD, 200) as child:
+        assert child.proc.stdout.readline() == "ready\n"
+        with pid_filtered(c, [child.pid]):
             snaps = [c.collect()]
             made = int(child.ask("go"))
             snaps.append(c.collect())
-            child.close()
-        total = rows_by_name(snaps)
-        clones = sum(total.get(name, [0])[0] for name in ("clone", "clone3"))
-        # Before: 400 (the caller's return and each new thread's own).
-        assert clones == made == 200
-        assert sum(total.get(name, [0, 0])[1] for name in ("clone", "clone3")) == 0
-    finally:
-        c.stop()
-    assert wait_until_ids_gone(ids) == []
+        child.close()
+    total = rows_by_name(snaps)
+    clones = sum(total.get(name, [0])[0] for name in ("clone", "clone3"))
+    # Before: 400 (the caller's return and each new thread's own).
+    assert clones == made == 200
+    assert sum(total.get(name, [0, 0])[1] for name in ("clone", "clone3")) == 0

@@ -5,16 +5,15 @@ import subprocess
 import sys
 
 import pytest
-
-from bpftop.collectors.capabilities import EventFilter
-
-from bpftop.collectors.tcp import TcpCollector
-from bpftop.model import CollectorState, HookKind
-
+import workload
 from bpfprogs import ours, prog_ids, prog_list, start_once
 from bpfprogs import wait_until_gone as _wait_until_gone
-from rungs import on_rung, rung_params
-import workload
+from rungs import rung_params
+from shared import pid_filtered
+
+from bpftop.collectors.capabilities import EventFilter
+from bpftop.collectors.tcp import TcpCollector
+from bpftop.model import CollectorState, HookKind
 
 # The kernel's names for this collector's programs (cut to 15 characters).
 TCP_NAMES = ("tracepoint__soc", "tracepoint__tcp", "bpftop_tcp")
@@ -214,13 +213,18 @@ def test_python_filters_on_comm_and_address(collector):
 
 @pytest.mark.matrix
 @pytest.mark.parametrize("rung", rung_params(TcpCollector, 4))
-def test_every_rung_counts_exactly(rung):
+def test_every_rung_counts_exactly(rung, shared_collectors):
     """Each rung this kernel offers sees exactly the child's connects. The
-    kprobe rungs see the attempt as connect() returns, not its outcome."""
-    c = TcpCollector()
-    with on_rung(c, rung) as (s, _):
-        assert c.hook == s.name
+    kprobe rungs see the attempt as connect() returns, not its outcome.
+    The session's collector on that rung (tests/shared.py); session end
+    checks it leaves nothing loaded."""
+    c = shared_collectors.get(TcpCollector, rung)
+    s = TcpCollector().strategies()[rung]
+    assert c.hook == s.name
+    try:
         w, snap = connect_window(c)
+    finally:
+        c.set_kernel_filter("pid", [])
     assert {(d.daddr, d.dport): d.count for d in snap.destinations} == {
         ("127.0.0.1", w.p4): N4, ("::1", w.p6): N6, ("127.0.0.1", w.closed): NK,
     }
@@ -327,8 +331,8 @@ def test_once_text_cli():
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[0].startswith("bpftop tcp") and "hook: inet_sock_set_state tracepoint, ring buffer" in lines[0]
-    assert any(l.startswith("DESTINATION") for l in lines) and any(l.lstrip().startswith("PID") for l in lines)
-    assert any(l.startswith("Latest connects") for l in lines)
+    assert any(ln.startswith("DESTINATION") for ln in lines) and any(ln.lstrip().startswith("PID") for ln in lines)
+    assert any(ln.startswith("Latest connects") for ln in lines)
 
 
 @pytest.mark.matrix
@@ -341,9 +345,10 @@ def test_doctor_lists_the_tcp_ladder(doctor_run):
 
 
 @pytest.mark.matrix
-def test_refused_only_destination_has_its_average_latency(collector):
-    with Connector() as w:
-        collector.set_kernel_filter("pid", [w.pid])
+def test_refused_only_destination_has_its_average_latency(shared_collectors):
+    # The session's collector on the rung the ladder chooses.
+    collector = shared_collectors.get(TcpCollector)
+    with Connector() as w, pid_filtered(collector, [w.pid]):
         collector.collect()
         w.run(n4=0, n6=0, nk=NK)  # the child counts its own refusals
         snap = collector.collect()
