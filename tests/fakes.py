@@ -38,6 +38,9 @@ class FakeCollector(Collector):
     title = "Syscalls"
     hook_name = "fake"
     hook_points = ("fake:hook",)
+    # As a real rung declares them (ladder.Strategy label and unit).
+    hook_label = ""
+    hook_unit = None
     CAPABILITIES = Capabilities(kernel_filters=("pid",))
 
     def __init__(self, snapshots=None, fail=None):
@@ -53,7 +56,8 @@ class FakeCollector(Collector):
         return []
 
     def start(self):
-        attempt = HookAttempt(self.hook_name, HookKind.TRACEPOINT, self.hook_points, True, "chosen")
+        attempt = HookAttempt(self.hook_name, HookKind.TRACEPOINT, self.hook_points, True, "chosen",
+                              label=self.hook_label, unit=self.hook_unit)
         if self._fail:
             from bpftop.errors import NoStrategyError
             self.set_status(CollectorState.FAILED, self._fail, (HookAttempt("fake", HookKind.TRACEPOINT, ("fake:hook",), False, self._fail),))

@@ -8,6 +8,7 @@ from uihelpers import column_texts, wait_rows
 
 from bpftop.app import BpftopApp
 from bpftop.model.cache import CacheCounts, CacheRow, CacheSnapshot
+from bpftop.model.common import CountUnit
 from bpftop.model.history import Series
 from bpftop.screens.help import HelpScreen
 from bpftop.widgets.cache_hitplot import HitRatioPlot, seconds_ago
@@ -35,6 +36,8 @@ class FakeCacheCollector(FakeCollector):
     title = "Cache"
     hook_name = "tracepoints (counts pages: a long note for doctor)"
     hook_points = ("filemap:x",)
+    hook_label = "tracepoints"
+    hook_unit = CountUnit.PAGES
 
     def __init__(self):
         super().__init__(snapshots=(cache_snapshot(i) for i in itertools.count()))
