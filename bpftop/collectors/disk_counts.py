@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from ..bpf import maps
+from ..model.common import Counters
 from ..model.disk import NSLOTS, OPS, DiskRow, OpStats
 from . import disknames
 
@@ -15,7 +16,7 @@ Key = Tuple[int, int]  # (kernel dev, op index)
 
 
 @dataclass(frozen=True)
-class Counter:
+class Counter(Counters):
     """One (disk, op)'s cumulative kernel counters, summed over CPUs."""
 
     ios: int = 0
@@ -23,15 +24,6 @@ class Counter:
     timed: int = 0
     total_ns: int = 0
     slots: Tuple[int, ...] = (0,) * NSLOTS
-
-    def minus(self, other: Counter) -> Counter:
-        return Counter(
-            self.ios - other.ios,
-            self.bytes - other.bytes,
-            self.timed - other.timed,
-            self.total_ns - other.total_ns,
-            tuple(a - b for a, b in zip(self.slots, other.slots)),
-        )
 
 
 def sum_percpu(values: Iterable[Any], epoch: int) -> Tuple[Counter, Optional[int]]:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Set, 
 
 from ..bpf import ladder, loader, maps, system
 from ..model import HookKind, ProcessRow, SyscallRow, SyscallsSnapshot
+from ..model.common import Counters
 from . import syscall_names
 from .base import Collector
 from .capabilities import Capabilities
@@ -25,21 +26,13 @@ MAX_FILTER_PIDS = 1024
 
 
 @dataclass(frozen=True)
-class Counter:
+class Counter(Counters):
     """One syscall's cumulative kernel counters, summed over CPUs."""
 
     count: int = 0
     errors: int = 0
     total_ns: int = 0
     timed: int = 0
-
-    def minus(self, other: Counter) -> Counter:
-        return Counter(
-            self.count - other.count,
-            self.errors - other.errors,
-            self.total_ns - other.total_ns,
-            self.timed - other.timed,
-        )
 
 
 def sum_percpu(values: Iterable[Any]) -> Counter:

@@ -29,25 +29,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from .common import Counters
 from .history import TabHistory
 
 
 @dataclass(frozen=True)
-class CacheCounts:
+class CacheCounts(Counters):
     """Raw counters for one process (or all), over one interval."""
 
     accesses: int = 0
     buffer_dirties: int = 0
     added: int = 0
     dirtied: int = 0
-
-    def minus(self, other: CacheCounts) -> CacheCounts:
-        return CacheCounts(
-            self.accesses - other.accesses,
-            self.buffer_dirties - other.buffer_dirties,
-            self.added - other.added,
-            self.dirtied - other.dirtied,
-        )
 
     def plus(self, other: CacheCounts) -> CacheCounts:
         return CacheCounts(

@@ -3,9 +3,10 @@ collector states, hook attempts."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, List, Optional, Tuple, TypeVar
 
 
 class HookKind(str, enum.Enum):
@@ -77,3 +78,19 @@ class CollectorStatus:
             if attempt.ok:
                 return attempt
         return None
+
+
+CountersT = TypeVar("CountersT", bound="Counters")
+
+
+class Counters:
+    """Cumulative counters read from kernel maps, as a frozen dataclass of
+    integers and tuples of them (histogram slots): an interval's counts are
+    the difference of two readings, field by field."""
+
+    def minus(self: CountersT, other: CountersT) -> CountersT:
+        values: List[Any] = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            values.append(tuple(x - y for x, y in zip(a, b)) if isinstance(a, tuple) else a - b)
+        return type(self)(*values)
