@@ -255,7 +255,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--kernels", default=",".join(KERNELS), help="comma-separated: " + ", ".join(KERNELS))
     ap.add_argument("--out", default=str(REPO / "build" / "kernel-matrix"))
     ap.add_argument("--host-junit", help="the host run's JUnit XML, for the host's row of the table")
-    ap.add_argument("--timeout", type=float, default=35.0, help="minutes per guest (default 35)")
+    ap.add_argument("--timeout", type=float, default=42.0, help="minutes per guest (default 42)")
     ap.add_argument("--readme", action="store_true", help="also put the table into README.md's Tested kernels section")
     ap.add_argument("--pytest-args", default="", metavar="ARGS",
                     help='a subset, for developing: e.g. "-k clone" or "tests/test_disk_bpf.py::test_x" '
