@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from .collectors.base import Collector
 from .errors import BpftopError
 from .model import CollectorState, CollectorStatus
+from .model.common import SWITCHED_OFF_MESSAGE
 
 MIN_INTERVAL = 0.1
 MAX_INTERVAL = 3600.0
@@ -157,8 +158,11 @@ class CollectionLoop:
             elif slot.enabled:
                 self._settle_later(slot)
             else:
-                slot.collector.set_status(CollectorState.DISABLED, "switched off by the operator")
-                self._on_status(slot.collector.status)
+                self._report_off(slot)
+
+    def _report_off(self, slot: _Slot) -> None:
+        slot.collector.set_status(CollectorState.DISABLED, SWITCHED_OFF_MESSAGE)
+        self._on_status(slot.collector.status)
 
     def _settle_later(self, slot: _Slot) -> None:
         with self._lock:
@@ -184,8 +188,7 @@ class CollectionLoop:
                 self._start_one(slot)
             else:
                 slot.collector.stop()
-                slot.collector.set_status(CollectorState.DISABLED, "switched off by the operator")
-                self._on_status(slot.collector.status)
+                self._report_off(slot)
 
     def _start_one(self, slot: _Slot) -> None:
         collector = slot.collector

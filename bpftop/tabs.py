@@ -185,7 +185,3 @@ def new_history() -> History:
 def first() -> TabSpec:
     """The tab ``--once`` prints when none is named, and the console opens on."""
     return _ENTRIES[0]
-
-
-def index(tab: str) -> int:
-    return list(TABS).index(tab)

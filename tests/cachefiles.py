@@ -40,8 +40,9 @@ class Pin(Child):
         assert line == "pinned\n", line
 
 
-def make_file(size: int) -> str:
-    fd, path = tempfile.mkstemp(prefix="bpftop-cache-exact-", dir=testenv.WORKDIR)
+def make_file(size: int, prefix: str = "bpftop-cache-exact-") -> str:
+    """A file of ``size`` random bytes on the test disk, written and synced."""
+    fd, path = tempfile.mkstemp(prefix=prefix, dir=testenv.WORKDIR)
     block = os.urandom(MB)
     for _ in range(size // MB):
         os.write(fd, block)

@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 import testenv
 import workload
 from bpfprogs import loaded_ids, start_once, wait_until_ids_gone
+from cachefiles import make_file
 from rungs import rung_params
 from shared import pid_filtered
 
@@ -90,13 +90,8 @@ def collector():
 @pytest.fixture
 def data_file():
     """A 64 MiB file on disk, written and synced by the test process."""
-    fd, path = tempfile.mkstemp(prefix="bpftop-cache-", dir=WORKDIR)
+    path = make_file(SIZE, prefix="bpftop-cache-")
     try:
-        block = os.urandom(MB)
-        for _ in range(SIZE // MB):
-            os.write(fd, block)
-        os.fsync(fd)
-        os.close(fd)
         yield path
     finally:
         os.unlink(path)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Dict, Generic, Iterable, List, Optional, Seque
 from ..bpf import ladder, loader
 from ..bpf.stats import program_stats
 from ..model import CollectorState, CollectorStatus, HookAttempt
+from ..model.common import STARTING_MESSAGE
 from .capabilities import Capabilities, EventFilter, KernelField
 from .keyfilter import KeyFilter
 
@@ -113,7 +114,7 @@ class Collector(abc.ABC, Generic[S]):
         with self._lock:
             if self._bpf is not None:
                 return self._status
-            self.set_status(CollectorState.STARTING, "compiling and attaching")
+            self.set_status(CollectorState.STARTING, STARTING_MESSAGE)
             try:
                 result = ladder.climb(self.strategies())
             except Exception as exc:

@@ -44,6 +44,12 @@ class CollectorState(str, enum.Enum):
     REPLAY = "replay"  # shown from a recording: no BPF at all
 
 
+# Status messages that more than one place sets: the collection loop as it
+# switches a collector, the console at once when the operator asks.
+STARTING_MESSAGE = "compiling and attaching"
+SWITCHED_OFF_MESSAGE = "switched off by the operator"
+
+
 @dataclass(frozen=True)
 class HookAttempt:
     """One rung of a collector's hook ladder and how it went."""

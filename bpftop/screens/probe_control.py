@@ -10,6 +10,7 @@ from ..bpf.stats import StatsSwitch
 from ..collectors.base import Collector
 from ..loop import CollectionLoop
 from ..model import CollectorState, CollectorStatus
+from ..model.common import STARTING_MESSAGE, SWITCHED_OFF_MESSAGE
 from ..probes import ProbeMeter, ProbeRow
 from ..tabs import TABS
 from .main import MainScreen
@@ -56,10 +57,10 @@ class ProbeControl:
         collection.set_enabled(tab, on)
         if on:
             self.enabled.add(tab)
-            self.statuses[tab] = CollectorStatus(tab, CollectorState.STARTING, message="compiling and attaching")
+            self.statuses[tab] = CollectorStatus(tab, CollectorState.STARTING, message=STARTING_MESSAGE)
         else:
             self.enabled.discard(tab)
-            self.statuses[tab] = CollectorStatus(tab, CollectorState.DISABLED, message="switched off by the operator")
+            self.statuses[tab] = CollectorStatus(tab, CollectorState.DISABLED, message=SWITCHED_OFF_MESSAGE)
         view = self.screen.view(tab)
         if view is not None:
             view.set_status(self.statuses[tab])
