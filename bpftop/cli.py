@@ -145,11 +145,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["doctor"]:
-            verbose = argv[1:] in (["-v"], ["--verbose"])
-            if len(argv) > 1 and not verbose:
-                parser().error(f"doctor takes only -v/--verbose (got {' '.join(argv[1:])})")
+            flags = {DOCTOR_FLAGS.get(a, a) for a in argv[1:]}
+            unknown = flags - set(DOCTOR_FLAGS.values())
+            if unknown:
+                parser().error(f"doctor takes only -v/--verbose and -q/--quick (got {' '.join(argv[1:])})")
             with python_stderr_apart():
-                return doctor_main(verbose)
+                return doctor_main("verbose" in flags, "quick" in flags)
         args = parser().parse_args(argv)
         _check_combinations(args)
         pids = sorted({p for group in args.pid for p in group})
@@ -190,10 +191,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
 
 
-def doctor_main(verbose: bool = False) -> int:
+# verbose: what the compiler, BCC and libbpf printed per rung; quick: stop
+# at the rung each collector would choose (a fleet check, and the kernel
+# matrix's guests, where every compile takes a minute).
+DOCTOR_FLAGS = {"-v": "verbose", "--verbose": "verbose", "-q": "quick", "--quick": "quick"}
+
+
+def doctor_main(verbose: bool = False, quick: bool = False) -> int:
     from . import doctor
 
-    return doctor.run(sys.stdout, verbose)
+    return doctor.run(sys.stdout, verbose, quick)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,7 +55,7 @@ class _SafeOut:
         self.out.flush()
 
 
-def run(out: TextIO, verbose: bool = False) -> int:
+def run(out: TextIO, verbose: bool = False, quick: bool = False) -> int:
     out = _SafeOut(out)  # type: ignore[assignment]
     print("bpftop doctor", file=out)
     print(file=out)
@@ -71,7 +71,7 @@ def run(out: TextIO, verbose: bool = False) -> int:
         variants = [("", CollectorOptions())] + [(label, CollectorOptions(settings=settings))
                                                  for label, settings in spec.doctor_variants]
         for label, options in variants:
-            status = max(status, _ladder(out, spec.id, label, spec.make_collector(options), verbose))
+            status = max(status, _ladder(out, spec.id, label, spec.make_collector(options), verbose, quick))
     return status
 
 
@@ -80,19 +80,22 @@ def _printable(line: str) -> str:
     return "".join(c if c.isprintable() or c == "\t" else f"\\x{ord(c):02x}" for c in line)
 
 
-def _ladder(out: TextIO, tab: str, label: str, collector: Collector[Any], verbose: bool = False) -> int:
-    print(f"\n{tab} collector{' (' + label + ')' if label else ''} (every rung is tried, then released)", file=out)
+def _ladder(out: TextIO, tab: str, label: str, collector: Collector[Any], verbose: bool = False,
+            quick: bool = False) -> int:
+    how = "rungs tried until one loads, then released" if quick else "every rung is tried, then released"
+    print(f"\n{tab} collector{' (' + label + ')' if label else ''} ({how})", file=out)
     try:
-        attempts = collector.probe_all()
+        attempts = collector.probe_all(try_all=not quick)
     except BpftopError as e:
         print(f"  failed: {e}", file=out)
         return e.exit_code
     chosen = next((a for a in attempts if a.ok), None)
     for a in attempts:
-        mark = "chosen" if a is chosen else ("works" if a.ok else "fails")
+        mark = "chosen" if a is chosen else ("works" if a.ok else ("fails" if a.ok is False else "--"))
         hooks = ", ".join(a.hooks)
-        print(f"  [{mark:^6}] {a.strategy} ({a.kind.value}: {hooks}) {a.seconds:.2f}s", file=out)
-        if a.ok is False:
+        took = f" {a.seconds:.2f}s" if a.ok is not None else ""
+        print(f"  [{mark:^6}] {a.strategy} ({a.kind.value}: {hooks}){took}", file=out)
+        if a.ok is not True:
             print(f"           {a.reason}", file=out)
         if verbose and a.output.strip():
             print("           what the compiler, BCC and libbpf printed:", file=out)

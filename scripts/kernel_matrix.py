@@ -188,7 +188,9 @@ def junit_counts(path: Path) -> Tuple[Dict[str, Dict[str, int]], List[str]]:
         counts = per.setdefault(module, {"passed": 0, "failed": 0, "skipped": 0})
         counts[outcome] += 1
         if outcome == "failed":
-            failed.append(f"{module}::{case.get('name')}")
+            why = next((c.get("message") or (c.text or "") for c in case if c.tag in ("failure", "error")), "")
+            why = " ".join(why.split())[:300]
+            failed.append(f"{module}::{case.get('name')}" + (f": {why}" if why else ""))
     return per, failed
 
 
@@ -374,6 +376,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         start, end = text.index(README_START) + len(README_START), text.index(README_END)
         readme.write_text(text[:start] + "\n" + md + text[end:])
     print(md, flush=True)
+    # Last, where a CI log's tail shows them: what failed, and why.
+    for g in guests:
+        for f in g.failures:
+            say(f"FAILED on {g.name}: {f}")
     say(f"wall time {(time.monotonic() - t0) / 60:.1f} min")
     print(f"matrix: {total_passed} passed, {total_failed} failed", flush=True)
     return 1 if bad or total_failed else 0

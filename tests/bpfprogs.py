@@ -211,8 +211,8 @@ def holds_programs(pid):
     return False
 
 
-def wait_until_holding_programs(proc, timeout=30.0):
-    deadline = time.monotonic() + timeout
+def wait_until_holding_programs(proc, timeout=None):
+    deadline = time.monotonic() + (timeout if timeout is not None else scaled(30.0))
     while time.monotonic() < deadline and proc.poll() is None:
         if holds_programs(proc.pid):
             return True
@@ -265,10 +265,12 @@ def loaded_ids(collector):
     return ids
 
 
-def wait_until_ids_gone(ids, timeout=5.0):
+def wait_until_ids_gone(ids, timeout=None):
     """Those of ``ids`` still loaded after ``timeout``: unlike matching by
-    name, other engineers' programs loaded meanwhile do not count."""
-    deadline = time.monotonic() + timeout
+    name, other engineers' programs loaded meanwhile do not count. The
+    kernel frees a closed program after an RCU grace period, which takes
+    long in a busy emulated guest: the default wait scales."""
+    deadline = time.monotonic() + (timeout if timeout is not None else scaled(5.0))
     while True:
         left = [p for p in prog_list() if p["id"] in ids]
         if not left or time.monotonic() > deadline:

@@ -68,7 +68,9 @@ def doctor_run():
     if path and os.path.exists(path) and os.path.exists(rc_path):
         with open(path) as out, open(rc_path) as rc:
             return subprocess.CompletedProcess(["bpftop", "doctor"], int(rc.read()), out.read(), "")
-    res = subprocess.run([sys.executable, "-m", "bpftop", "doctor"], capture_output=True, text=True,
+    # Quick in a kernel-matrix guest, as the guest script's own run.
+    quick = ["--quick"] if path else []
+    res = subprocess.run([sys.executable, "-m", "bpftop", "doctor", *quick], capture_output=True, text=True,
                          timeout=scaled(300))
     if path:
         with open(path, "w") as out, open(rc_path, "w") as rc:

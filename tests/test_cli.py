@@ -86,3 +86,10 @@ def test_tracefs_mounted_but_unreadable_is_not_called_unmounted():
                           code], capture_output=True, text=True, timeout=60, env={"PYTHONPATH": root})
     assert "is mounted at /sys/kernel/tracing but cannot be read (Permission denied)" in res.stdout, res
     assert "not mounted" not in res.stdout
+
+
+def test_doctor_with_an_unknown_flag_is_an_argument_error():
+    res = run(["doctor", "--fast"])
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1] == "bpftop: error: doctor takes only -v/--verbose and -q/--quick (got --fast)"
+    assert res.stdout == "" and "Traceback" not in res.stderr

@@ -37,7 +37,8 @@ cache collector (every rung is tried, then released)
 JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" tests="5">
 <testcase classname="tests.test_disk_bpf" name="test_a[x]" time="1"/>
-<testcase classname="tests.test_disk_bpf" name="test_b" time="1"><failure message="no">x</failure></testcase>
+<testcase classname="tests.test_disk_bpf" name="test_b" time="1"><failure message="assert 4999 ==
+   5000">x</failure></testcase>
 <testcase classname="tests.test_disk_bpf" name="test_c" time="1"><skipped message="not here"/></testcase>
 <testcase classname="tests.test_exit_paths" name="test_d" time="1"/>
 <testcase classname="tests.test_tcp_bpf" name="test_e" time="1"><error message="boom"/></testcase>
@@ -62,7 +63,9 @@ def test_junit_counts_per_file_and_failed_ids(tmp_path):
     assert per["test_disk_bpf"] == {"passed": 1, "failed": 1, "skipped": 1}
     assert per["test_exit_paths"] == {"passed": 1, "failed": 0, "skipped": 0}
     assert per["test_tcp_bpf"] == {"passed": 0, "failed": 1, "skipped": 0}
-    assert failed == ["test_disk_bpf::test_b", "test_tcp_bpf::test_e"]
+    # With the reason on one line: the matrix prints them last, for a CI
+    # log's tail.
+    assert failed == ["test_disk_bpf::test_b: assert 4999 == 5000", "test_tcp_bpf::test_e: boom"]
 
 
 def test_table_rows_name_each_tab_its_hook_and_its_tests(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from bpfprogs import loaded_ids, start_once, wait_until_ids_gone, wait_until_loaded
 from rungs import rung_params
 from shared import pid_filtered
+from testenv import TIME_SCALE, scaled
 from workload import Workload
 
 from bpftop.collectors.syscalls import SyscallsCollector
@@ -249,3 +250,45 @@ def test_clone_counts_once_per_new_thread_as_strace(rung, shared_collectors):
     # Before: 400 (the caller's return and each new thread's own).
     assert clones == made == 200
     assert sum(total.get(name, [0, 0])[1] for name in ("clone", "clone3")) == 0
+
+
+BUSY_CHILD = "import os\nwhile True:\n    os.getppid()\n"
+
+
+@pytest.mark.matrix
+def test_a_new_filter_shows_nothing_other_processes_did_before_it(shared_collectors):
+    # Busy processes on every CPU pass the old (empty) filter all the time:
+    # what they did before the filter changed, or while still inside a probe
+    # when it changed, must not land in the new filter's interval. (On a
+    # fast host the second window is nanoseconds; in an emulated guest a
+    # vCPU can stall inside it.)
+    collector = shared_collectors.get(SyscallsCollector)
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY_CHILD]) for _ in range(os.cpu_count() or 1)]
+    try:
+        time.sleep(0.3)
+        with Workload(N, K) as w:
+            strays = []
+            for _ in range(int(300 / TIME_SCALE) + 20):
+                with pid_filtered(collector, [w.pid]):
+                    strays += [p.pid for p in collector.collect().processes if p.pid != w.pid]
+            w.close()
+        assert strays == []
+    finally:
+        for b in busy:
+            b.kill()
+            b.wait()
+
+
+def test_doctor_quick_stops_at_each_chosen_rung():
+    import re
+
+    res = subprocess.run([sys.executable, "-m", "bpftop", "doctor", "--quick"], capture_output=True, text=True,
+                         timeout=scaled(300))
+    assert res.returncode == 0, res.stdout + res.stderr
+    sections = re.split(r"\n\n(?=[a-z]+ collector)", res.stdout)[1:]
+    assert len(sections) >= 4 and all("(rungs tried until one loads, then released)" in s for s in sections)
+    for section in sections:
+        marks = re.findall(r"^  \[(.{6})\]", section, re.M)
+        chosen = marks.index("chosen")
+        assert set(marks[:chosen]) <= {"fails "} and set(marks[chosen + 1:]) <= {"  --  "}, section
+    assert "not tried: a higher rung loaded" in res.stdout

@@ -8,7 +8,7 @@ import pytest
 import workload
 from bpfprogs import ours, prog_ids, prog_list, start_once
 from bpfprogs import wait_until_gone as _wait_until_gone
-from rungs import rung_params
+from rungs import doctor_mark, rung_params
 from shared import pid_filtered
 
 from bpftop.collectors.capabilities import EventFilter
@@ -340,7 +340,7 @@ def test_doctor_lists_the_tcp_ladder(doctor_run):
     out = doctor_run.stdout
     section = out[out.index("\ntcp collector"):]
     assert "[chosen] inet_sock_set_state tracepoint, ring buffer" in section
-    assert "[works ] inet_sock_set_state tracepoint, perf buffer" in section
+    assert doctor_mark(out, "works") + " inet_sock_set_state tracepoint, perf buffer" in section
     assert "tcp_v4/v6_connect kprobes, ring buffer" in section
 
 

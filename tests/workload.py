@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+from testenv import scaled
+
 # The child makes its calls only after "go" arrives on stdin, so the
 # collector can be filtered to its pid first; it reports "done" and waits for
 # stdin to close before exiting.
@@ -46,7 +48,7 @@ class Child:
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.stdin.close()
-            self.proc.wait(10)
+            self.proc.wait(scaled(10))
 
     def __enter__(self):
         return self

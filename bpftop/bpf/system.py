@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
@@ -318,3 +319,28 @@ def bcc_version() -> str:
     except ImportError:
         return "not importable (install python3-bpfcc)"
     return getattr(bcc, "__version__", "unknown version")
+
+
+# membarrier(2): MEMBARRIER_CMD_GLOBAL returns after synchronize_rcu(), that
+# is, once every BPF program run that began before the call has ended (they
+# run under RCU, with preemption off).
+_MEMBARRIER_NR = {"x86_64": 324, "aarch64": 283, "riscv64": 283, "ppc64le": 365, "s390x": 356}
+_MEMBARRIER_CMD_GLOBAL = 1
+_RCU_FALLBACK_S = 0.05
+
+
+def wait_for_running_programs() -> bool:
+    """Return once the BPF programs that were running on any CPU when this
+    was called have finished: a program that read the old filter a moment
+    ago has then made its count, and the next read sees it. False where the
+    kernel cannot say (no membarrier, or nohz_full, which refuses it): then
+    a short sleep stands in for it."""
+    nr = _MEMBARRIER_NR.get(platform.machine())
+    if nr is not None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syscall(nr, _MEMBARRIER_CMD_GLOBAL, 0, 0) == 0:
+            return True
+    time.sleep(_RCU_FALLBACK_S)
+    return False

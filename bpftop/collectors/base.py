@@ -12,7 +12,7 @@ import abc
 import threading
 from typing import Any, ClassVar, Dict, Generic, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
-from ..bpf import ladder, loader
+from ..bpf import ladder, loader, system
 from ..bpf.stats import program_stats
 from ..model import CollectorState, CollectorStatus, HookAttempt
 from ..model.common import STARTING_MESSAGE
@@ -78,6 +78,10 @@ class Collector(abc.ABC, Generic[S]):
         with self._lock:
             self._set_kernel_filter(field, given, exclude)
             if self._bpf is not None:
+                # A probe on another CPU may have passed the old filter and
+                # not yet counted: the baseline waits for it, or its count
+                # would land in the new filter's first interval.
+                system.wait_for_running_programs()
                 self._baseline()
 
     def set_event_filter(self, flt: EventFilter) -> None:
@@ -131,9 +135,10 @@ class Collector(abc.ABC, Generic[S]):
             self.set_status(CollectorState.RUNNING, "", attempts)
             return self._status
 
-    def probe_all(self) -> List[HookAttempt]:
-        """Try every rung and release each again (for ``bpftop doctor``)."""
-        result = ladder.climb(self.strategies(), try_all=True, release=loader.close_program)
+    def probe_all(self, try_all: bool = True) -> List[HookAttempt]:
+        """Try every rung (or, without ``try_all``, those up to the first
+        that loads) and release each again (for ``bpftop doctor``)."""
+        result = ladder.climb(self.strategies(), try_all=try_all, release=loader.close_program)
         loader.close_program(result.loaded)
         return result.attempts
 
