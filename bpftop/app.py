@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Set
 
 from rich.text import Text
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
@@ -126,7 +127,19 @@ class BpftopApp(App[int]):
     def get_default_screen(self) -> MainScreen:
         return self.main_screen
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._pin_console_size(event.size.width, event.size.height)
+
+    def _pin_console_size(self, width: int, height: int) -> None:
+        # Rich asks the terminal for its size (ioctl TIOCGWINSZ) whenever its
+        # size is read and none was given, and a DataTable reads it for each
+        # cell it measures: hundreds of syscalls a second, thousands while
+        # the window is large. The size only changes on a Resize.
+        if width > 0 and height > 0:
+            self.console.size = (width, height)
+
     def on_mount(self) -> None:
+        self._pin_console_size(self.size.width, self.size.height)
         self._ui_loop = asyncio.get_running_loop()
         if self.replaying is not None:
             for collector in self.collectors:

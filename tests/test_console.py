@@ -243,3 +243,23 @@ async def test_filters_across_tabs_kernel_terms_and_pinning():
         await pilot.press("F")  # unpin from syscalls: tcp drops the terms, syscalls keeps them
         assert tcp.ports[-1] == ((), False) and tcp.pid_filters[-1] == ((), False)
         assert sc.pid_filters[-1] == ((100,), False)
+
+
+async def test_redrawing_tables_never_asks_the_terminal_its_size(monkeypatch):
+    """Rich asks the terminal (ioctl TIOCGWINSZ) each time its size is read
+    and none was set, and a DataTable reads it for every cell it measures:
+    hundreds of syscalls a second on an idle console. The app pins the size,
+    and a resize changes it."""
+    collector = FakeCollector()
+    app = BpftopApp([collector], interval=0.1)
+    asked = []
+    real = os.get_terminal_size
+    async with app.run_test(size=(100, 30)) as pilot:
+        procs = app.screen.query_one("#processes-table", TopTable)
+        await wait_rows(pilot, procs, 2)
+        monkeypatch.setattr(os, "get_terminal_size", lambda *a: asked.append(a) or real(*a))
+        await pilot.pause(0.5)  # five refreshes
+        await pilot.resize_terminal(130, 40)
+        await pilot.pause(0.3)
+        assert asked == []
+        assert tuple(app.console.size) == (130, 40)
