@@ -91,3 +91,26 @@ async def test_disk_tab_tiny_terminal():
         await pilot.pause(0.3)
         await pilot.resize_terminal(120, 40)
         await pilot.pause(0.2)
+
+
+async def test_a_hidden_tab_is_not_redrawn_and_shows_the_latest_snapshot_when_shown():
+    disk = FakeDiskCollector()
+    app = BpftopApp([FakeCollector(), disk], interval=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.screen.query_one(DiskView)
+        drawn = []
+        original = view.render_snapshot
+        view.render_snapshot = lambda snap: (drawn.append(snap), original(snap))[1]
+        await wait_for(pilot, lambda: view.snapshot is not None and view.snapshot.rows[0].ops[0].ios >= 105)
+        assert drawn == []  # five intervals and more while the syscalls tab is shown
+        await pilot.press("2")
+        await wait_for(pilot, lambda: len(drawn) >= 1)
+        # The first drawing on show is the newest snapshot, not a queue of old ones.
+        assert drawn[0].rows[0].ops[0].ios >= 105
+        table = app.screen.query_one("#disk-table", TopTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        await pilot.press("1")
+        await pilot.pause(0.3)
+        seen = len(drawn)
+        await pilot.pause(0.3)
+        assert len(drawn) == seen

@@ -31,7 +31,12 @@ async def type_sequences(sequences, tmp_path):
             await pilot.press("slash")
             for k in keys:
                 await pilot.press(k)
-            await pilot.pause(FilterBar.DEBOUNCE_S + 0.05)  # the typed text is applied
+            # The typed text is applied once the debounce ends: waited for,
+            # as a loaded machine can run the timer late.
+            bar = app.screen.query_one(FilterBar)
+            await pilot.pause(FilterBar.DEBOUNCE_S)
+            await wait_for(pilot, lambda: not bar.typing, timeout=scaled(5))
+            await pilot.pause()
             help_text = str(app.screen.query_one("#filter-help").render())
             await pilot.press(close)
             await pilot.pause(0.02)

@@ -93,6 +93,8 @@ class MainScreen(Screen[None]):
             return
         tabs.active = tab
         view = self.view(tab)
+        if view is not None:
+            view.catch_up()
         table = view.active_table() if view is not None else None
         # Now, not with Widget.focus() (which defers): a deferred focus from
         # a key pressed just before would land in the tab left since.

@@ -65,6 +65,7 @@ class TabView(Vertical):
         self.fields = tuple(fields)
         self.status: Optional[CollectorStatus] = None
         self.snapshot: Any = None
+        self._behind = False
         self.row_filter = Filter()
         self.filter_note = Text()
 
@@ -139,10 +140,36 @@ class TabView(Vertical):
         self.snapshot = snapshot
         if not self.is_mounted:
             return  # on_mount shows it: the first snapshot can beat the compose
+        if not self._visible():
+            # A hidden tab's tables are not redrawn every interval (most of
+            # an idle console's cost): the latest snapshot is drawn when the
+            # tab is shown.
+            self._behind = True
+            return
+        self._draw_latest()
+
+    def catch_up(self) -> None:
+        """Draw the latest snapshot if it arrived while the tab was hidden."""
+        if self._behind and self.snapshot is not None and self.is_mounted:
+            self._draw_latest()
+
+    def on_show(self) -> None:
+        self.catch_up()
+
+    def _draw_latest(self) -> None:
+        self._behind = False
         try:
-            self.render_snapshot(snapshot)
+            self.render_snapshot(self.snapshot)
         except NoMatches:
             pass  # children not composed yet; the next snapshot shows
+
+    def _visible(self) -> bool:
+        node: Any = self
+        while node is not None and node is not self.screen:
+            if not node.display:
+                return False
+            node = node.parent
+        return True
 
 
     def render_snapshot(self, snapshot: Any) -> None:

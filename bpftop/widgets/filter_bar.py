@@ -95,6 +95,11 @@ class FilterBar(Vertical):
         hint.update(plain(message))
         hint.set_class(False, "-error")
 
+    @property
+    def typing(self) -> bool:
+        """Text typed but not yet applied (the debounce is running)."""
+        return self._pending is not None
+
     def _cancel_pending(self) -> None:
         if self._pending is not None:
             self._pending.stop()
