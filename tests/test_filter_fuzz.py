@@ -33,9 +33,8 @@ async def type_sequences(sequences, tmp_path):
                 await pilot.press(k)
             # The typed text is applied once the debounce ends: waited for,
             # as a loaded machine can run the timer late.
-            bar = app.screen.query_one(FilterBar)
             await pilot.pause(FilterBar.DEBOUNCE_S)
-            await wait_for(pilot, lambda: not bar.typing, timeout=scaled(5))
+            await wait_for(pilot, lambda: not app.screen.query_one(FilterBar).typing, timeout=scaled(5))
             await pilot.pause()
             help_text = str(app.screen.query_one("#filter-help").render())
             await pilot.press(close)
