@@ -251,3 +251,41 @@ def test_over_ssh_keys_work_and_killing_the_client_detaches(term, sshd, tmp_path
     term.wait_for("PER SEC v")
     os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the SSH client dies: sshd hangs up bpftop
     assert wait_until_gone(before, timeout=20) == []
+
+
+def test_probes_screen_shows_its_cost_columns_with_numbers_at_80x24(term, tmp_path):
+    """The columns that say what a probe costs (events/s, ns per run, % of
+    a CPU) are on screen at 80x24, with figures from the kernel's run-time
+    statistics; the long program and hook names are past them and whole in
+    the selected row's detail line."""
+    before = prog_ids()
+    term.width, term.height = 80, 24
+    term.start(bpftop_cmd("-d", "0.5", "--probes", "syscalls") + f"; echo EXIT=$? > {tmp_path}/rc")
+    term.wait_for("SYSCALL")
+    term.keys("P")
+    header = next(line for line in term.wait_for("CPU %").splitlines() if "PROBE" in line)
+    assert header.split()[:7] == ["PROBE", "STATE", "EVENTS/s", "AVG", "ns", "CPU", "%"], header
+
+    def figure(cell):
+        try:
+            return float(cell.rstrip("kMG"))
+        except ValueError:
+            return None  # "-" until the second sample
+
+    def attached_with_figures(shown):
+        rows = [line.split() for line in shown.splitlines() if line.split()[:2] == ["syscalls", "attached"]]
+        # The host's own work makes syscalls every interval: both programs run.
+        return len(rows) == 2 and all((figure(r[2]) or 0) > 0 and (figure(r[3]) or 0) > 0
+                                      and figure(r[4]) is not None for r in rows)
+
+    shown = term.wait_for(attached_with_figures)
+    assert attached_with_figures(shown), shown
+    assert "syscalls: bpftop_sc_" in shown and " on raw tracepoints" in shown  # the detail line
+    term.keys("Escape")  # alone: Escape then q at once reads as Alt+q
+    term.wait_for(lambda shown: "CPU %" not in shown)
+    term.keys("q")
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "rc").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (tmp_path / "rc").read_text().strip() == "EXIT=0", term.screen()
+    assert wait_until_gone(before) == []

@@ -19,22 +19,38 @@ from ..safetext import safe
 from ..tables import fmt_pct, fmt_rate
 from ..widgets.plain import plain
 
-# SKIPPED: runs the kernel did not make since attach (its recursion guard:
-# another BPF program was running on that CPU), events lost to the tab.
-COLUMNS = ("PROBE", "PROGRAM", "STATE", "HOOK", "KIND", "EVENTS/s", "AVG ns", "CPU %", "SKIPPED")
+# The cost columns come first: at 80 columns they must show, and the
+# program names and hook descriptions (up to 50 and 200 characters) would
+# push them past the edge; those two come last, and whole in the selected
+# row's detail line. SKIPPED: runs the kernel did not make since attach
+# (its recursion guard: another BPF program was running on that CPU),
+# events lost to the tab.
+COLUMNS = ("PROBE", "STATE", "EVENTS/s", "AVG ns", "CPU %", "SKIPPED", "KIND", "PROGRAM", "HOOK")
+_NUMERIC = {"EVENTS/s", "AVG ns", "CPU %", "SKIPPED"}
 
 
 def _cells(row: ProbeRow) -> List[Text]:
     values = [
-        row.tab, row.program, row.state, row.hook, row.kind,
+        row.tab, row.state,
         fmt_rate(row.events_per_s), "-" if row.avg_ns is None else f"{row.avg_ns:.0f}",
         "-" if row.cpu_pct is None else fmt_pct(row.cpu_pct) if row.cpu_pct >= 0.1 else f"{row.cpu_pct:.3f}",
         "-" if row.misses is None else str(row.misses),
+        row.kind, row.program, row.hook,
     ]
     style = {"attached": "", "detached": "dim", "standby": "dim", "unavailable": "red", "starting": "yellow"}.get(
         row.state, ""
     )
-    return [Text(safe(v), style=style, justify="right" if i >= 5 else "left") for i, v in enumerate(values)]
+    return [Text(safe(v), style=style, justify="right" if col in _NUMERIC else "left")
+            for col, v in zip(COLUMNS, values)]
+
+
+def detail_line(row: Optional[ProbeRow]) -> str:
+    """The selected row's program and hook in full, then why it is in its
+    state (a failed load's reason)."""
+    if row is None:
+        return ""
+    text = f"{row.tab}: {row.program} on {row.hook} ({row.kind})"
+    return text + (f"\n{row.reason}" if row.reason else "")
 
 
 class ProbesScreen(Screen[None]):
@@ -89,8 +105,7 @@ class ProbesScreen(Screen[None]):
         return next((r for r in self.rows if r.key == key), None)
 
     def _show_reason(self) -> None:
-        row = self.selected()
-        self.query_one("#probes-reason", Static).update(plain(row.reason if row and row.reason else ""))
+        self.query_one("#probes-reason", Static).update(plain(detail_line(self.selected())))
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self._show_reason()
