@@ -100,3 +100,30 @@ async def test_help_lists_the_tcp_keys_and_notes():
         assert isinstance(app.screen, HelpScreen)
         text = " ".join(str(s.render()) for s in app.screen.query("Static"))
         assert "TCP tab" in text and "freeze / resume the event log" in text and "SYN_SENT" in text
+
+
+async def test_at_80x24_every_table_shows_its_key_columns_and_the_log_its_destinations():
+    app = BpftopApp([FakeTcpCollector()], interval=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.screen.query_one("#tcp-events-table", TopTable)
+        procs = app.screen.query_one("#tcp-processes-table", TopTable)
+        await wait_for(pilot, lambda: log.row_count >= 4 and procs.row_count >= 2)
+        await pilot.pause(0.2)
+        lines = app.screen_text().splitlines()
+        assert max(len(line) for line in lines) <= 80
+
+        def header(first):  # without the sort marks
+            return next([w for w in line.split() if w not in ("v", "^")] for line in lines
+                        if line.split()[:1] == [first])
+
+        assert header("DESTINATION")[:5] == ["DESTINATION", "CONNECTS", "NEW", "FAILED", "AVG"]
+        assert header("PID")[:6] == ["PID", "COMM", "UID", "CONNECTS", "NEW", "FAILED"]
+        assert header("#")[:6] == ["#", "TIME", "PID", "COMM", "DESTINATION", "RESULT"]
+        shown = "\n".join(lines)
+        assert "10.0.0.2:443" in shown and "[2001:db8::1]:22" in shown and "refused" in shown
+        assert "curl" in shown and "ssh" in shown
+        # Wide again: the tables side by side, as before.
+        await pilot.resize_terminal(160, 40)
+        await pilot.pause(0.3)
+        dests = app.screen.query_one("#tcp-destinations-table", TopTable)
+        assert dests.region.y == procs.region.y and dests.region.x < procs.region.x

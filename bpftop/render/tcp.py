@@ -106,11 +106,13 @@ def events_table(events: Tuple[ConnectEvent, ...]) -> Table:
             Column("time", "TIME", numeric=False, fmt=fmt_clock, width=12),
             Column("pid", "PID", width=7),
             Column("comm", "COMM", numeric=False, fmt=str, width=15),
-            Column("ip", "IP", width=2),
-            Column("src", "SOURCE", numeric=False, fmt=str, width=21),
+            # Where to and how it went before the source: at 80 columns
+            # the source address is what runs past the edge.
             Column("dst", "DESTINATION", numeric=False, fmt=str, width=21),
             Column("result", "RESULT", numeric=False, fmt=str, width=11),
             Column("lat", "LAT ms", fmt=fmt_us_as_ms, width=8),
+            Column("ip", "IP", width=2),
+            Column("src", "SOURCE", numeric=False, fmt=str, width=21),
         ),
         rows=tuple(
             (
@@ -118,11 +120,11 @@ def events_table(events: Tuple[ConnectEvent, ...]) -> Table:
                 e.time,
                 e.pid,
                 e.comm,
-                e.family,
-                endpoint(e.saddr, e.sport, e.family) if e.sport else e.saddr,
                 endpoint(e.daddr, e.dport, e.family),
                 e.result,
                 e.latency_us,
+                e.family,
+                endpoint(e.saddr, e.sport, e.family) if e.sport else e.saddr,
             )
             for e in events
         ),

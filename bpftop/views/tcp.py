@@ -5,9 +5,10 @@ keeps updating."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, List
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -61,7 +62,23 @@ class TcpView(TabView):
     TcpView #tcp-events-table {
         height: 1fr;
     }
+    /* Below NARROW columns the two tables cannot sit side by side and keep
+       their key columns: they stack, and the rate graph gives up two lines. */
+    TcpView.-narrow #tcp-tables {
+        layout: vertical;
+    }
+    TcpView.-narrow #tcp-processes-table {
+        border-left: none;
+        border-top: solid $primary-darken-2;
+    }
+    TcpView.-narrow #tcp-rate-row, TcpView.-narrow #tcp-rate {
+        height: 1;
+    }
+    TcpView.-narrow #tcp-rate-label {
+        width: 34;
+    }
     """
+    NARROW = 110
 
     BINDINGS = [Binding("f", "freeze_log", "freeze / resume the event log (the tables keep updating)")]
 
@@ -81,21 +98,31 @@ class TcpView(TabView):
         yield Static("Connects, newest first", id="tcp-log-title")
         yield TcpEventLog(id="tcp-events-table")
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < self.NARROW, "-narrow")
+        if self.snapshot is not None:
+            self._rate_label()
+
     def render_snapshot(self, snapshot: TcpSnapshot) -> None:
         dests, procs = tables(snapshot)
         self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
-        history = self.history.get("connects_per_s").values()
-        now = history[-1] if history else 0.0
-        peak = max(history, default=0.0)
-        self.query_one("#tcp-rate-label", Static).update(
-            Text(f"connects/s {fmt_rate(now)}\npeak {fmt_rate(peak)}\n{len(history)} intervals")
-        )
+        history = self._rate_label()
         self.query_one("#tcp-rate", Sparkline).data = history or [0.0]
         self.query_one("#tcp-destinations-table", TopTable).show(_busiest(dests))
         self.query_one("#tcp-processes-table", TopTable).show(_busiest(procs))
         self._log_title(snapshot)
         if not self.frozen:
             self.query_one("#tcp-events-table", TopTable).show(events_table(snapshot.events))
+
+    def _rate_label(self) -> List[float]:
+        history = self.history.get("connects_per_s").values()
+        now = history[-1] if history else 0.0
+        peak = max(history, default=0.0)
+        lines = [f"connects/s {fmt_rate(now)}", f"peak {fmt_rate(peak)}", f"{len(history)} intervals"]
+        self.query_one("#tcp-rate-label", Static).update(
+            Text("  ".join(lines[:2]) if self.has_class("-narrow") else "\n".join(lines))
+        )
+        return history
 
     def _log_title(self, snapshot: TcpSnapshot) -> None:
         state = [("  "), (" FROZEN ", "reverse"), " (f resumes)"] if self.frozen else ["  (f freezes)"]
