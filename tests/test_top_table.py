@@ -57,3 +57,33 @@ async def test_an_interval_with_the_same_rows_updates_only_the_changed_cells() -
         t.show(table(("d", 1)))
         await pilot.pause()
         assert shown(t) == [("d", "1")]
+
+
+async def test_a_table_that_changes_size_lays_out_the_screen_only_when_a_scrollbar_comes_or_goes() -> None:
+    app = One()
+    async with app.run_test(size=(60, 12)) as pilot:
+        t = app.query_one(TopTable)
+        t.show(table(("a", 1), ("b", 2)))
+        await pilot.pause()
+        layouts: List[bool] = []
+        real = t.refresh
+
+        def spy(*regions, repaint=True, layout=False, recompose=False):  # type: ignore[no-untyped-def]
+            layouts.append(layout)
+            return real(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+        t.refresh = spy  # type: ignore[method-assign]
+        # Wider numbers and one more row: the table's virtual size changes.
+        t.show(table(("a", 1000000), ("b", 2), ("c", 3)))
+        await pilot.pause()
+        assert not any(layouts) and not t.show_vertical_scrollbar
+        assert shown(t)[0] == ("a", "1000000")
+        # More rows than fit: the scrollbar appears, and goes again.
+        t.show(table(*((f"r{i}", i) for i in range(40))))
+        await pilot.pause()
+        await pilot.pause()
+        assert t.show_vertical_scrollbar and any(layouts)
+        t.show(table(("a", 1)))
+        await pilot.pause()
+        await pilot.pause()
+        assert not t.show_vertical_scrollbar

@@ -7,9 +7,12 @@ from typing import List, Optional, Tuple
 
 from rich.text import Text
 from textual.coordinate import Coordinate
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import DataTable
 
 from ..filters import Filter
+from ..screens.textual_internals import update_scrollbars
 from ..tables import Table
 
 
@@ -19,6 +22,23 @@ class TopTable(DataTable):
         height: 1fr;
     }
     """
+
+    # Rows come and go and columns widen every interval, and Textual lays out
+    # the whole screen whenever a widget's virtual size changes. This table's
+    # own box does not depend on it (1fr): only its scrollbars do, so the
+    # screen is laid out only when one appears or goes.
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+
+    def watch_virtual_size(self, size: Size) -> None:
+        width, height = self.container_size
+        bar_w, bar_h = self.styles.scrollbar_size_vertical, self.styles.scrollbar_size_horizontal
+        vertical = size.height > height
+        horizontal = size.width > width - (bar_w if vertical else 0)
+        vertical = vertical or (horizontal and size.height > height - bar_h)
+        if (horizontal, vertical) != (self.show_horizontal_scrollbar, self.show_vertical_scrollbar):
+            self.refresh(layout=True)
+        else:
+            update_scrollbars(self, size)
 
     def __init__(self, *, id: Optional[str] = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
