@@ -52,6 +52,11 @@ _BPF_FDS = ("anon_inode:bpf-prog", "anon_inode:bpf_link")
 # about a second after its last holder exits; one unheld for longer is
 # pinned or held where fdinfo does not show it (an attached perf event).
 UNHELD_GRACE = 3.0
+# A hold counts once a process has kept it this long: the BPF tab opens an fd
+# of every program on the machine for a few microseconds each interval to
+# read its info, which is not holding it (and would make other runs'
+# programs look like ours).
+HELD_FOR = 0.05
 
 
 def tag_env():
@@ -90,6 +95,7 @@ class _Sampler:
     def __init__(self):
         self.lock = threading.Lock()
         self.seen = set()
+        self._since = {}  # pid -> {prog id: when first seen held}
         self._tagged = {}  # pid -> (its executable, whether its environment carries our tag)
         self._thread = None
 
@@ -121,9 +127,16 @@ class _Sampler:
             for pid in list(self._tagged):
                 if pid not in alive:
                     del self._tagged[pid]
+            now = time.monotonic()
+            for pid in list(self._since):
+                if pid not in alive:
+                    del self._since[pid]
             for pid in pids:
                 if self._is_tagged(pid):
-                    self.seen |= held_prog_ids(pid)
+                    before = self._since.get(pid, {})
+                    held = {i: before.get(i, now) for i in held_prog_ids(pid)}
+                    self._since[pid] = held
+                    self.seen |= {i for i, t in held.items() if now - t >= HELD_FOR}
             return set(self.seen)
 
     def start(self):

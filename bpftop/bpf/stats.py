@@ -40,9 +40,9 @@ class ProgramStats:
 
 
 def stats_enabled() -> Optional[bool]:
-    """Whether the kernel counts run time now (by the sysctl or anyone's
-    BPF_ENABLE_STATS fd: the sysctl reads the sum of both); None when this
-    kernel has no such switch."""
+    """Whether kernel.bpf_stats_enabled is 1; None when this kernel has no
+    such sysctl. It reads only what was written to it: statistics are also
+    on while any process holds a BPF_ENABLE_STATS fd, which it does not show."""
     value = system.read_sysctl(_SYSCTL)
     return None if value is None else value.strip() == "1"
 

@@ -145,6 +145,7 @@ class BpfCollector(Collector[BpfSnapshot]):
         self._prev_misses: Dict[int, int] = {}
         self._last = time.monotonic()
         self._stats_note = ""
+        self._was_on = False
 
     # -- ladder -----------------------------------------------------------
     def strategies(self) -> List[ladder.Strategy]:
@@ -182,30 +183,35 @@ class BpfCollector(Collector[BpfSnapshot]):
         self._baseline()
 
     def _baseline(self) -> None:
+        self._was_on = self._stats_state(bpf_owners.scan())[0]
         progs = read_programs()
         self._prev = {p.id: (p.run_cnt or 0, p.run_time_ns or 0) for p in progs}
         self._prev_misses = {p.id: p.recursion_misses or 0 for p in progs}
         self._last = time.monotonic()
 
-    def _stats_state(self) -> Tuple[bool, str]:
+    def _stats_state(self, holders: bpf_owners.Holders) -> Tuple[bool, str]:
         reader = self._bpf
         if isinstance(reader, Reader) and reader.holding_stats:
             return True, STATS_FD
         if stats_enabled():
             return True, STATS_SYSCTL
+        others = [h for h in holders.stats_holders if h.pid != os.getpid()]
+        if others:
+            # Another tool's BPF_ENABLE_STATS fd (Netflix's bpftop holds one).
+            return True, "BPF_ENABLE_STATS fd of " + ", ".join(f"{h.pid} {h.comm}" for h in others)
         return False, ""
 
     # -- reading --------------------------------------------------------------
     def _read(self) -> BpfSnapshot:
-        stats_before, _ = self._stats_state()
         progs = read_programs()
         now = time.monotonic()
         interval = now - self._last
         links = read_links()
         holders = bpf_owners.scan()
-        stats_on, how = self._stats_state()
+        stats_on, how = self._stats_state(holders)
         # Statistics on at both ends of the interval: its counts are whole.
-        counted = stats_on and stats_before
+        counted = stats_on and self._was_on
+        self._was_on = stats_on
         boot = _boot_epoch()
         own = os.getpid()
         rows: List[ProgramRow] = []

@@ -21,12 +21,16 @@ from ..model.bpf import Owner
 _PROG = "anon_inode:bpf-prog"
 _LINK = "anon_inode:bpf_link"
 _PERF = "anon_inode:[perf_event]"
+_STATS = "anon_inode:bpf-stats"
 
 
 @dataclass
 class Holders:
     owners: Dict[int, List[Owner]] = field(default_factory=dict)  # prog id -> owners
     attach: Dict[int, Set[str]] = field(default_factory=dict)  # prog id -> attach points
+    # Processes holding a BPF_ENABLE_STATS fd: statistics are on while they
+    # do (the sysctl does not show it).
+    stats_holders: List[Owner] = field(default_factory=list)
 
     def add_owner(self, prog_id: int, owner: Owner) -> None:
         found = self.owners.setdefault(prog_id, [])
@@ -65,7 +69,7 @@ def _fds(pid: int) -> List[Tuple[str, str]]:
             target = os.readlink(f"{base}/{name}")
         except OSError:
             continue
-        if target in (_PROG, _LINK, _PERF):
+        if target in (_PROG, _LINK, _PERF, _STATS):
             out.append((name, target))
     return out
 
@@ -80,6 +84,9 @@ def scan(pids: Tuple[int, ...] = ()) -> Holders:
             continue
         comm = _comm(pid)
         for fd, target in fds:
+            if target == _STATS:
+                holders.stats_holders.append(Owner(pid, comm, "fdinfo"))
+                continue
             if target in (_PERF, _LINK):
                 # A perf event or a (raw tracepoint) link: the kernel names its hook.
                 found = objinfo.task_fd_query(pid, int(fd))

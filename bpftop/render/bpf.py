@@ -128,8 +128,8 @@ def summary(snap: BpfSnapshot) -> str:
     parts = [
         f"{snap.programs_total} programs",
         f"BPF CPU {cpu}",
-        f"maps {snap.maps_total}, {fmt_bytes(snap.map_bytes_total)}",
         stats_text(snap),
+        f"maps {snap.maps_total}, {fmt_bytes(snap.map_bytes_total)}",
     ]
     if ours:
         parts.append(f"* = bpftop's own ({ours})")

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
+from ..model import CollectorState, CollectorStatus
 from ..model.bpf import BpfSnapshot, ProgramRow
 from ..render.bpf import detail_lines, fmt_avg, summary, table
 from ..widgets.plain import plain
@@ -24,16 +25,19 @@ class BpfView(TabView):
         height: 1fr;
         border-top: solid $primary-darken-2;
     }
+    BpfView > .tab-summary {
+        height: auto;
+    }
     BpfView #bpf-detail {
         height: auto;
-        max-height: 14;
+        max-height: 9;
         border-top: solid $primary-darken-2;
     }
     BpfView #bpf-history-label {
         height: 1;
     }
     BpfView #bpf-history {
-        height: 2;
+        height: 1;
     }
     BpfView #bpf-detail-text {
         height: auto;
@@ -52,6 +56,11 @@ class BpfView(TabView):
             yield Static("", id="bpf-history-label")
             yield Sparkline([], summary_function=max, id="bpf-history")
             yield Static("select a program for its maps and owners", id="bpf-detail-text")
+
+    def describe_status(self, status: CollectorStatus) -> Text:
+        if status.state is CollectorState.RUNNING and status.chosen is not None:
+            return plain(f"reading the kernel's BPF objects ({status.chosen.label or status.chosen.strategy})")
+        return super().describe_status(status)
 
     def render_snapshot(self, snapshot: BpfSnapshot) -> None:
         self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
