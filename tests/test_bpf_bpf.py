@@ -213,7 +213,7 @@ def test_stats_off_reads_stats_off_not_zero(child):
     assert row.cost is None and row.runs is None and snap.cpu_pct_total is None
     from bpftop.render.bpf import to_text
 
-    line = [ln for ln in to_text(snap).splitlines() if ln.split()[:1] == [str(child.prog_id)]][0]
+    line = next(ln for ln in to_text(snap).splitlines() if ln.split()[:1] == [str(child.prog_id)])
     assert "stats off" in line
 
 
