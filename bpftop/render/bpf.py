@@ -107,7 +107,8 @@ def table(snap: BpfSnapshot) -> Table:
             Column("attach", "ATTACH", numeric=False, fmt=fmt_names, width=20),
             Column("pid", "PIDS", numeric=False, fmt=fmt_owner_pids, width=7),
             Column("comm", "OWNERS", numeric=False, fmt=fmt_names, width=12),
-            Column("total_avg_ns", "TOTAL_AVG_NS", fmt=fmt_avg, width=12),
+            # Since load: '-' when the kernel never counted a run of it.
+            Column("total_avg_ns", "TOTAL_AVG_NS", fmt=lambda v: "-" if v is None else f"{v:.0f}", width=12),
         ),
         rows=tuple(rows),
         empty=empty,
