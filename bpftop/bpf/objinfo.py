@@ -24,6 +24,7 @@ from .stats import SYS_BPF
 
 # enum bpf_cmd
 BPF_MAP_GET_NEXT_KEY = 4
+BPF_MAP_LOOKUP_BATCH = 24
 BPF_PROG_GET_NEXT_ID = 11
 BPF_MAP_GET_NEXT_ID = 12
 BPF_PROG_GET_FD_BY_ID = 13
@@ -33,6 +34,7 @@ BPF_TASK_FD_QUERY = 20
 BPF_LINK_GET_FD_BY_ID = 30
 BPF_LINK_GET_NEXT_ID = 31
 
+BPF_F_NO_PREALLOC = 1 << 0
 BPF_F_RDONLY = 1 << 3
 
 PROG_TYPES = (
@@ -253,6 +255,14 @@ class MapInfo:
     value_size: int
     max_entries: int
     memlock: Optional[int]  # bytes, from the map fd's fdinfo
+    map_flags: int = 0
+
+    @property
+    def fixed_size(self) -> bool:
+        """Whether its memory is all allocated at creation, so memlock
+        cannot change: every map but those made with BPF_F_NO_PREALLOC
+        (and LPM tries, which always are)."""
+        return not self.map_flags & BPF_F_NO_PREALLOC and self.type != "lpm_trie"
 
 
 def fdinfo_fields(path: str) -> Dict[str, str]:
@@ -279,7 +289,73 @@ def map_info(fd: int) -> MapInfo:
         value_size=info.value_size,
         max_entries=info.max_entries,
         memlock=int(memlock) if memlock.isdigit() else None,
+        map_flags=info.map_flags,
     )
+
+
+# Hash maps whose entries BPF_MAP_LOOKUP_BATCH hands over many per call.
+BATCH_MAPS = frozenset({"hash", "percpu_hash", "lru_hash", "lru_percpu_hash"})
+PERCPU_MAPS = frozenset({"percpu_hash", "lru_percpu_hash", "percpu_array"})
+# Bytes of values one batch call may copy out.
+_BATCH_BYTES = 1 << 20
+
+
+def possible_cpus(path: str = "/sys/devices/system/cpu/possible") -> int:
+    """How many CPUs a per-CPU map keeps a value for ("0-3,8-11" -> 8)."""
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return os.cpu_count() or 1
+    total = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        total += (int(hi) - int(lo) + 1) if hi else 1
+    return max(1, total)
+
+
+def count_entries(fd: int, info: MapInfo, limit: int) -> Tuple[int, bool]:
+    """How many entries a hash-like map holds; (count, complete): at
+    ``limit`` counting stops and says so. Batch lookups where the kernel
+    has them (a few calls for thousands of entries), else key by key."""
+    if info.type in BATCH_MAPS:
+        try:
+            return _count_batched(fd, info, limit)
+        except BpfError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, 524):  # 524: ENOTSUPP
+                raise
+    return count_keys(fd, info.key_size, limit)
+
+
+def _count_batched(fd: int, info: MapInfo, limit: int) -> Tuple[int, bool]:
+    value = (info.value_size + 7) // 8 * 8 * (possible_cpus() if info.type in PERCPU_MAPS else 1)
+    n = max(16, min(4096, _BATCH_BYTES // max(1, value)))
+    token_in = ctypes.create_string_buffer(max(8, info.key_size))
+    token_out = ctypes.create_string_buffer(max(8, info.key_size))
+    keys = ctypes.create_string_buffer(max(1, info.key_size) * n)
+    values = ctypes.create_string_buffer(max(1, value) * n)
+    count, first = 0, True
+    while count < limit:
+        attr = (ctypes.c_uint64 * 8)()
+        attr[0] = 0 if first else ctypes.addressof(token_in)
+        attr[1] = ctypes.addressof(token_out)
+        attr[2], attr[3] = ctypes.addressof(keys), ctypes.addressof(values)
+        attr[4] = n | (fd << 32)  # count, map_fd
+        try:
+            bpf(BPF_MAP_LOOKUP_BATCH, attr)
+        except BpfError as e:
+            if e.errno == errno.ENOENT:  # the last batch: its count still holds
+                return count + int(attr[4] & 0xFFFFFFFF), True
+            if e.errno == errno.ENOSPC and n < 65536:  # a bucket bigger than the batch
+                n *= 2
+                keys = ctypes.create_string_buffer(max(1, info.key_size) * n)
+                values = ctypes.create_string_buffer(max(1, value) * n)
+                continue
+            raise
+        count += int(attr[4] & 0xFFFFFFFF)
+        ctypes.memmove(token_in, token_out, ctypes.sizeof(token_out))
+        first = False
+    return count, False
 
 
 def count_keys(fd: int, key_size: int, limit: int) -> Tuple[int, bool]:

@@ -32,6 +32,11 @@ from .capabilities import Capabilities
 # A hash map's entries are counted key by key; past this many the count
 # stops and says so (a full 1M-entry map would take a second).
 KEY_LIMIT = 100_000
+# /proc is read again for owners at most this often, and whenever a program
+# appears: a scan readlinks every fd of every process (tens of ms on a busy
+# host), and holders of a loaded program rarely change. Owners that exited
+# are dropped at every interval.
+RESCAN_S = 5.0
 STATS_FD = "bpftop --bpf-stats fd"
 STATS_SYSCTL = "sysctl"
 HOOK = "bpf(2) object info"
@@ -97,18 +102,29 @@ def read_links() -> Dict[int, Set[str]]:
     return out
 
 
-def read_maps(count_ids: Set[int], key_limit: int = KEY_LIMIT) -> Tuple[List[MapRow], int, int]:
+def read_maps(count_ids: Set[int], known: Dict[int, objinfo.MapInfo],
+              key_limit: int = KEY_LIMIT) -> Tuple[List[MapRow], int, int]:
     """(rows for the maps in ``count_ids``, every map's memlock summed, how
-    many maps there are)."""
+    many maps there are). ``known`` keeps each map's info between calls: a
+    map's type, sizes and (unless it grows: fixed_size) memlock never
+    change, so only maps whose entries are counted or whose memory can
+    grow are opened again."""
     rows: List[MapRow] = []
-    total, count = 0, 0
+    total = 0
+    present: Set[int] = set()
     for map_id in objinfo.next_ids(objinfo.BPF_MAP_GET_NEXT_ID):
-        fd = objinfo.fd_by_id(objinfo.BPF_MAP_GET_FD_BY_ID, map_id, objinfo.BPF_F_RDONLY)
-        if fd is None:
-            continue
+        info = known.get(map_id)
+        counted = map_id in count_ids and (info is None or info.type in objinfo.KEYED_MAPS)
+        fd: Optional[int] = None
+        if info is None or counted or not info.fixed_size:
+            fd = objinfo.fd_by_id(objinfo.BPF_MAP_GET_FD_BY_ID, map_id, objinfo.BPF_F_RDONLY)
+            if fd is None:
+                continue  # freed meanwhile
         try:
-            info = objinfo.map_info(fd)
-            count += 1
+            if fd is not None and (info is None or not info.fixed_size):
+                info = known[map_id] = objinfo.map_info(fd)
+            assert info is not None
+            present.add(map_id)
             total += info.memlock or 0
             if map_id not in count_ids:
                 continue
@@ -116,17 +132,20 @@ def read_maps(count_ids: Set[int], key_limit: int = KEY_LIMIT) -> Tuple[List[Map
             complete = True
             if info.type in objinfo.ARRAY_MAPS:
                 entries = info.max_entries
-            elif info.type in objinfo.KEYED_MAPS:
+            elif info.type in objinfo.KEYED_MAPS and fd is not None:
                 try:
-                    entries, complete = objinfo.count_keys(fd, info.key_size, key_limit)
+                    entries, complete = objinfo.count_entries(fd, info, key_limit)
                 except objinfo.BpfError:
                     entries = None
             rows.append(MapRow(info.id, info.type, info.name, info.max_entries, entries, complete, info.memlock))
         except objinfo.BpfError:
             continue
         finally:
-            os.close(fd)
-    return rows, total, count
+            if fd is not None:
+                os.close(fd)
+    for gone in set(known) - present:
+        del known[gone]
+    return rows, total, len(present)
 
 
 class BpfCollector(Collector[BpfSnapshot]):
@@ -146,6 +165,10 @@ class BpfCollector(Collector[BpfSnapshot]):
         self._last = time.monotonic()
         self._stats_note = ""
         self._was_on = False
+        self._holders: Optional[bpf_owners.Holders] = None
+        self._scanned_at = 0.0
+        self._scanned_ids: Set[int] = set()
+        self._maps: Dict[int, objinfo.MapInfo] = {}
 
     # -- ladder -----------------------------------------------------------
     def strategies(self) -> List[ladder.Strategy]:
@@ -182,9 +205,18 @@ class BpfCollector(Collector[BpfSnapshot]):
     def _on_loaded(self) -> None:
         self._baseline()
 
+    def _owners(self, prog_ids: Set[int]) -> bpf_owners.Holders:
+        now = time.monotonic()
+        if self._holders is None or now - self._scanned_at >= RESCAN_S or not prog_ids <= self._scanned_ids:
+            self._holders = bpf_owners.scan()
+            self._scanned_at, self._scanned_ids = now, set(prog_ids)
+        else:
+            self._holders.drop_exited()
+        return self._holders
+
     def _baseline(self) -> None:
-        self._was_on = self._stats_state(bpf_owners.scan())[0]
         progs = read_programs()
+        self._was_on = self._stats_state(self._owners({p.id for p in progs}))[0]
         self._prev = {p.id: (p.run_cnt or 0, p.run_time_ns or 0) for p in progs}
         self._prev_misses = {p.id: p.recursion_misses or 0 for p in progs}
         self._last = time.monotonic()
@@ -207,7 +239,7 @@ class BpfCollector(Collector[BpfSnapshot]):
         now = time.monotonic()
         interval = now - self._last
         links = read_links()
-        holders = bpf_owners.scan()
+        holders = self._owners({p.id for p in progs})
         stats_on, how = self._stats_state(holders)
         # Statistics on at both ends of the interval: its counts are whole.
         counted = stats_on and self._was_on
@@ -246,7 +278,7 @@ class BpfCollector(Collector[BpfSnapshot]):
                 xlated_bytes=p.xlated_bytes, jited_bytes=p.jited_bytes, verified_insns=p.verified_insns,
                 map_ids=p.map_ids, owners=owners, ours=any(o.pid == own for o in owners),
             ))
-        maps, map_bytes, map_count = read_maps(wanted_maps, self.key_limit)
+        maps, map_bytes, map_count = read_maps(wanted_maps, self._maps, self.key_limit)
         self._prev, self._prev_misses, self._last = current, misses_now, now
         return BpfSnapshot(
             interval_s=interval,

@@ -32,6 +32,17 @@ class Holders:
     # do (the sysctl does not show it).
     stats_holders: List[Owner] = field(default_factory=list)
 
+    def drop_exited(self) -> None:
+        """Forget holders whose process is gone (a pid reused meanwhile is
+        caught by the next full scan)."""
+        gone = {o.pid for owners in self.owners.values() for o in owners} | {o.pid for o in self.stats_holders}
+        gone = {pid for pid in gone if not os.path.exists(f"/proc/{pid}")}
+        if not gone:
+            return
+        for prog_id, owners in self.owners.items():
+            self.owners[prog_id] = [o for o in owners if o.pid not in gone]
+        self.stats_holders = [o for o in self.stats_holders if o.pid not in gone]
+
     def add_owner(self, prog_id: int, owner: Owner) -> None:
         found = self.owners.setdefault(prog_id, [])
         if all(o.pid != owner.pid for o in found):
