@@ -88,3 +88,26 @@ def test_every_column_sorts():
     for i in range(len(t.columns)):
         assert sorted(r[0] for r in t.sorted_by(i).rows) == [10, 11, 12]
         assert sorted(r[0] for r in t.sorted_by(i, reverse=True).rows) == [10, 11, 12]
+
+
+def test_hostile_names_replayed_from_a_recording_are_escaped(tmp_path):
+    """A recording carries program names and owners' comms as they were:
+    replayed as text they are escaped, as JSON they are the originals."""
+    import subprocess
+    import sys
+
+    from bpftop.recording.file import Recorder, header
+
+    path = tmp_path / "bpf.bpftop"
+    rec = Recorder(str(path), lambda: header(["bpf"], 1.0, {"bpf": "fake"}, {}))
+    rec.write_many([("bpf", bpf_snapshot(0))])
+    rec.close()
+    text = subprocess.run([sys.executable, "-m", "bpftop", "--replay", str(path), "--once", "--tab", "bpf"],
+                          capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0, text.stderr
+    assert "\x1b" not in text.stdout and "\x07" not in text.stdout and "evil\\x1b[2Jname" in text.stdout
+    js = subprocess.run([sys.executable, "-m", "bpftop", "--replay", str(path), "--once", "--json", "--tab", "bpf"],
+                        capture_output=True, text=True, timeout=60)
+    assert js.returncode == 0, js.stderr
+    names = {r["name"] for r in json.loads(js.stdout)["rows"]}
+    assert "evil\x1b[2Jname" in names
