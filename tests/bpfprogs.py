@@ -52,11 +52,6 @@ _BPF_FDS = ("anon_inode:bpf-prog", "anon_inode:bpf_link")
 # about a second after its last holder exits; one unheld for longer is
 # pinned or held where fdinfo does not show it (an attached perf event).
 UNHELD_GRACE = 3.0
-# A hold counts once a process has kept it this long: the BPF tab opens an fd
-# of every program on the machine for a few microseconds each interval to
-# read its info, which is not holding it (and would make other runs'
-# programs look like ours).
-HELD_FOR = 0.05
 
 
 def tag_env():
@@ -79,9 +74,14 @@ def held_prog_ids(pid):
                 info = f.read()
         except OSError:
             continue  # closed meanwhile
-        for line in info.splitlines():
-            if line.startswith("prog_id:"):
-                ids.add(int(line.split()[1]))
+        fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+        if int(fields.get("flags", "0").strip() or "0", 8) & os.O_NONBLOCK:
+            # The BPF tab reading a program's info by id (it marks those
+            # fds), not a process holding it: else every program on the
+            # machine would look like this run's.
+            continue
+        if "prog_id" in fields:
+            ids.add(int(fields["prog_id"].split()[0]))
     return ids
 
 
@@ -95,7 +95,6 @@ class _Sampler:
     def __init__(self):
         self.lock = threading.Lock()
         self.seen = set()
-        self._since = {}  # pid -> {prog id: when first seen held}
         self._tagged = {}  # pid -> (its executable, whether its environment carries our tag)
         self._thread = None
 
@@ -127,16 +126,9 @@ class _Sampler:
             for pid in list(self._tagged):
                 if pid not in alive:
                     del self._tagged[pid]
-            now = time.monotonic()
-            for pid in list(self._since):
-                if pid not in alive:
-                    del self._since[pid]
             for pid in pids:
                 if self._is_tagged(pid):
-                    before = self._since.get(pid, {})
-                    held = {i: before.get(i, now) for i in held_prog_ids(pid)}
-                    self._since[pid] = held
-                    self.seen |= {i for i, t in held.items() if now - t >= HELD_FOR}
+                    self.seen |= held_prog_ids(pid)
             return set(self.seen)
 
     def start(self):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import platform
 import socket
@@ -131,11 +132,16 @@ def fd_by_id(cmd: int, obj_id: int, flags: int = 0) -> Optional[int]:
     attr[0] = obj_id
     attr[2] = flags
     try:
-        return bpf(cmd, attr)
+        fd = bpf(cmd, attr)
     except BpfError as e:
         if e.errno == errno.ENOENT:
             return None
         raise
+    # Marked as a reader's fd (O_NONBLOCK, which bpf fds ignore, shows in
+    # its fdinfo flags): whoever looks for the processes holding a program
+    # (bpftop's tests, other tools) can tell this brief look from a hold.
+    fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK)
+    return fd
 
 
 def _info(fd: int, buf: ctypes.Structure) -> int:

@@ -58,9 +58,13 @@ def _comm(pid: int) -> str:
 
 
 def _prog_id(pid: int, fd: str) -> int:
+    """The program an fd holds; 0 for none, and for another BPF tab's brief
+    look at it (objinfo marks those fds O_NONBLOCK)."""
     try:
         with open(f"/proc/{pid}/fdinfo/{fd}") as f:
             for line in f:
+                if line.startswith("flags:") and int(line.split()[1], 8) & os.O_NONBLOCK:
+                    return 0
                 if line.startswith("prog_id:"):
                     return int(line.split()[1])
     except (OSError, ValueError, IndexError):

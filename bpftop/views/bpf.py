@@ -59,7 +59,7 @@ class BpfView(TabView):
 
     def describe_status(self, status: CollectorStatus) -> Text:
         if status.state is CollectorState.RUNNING and status.chosen is not None:
-            return plain(f"reading the kernel's BPF objects ({status.chosen.label or status.chosen.strategy})")
+            return plain(f"running on {status.chosen.label or status.chosen.strategy} (no BPF program of its own)")
         return super().describe_status(status)
 
     def render_snapshot(self, snapshot: BpfSnapshot) -> None:
