@@ -18,6 +18,7 @@ from testenv import scaled
 from bpftop.bpf import system
 from bpftop.collectors.bpf import STATS_FD, BpfCollector
 from bpftop.model import CollectorState, HookKind
+from bpftop.render.bpf import summary
 
 pytestmark = pytest.mark.bpf
 
@@ -287,3 +288,38 @@ def test_console_q_leaves_stats_as_found(child, need_tmux, tmp_path):
     finally:
         subprocess.run([*server, "kill-server"], capture_output=True)
     assert stats_sysctl() == "0" and not counting(child)
+
+
+def test_own_programs_are_marked_and_agree_with_the_probes_screen(shared_collectors):
+    """bpftop's own programs (a syscalls collector of this process) are
+    marked ours, and their counts are the ones the probes screen reads
+    from the program fds' fdinfo: between a reading before and one after."""
+    from bpfprogs import loaded_ids
+
+    from bpftop.bpf.stats import program_stats
+    from bpftop.collectors.syscalls import SyscallsCollector
+
+    sc = shared_collectors.get(SyscallsCollector)
+    ids = loaded_ids(sc)
+    assert ids
+    c = BpfCollector(enable_stats=True)
+    c.start()
+    try:
+        c.collect()
+        for _ in range(1000):
+            os.getppid()
+        before = {s.prog_id: s for s in (program_stats(fd) for _, fd in sc.programs()) if s}
+        snap = c.collect()
+        after = {s.prog_id: s for s in (program_stats(fd) for _, fd in sc.programs()) if s}
+    finally:
+        c.stop()
+    rows = {r.id: r for r in snap.rows if r.id in ids}
+    assert set(rows) == ids
+    for prog_id, row in rows.items():
+        assert row.ours and any(o.pid == os.getpid() for o in row.owners)
+        assert before[prog_id].run_cnt <= row.total_runs <= after[prog_id].run_cnt
+        assert before[prog_id].run_time_ns <= row.total_run_ns <= after[prog_id].run_time_ns
+        assert row.runs >= 1000  # every syscall runs each of them: at least the getppid calls
+    # Other collectors this test session shares are ours too.
+    assert f"* = bpftop's own ({sum(1 for r in snap.rows if r.ours)})" in summary(snap)
+    assert sum(1 for r in snap.rows if r.ours) >= len(ids)
