@@ -62,3 +62,17 @@ async def test_stats_off_shows_stats_off():
         assert set(column_texts(table, 4)) == {"stats off"}
         label = str(app.screen.query_one("#bpf-history-label").render())
         assert "now stats off" in label
+
+
+async def test_legible_at_80x24():
+    app = BpftopApp([FakeBpfCollector()], interval=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one("#bpf-table", TopTable)
+        await wait_rows(pilot, table, 3)
+        await pilot.pause(0.3)
+        # All three rows and the detail pane's history and first lines fit.
+        assert table.region.height >= 5
+        detail = app.screen.query_one("#bpf-detail")
+        assert detail.region.height >= 4 and detail.region.bottom <= 24
+        summary = str(app.screen.query_one(".tab-summary").render())
+        assert "stats on (sysctl)" in summary

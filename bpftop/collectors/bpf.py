@@ -75,6 +75,8 @@ def read_programs() -> List[objinfo.ProgInfo]:
             continue  # unloaded meanwhile
         try:
             out.append(objinfo.prog_info(fd))
+        except objinfo.BpfError:
+            continue  # one program the kernel will not describe: the rest still show
         finally:
             os.close(fd)
     return out
