@@ -7,6 +7,7 @@ Statistics must be left as found however bpftop ends."""
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -43,6 +44,10 @@ class Child:
         self.comm, self.entries = COMM.decode(), ENTRIES
         self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "bpf_tab_child.py")], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        # One BCC compile: a second here, up to a minute in an emulated guest.
+        if not select.select([self.proc.stdout], [], [], scaled(120))[0]:
+            self.proc.kill()
+            raise AssertionError("the child did not load its program in time")
         line = self.proc.stdout.readline().split()
         if not line or line[0] != "ready":
             self.proc.kill()
