@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 from testenv import scaled
@@ -108,10 +109,15 @@ def counting(child):
     return run_cnt() != before
 
 
-def need_stats_off(child):
-    if stats_sysctl() != "0" or stats_holders():
-        pytest.skip("BPF statistics are on already (sysctl or another tool's fd): a switch back could not be seen")
-    assert not counting(child)
+def stats_as_found(child):
+    """What "as found" means for a test of a way out: (sysctl, whether the
+    kernel counts runs). When something else keeps statistics on, the check
+    after exit is only that they are still on, and a warning says so."""
+    found = (stats_sysctl(), counting(child))
+    if found[1]:
+        warnings.warn("BPF statistics were on before the test (sysctl or another tool's fd): "
+                      "switching them back off cannot be seen here", stacklevel=2)
+    return found
 
 
 def row_of(snap, prog_id):
@@ -246,7 +252,7 @@ def _wait_stats_fd(proc):
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGKILL, -9)])
 def test_once_killed_leaves_stats_as_found(child, sig, code):
-    need_stats_off(child)
+    found = stats_as_found(child)
     proc = subprocess.Popen([sys.executable, "-m", "bpftop", "--once", "--tab", "bpf", "--bpf-stats", "-d", "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
@@ -260,11 +266,11 @@ def test_once_killed_leaves_stats_as_found(child, sig, code):
             proc.wait()
     assert proc.returncode == code
     assert "Traceback" not in err
-    assert stats_sysctl() == "0" and not counting(child)
+    assert (stats_sysctl(), counting(child)) == found
 
 
 def test_console_q_leaves_stats_as_found(child, need_tmux, tmp_path):
-    need_stats_off(child)
+    found = stats_as_found(child)
     server = ["tmux", "-L", f"bpftop-bpftab-{os.getpid()}"]
     pidfile, status = tmp_path / "pid", tmp_path / "status"
     inner = (f"echo $$ > {pidfile}; exec {sys.executable} -m bpftop -d 0.5 --tab bpf --probes bpf --bpf-stats")
@@ -292,7 +298,7 @@ def test_console_q_leaves_stats_as_found(child, need_tmux, tmp_path):
         assert "Traceback" not in screen()
     finally:
         subprocess.run([*server, "kill-server"], capture_output=True)
-    assert stats_sysctl() == "0" and not counting(child)
+    assert (stats_sysctl(), counting(child)) == found
 
 
 def test_own_programs_are_marked_and_agree_with_the_probes_screen(shared_collectors):
