@@ -1,11 +1,19 @@
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
 import pytest
 from bpfprogs import bpf_skip_reason
 from testenv import scaled
+
+# A shell starts a background job with SIGINT ignored, and a child inherits
+# that; bpftop rightly keeps it ignored, so the SIGINT exit tests would hang
+# when the suite itself runs in the background. A handler (unlike SIG_IGN)
+# is reset to the default on exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
