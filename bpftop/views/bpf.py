@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Sparkline, Static
 from ..model import CollectorState, CollectorStatus
 from ..model.bpf import BpfSnapshot, ProgramRow
 from ..render.bpf import detail_lines, fmt_avg, summary, table
-from ..widgets.plain import plain
+from ..widgets.plain import plain, show_text
 from ..widgets.top_table import TopTable
 from .base import TabView
 
@@ -63,7 +63,7 @@ class BpfView(TabView):
         return super().describe_status(status)
 
     def render_snapshot(self, snapshot: BpfSnapshot) -> None:
-        self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
+        show_text(self.query_one(".tab-summary", Static), plain(summary(snapshot)))
         self.query_one("#bpf-table", TopTable).show(table(snapshot))
         if self.selected is None or self._row(self.selected) is None:
             shown = self.query_one("#bpf-table", TopTable).view
@@ -91,19 +91,19 @@ class BpfView(TabView):
         spark = self.query_one("#bpf-history", Sparkline)
         text = self.query_one("#bpf-detail-text", Static)
         if row is None:
-            label.update(plain(""))
+            show_text(label, plain(""))
             spark.data = [0.0]
-            text.update(plain("no program selected"))
+            show_text(text, plain("no program selected"))
             return
         values = self.history.get(("avg_ns", row.id)).values()
         known = [v for v in values if v is not None]
         now = "stats off" if row.cost is None else f"{fmt_avg(row.avg_ns or 0.0)} ns"
-        label.update(plain(f"prog {row.id} avg ns per run, last {len(values)} intervals: now {now}"
-                           f"  max {fmt_avg(max(known)) if known else '-'}"))
+        show_text(label, plain(f"prog {row.id} avg ns per run, last {len(values)} intervals: now {now}"
+                               f"  max {fmt_avg(max(known)) if known else '-'}"))
         width = spark.size.width or 40
         series = [float(v) if v is not None else 0.0 for v in values][-width:]
         spark.data = [0.0] * (width - len(series)) + series
-        text.update(Text("\n".join(detail_lines(self.snapshot, row))))
+        show_text(text, Text("\n".join(detail_lines(self.snapshot, row))))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value if event.row_key is not None else None
