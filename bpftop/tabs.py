@@ -18,18 +18,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Type
 
 from .collectors.base import Collector
+from .collectors.bpf import BpfCollector
 from .collectors.cache import CacheCollector
 from .collectors.disk import DiskCollector
 from .collectors.syscalls import SyscallsCollector
 from .collectors.tcp import TcpCollector
+from .model import bpf as bpf_model
 from .model import cache as cache_model
 from .model import disk as disk_model
 from .model import tcp as tcp_model
+from .model.bpf import BpfSnapshot
 from .model.cache import CacheSnapshot
 from .model.disk import DiskSnapshot
 from .model.history import GraphFeeder, History
 from .model.syscalls import SyscallsSnapshot
 from .model.tcp import TcpSnapshot
+from .render import bpf as bpf_render
 from .render import cache as cache_render
 from .render import disk as disk_render
 from .render import syscalls as syscalls_render
@@ -134,6 +138,12 @@ def _cache_view() -> Type[TabView]:
     return CacheView
 
 
+def _bpf_view() -> Type[TabView]:
+    from .views.bpf import BpfView
+
+    return BpfView
+
+
 _ENTRIES = (
     TabSpec(
         "syscalls", "Syscalls", SyscallsCollector,
@@ -169,6 +179,16 @@ _ENTRIES = (
                            "cache: only processes whose name matches this regular expression",
                            parse=_regex, metavar="REGEX"),),
         graph=cache_model.graph,
+    ),
+    TabSpec(
+        "bpf", "BPF", BpfCollector,
+        lambda o: BpfCollector(pids=o.pids, enable_stats=o.get("bpf_stats", False)),
+        BpfSnapshot, bpf_render.to_text, bpf_render.to_dict, _bpf_view,
+        filter_fields=("id", "type", "name", "attach", "pid", "comm"), help=bpf_render.HELP,
+        options=(TabOption("--bpf-stats", "bpf_stats",
+                           "bpf: switch the kernel's BPF run-time statistics on while bpftop runs "
+                           "(a BPF_ENABLE_STATS fd, released at exit)", store_true=True),),
+        graph=bpf_model.graph,
     ),
 )
 
