@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import UsageError
+from .safetext import safe
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -132,7 +133,7 @@ def _flatten(path: Path, data: Mapping[str, Any]) -> Dict[str, Any]:
     for name, value in data.items():
         if isinstance(value, dict):
             if name not in _TABLES:
-                raise ConfigError(f"{path}: unknown table [{name}] (known: {', '.join(sorted(_TABLES))})")
+                raise ConfigError(f"{safe(path)}: unknown table [{safe(name)}] (known: {', '.join(sorted(_TABLES))})")
             for sub, subvalue in value.items():
                 out[f"{name}.{sub}"] = subvalue
         else:
@@ -147,22 +148,25 @@ def read_file(path: Path) -> Dict[str, Any]:
     except FileNotFoundError:
         return {}
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+        if not os.path.exists(path):
+            return {}  # a directory on the way we may not search (another user's HOME): none for us
+
+        raise ConfigError(f"{safe(path)}: cannot read: {e.strerror}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        raise ConfigError(f"{safe(path)}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        raise ConfigError(f"{safe(path)}: not valid TOML: {e}") from None
     values = _flatten(path, data)
     for name, value in values.items():
         key = _BY_NAME.get(name)
         if key is None:
             known = ", ".join(k.name for k in KEYS)
-            raise ConfigError(f"{path}: unknown key {name!r} (known: {known})")
+            raise ConfigError(f"{safe(path)}: unknown key {name!r} (known: {known})")
         if not key.check(value):
             expected = key.expected.format(tabs=_tab_names())
-            raise ConfigError(f"{path}: key {name!r} must be {expected}, not {value!r}")
+            raise ConfigError(f"{safe(path)}: key {name!r} must be {expected}, not {value!r}")
     return values
 
 

@@ -22,6 +22,7 @@ from .. import config as config_mod
 from ..errors import UsageError
 from ..loop import CollectionLoop
 from ..tabs import TABS, CollectorOptions
+from .base import TabMetrics
 
 
 class _Stop(Exception):
@@ -131,10 +132,12 @@ def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         reload.set()  # applied in a thread: the loop's lock may be held right here
 
     try:
-        metrics = ExporterMetrics(collectors, args.top, bool(args.per_process))
+        tab_metrics = {t: _metrics_of(t) for t in args.tab}
+        metrics = ExporterMetrics(collectors, tab_metrics, args.top, bool(args.per_process))
         loop = CollectionLoop(collectors, args.interval, metrics.interval, metrics.status, enabled=enabled)
         metrics.read_costs = loop.read_costs
-        metrics.stats_note = "" if stats.how else stats.error
+        if not stats.how:
+            print(f"bpftop exporter: program run times stay 0: {stats.error}", file=sys.stderr, flush=True)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(metrics)
         try:
@@ -169,6 +172,13 @@ def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         stats.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _metrics_of(tab: str) -> TabMetrics:
+    make = TABS[tab].metrics
+    if make is None:
+        raise UsageError(f"the {TABS[tab].title} tab has no metrics to export")
+    return make()
 
 
 def _reloader(loop: CollectionLoop, reload: threading.Event, stopping: threading.Event,
