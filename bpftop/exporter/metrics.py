@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector as PromCollector
 
-from ..bpf.stats import program_stats
+from ..bpf.stats import ProgramStats, program_stats
 from ..collectors.base import Collector
 from ..loop import Snapshots
 from ..model import CollectorState, CollectorStatus
@@ -65,9 +65,8 @@ class ProgramTotals:
         self.base: Dict[Tuple[str, str], Tuple[int, int]] = {}
         self.last: Dict[Tuple[str, str], Tuple[int, int, int]] = {}  # prog_id, runs, ns
 
-    def update(self, tab: str, programs: Sequence[Tuple[str, int]]) -> None:
-        for name, fd in programs:
-            stats = program_stats(fd)
+    def update(self, tab: str, programs: Sequence[Tuple[str, Optional[ProgramStats]]]) -> None:
+        for name, stats in programs:
             if stats is None:
                 continue
             key = (tab, name)
@@ -124,7 +123,8 @@ class ExporterMetrics(PromCollector):
 
     def refresh_programs(self) -> None:
         # Only attached collectors: one compiling holds its lock for seconds.
-        found = [(c.tab, c.programs()) for c in self.collectors if c.status.state in ATTACHED]
+        found = [(c.tab, [(name, program_stats(fd)) for name, fd in c.programs()])
+                 for c in self.collectors if c.status.state in ATTACHED]
         with self._lock:
             for tab, programs in found:
                 self.programs.update(tab, programs)

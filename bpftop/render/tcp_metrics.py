@@ -17,6 +17,9 @@ from ..model.tcp import TcpSnapshot
 from ..safetext import safe
 
 FAMILY = {4: "ipv4", 6: "ipv6"}
+# Destinations kept while they compete for the top N: bounds memory when
+# connects go to ever new addresses.
+DESTINATION_POOL = 16384
 
 
 class TcpMetrics(TabMetrics):
@@ -51,7 +54,10 @@ class TcpMetrics(TabMetrics):
         self._prev_fam, self._prev_out = fam, out
         self._prev_hist, self._prev_sum = snap.latency_hist, snap.latency_sum_ns
         for d in snap.destinations:
-            bump(self.destinations, (d.family, safe(d.daddr), d.dport), d.new)
+            dest = (d.family, safe(d.daddr), d.dport)
+            if d.new > 0 and dest not in self.destinations and len(self.destinations) >= DESTINATION_POOL:
+                del self.destinations[min(self.destinations, key=self.destinations.__getitem__)]
+            bump(self.destinations, dest, d.new)
         self.lost += max(0, snap.lost_new)
         return [("tcp_connect_attempts", p.pid, p.comm, p.new) for p in snap.processes if p.new > 0]
 
