@@ -11,6 +11,7 @@ One exporter and one Prometheus for every check, to keep the time modest.
 Host only: four compiles are too many for the kernel matrix's guests.
 """
 
+import http.client
 import json
 import os
 import shutil
@@ -69,6 +70,15 @@ for line in sys.stdin:
 """
 
 
+def self_signed(tmp):
+    """A certificate for 127.0.0.1 and its key, which Prometheus is told to trust."""
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=bpftop",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -83,12 +93,14 @@ def get(url, timeout=5.0):
 class Prom:
     """Prometheus's own binary with a temporary storage and one scrape job."""
 
-    def __init__(self, tmp, target):
+    def __init__(self, tmp, target, ca_file):
         self.port = free_port()
         cfg = tmp / "prometheus.yml"
         cfg.write_text(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n"
-            f"scrape_configs:\n  - job_name: bpftop\n    static_configs:\n      - targets: ['{target}']\n"
+            "scrape_configs:\n  - job_name: bpftop\n    scheme: https\n"
+            f"    tls_config:\n      ca_file: {ca_file}\n"
+            f"    static_configs:\n      - targets: ['{target}']\n"
         )
         self.log = open(tmp / "prometheus.log", "w")
         self.proc = subprocess.Popen(
@@ -178,7 +190,10 @@ class DiskstatsSampler:
 def setup(tmp_path_factory):
     if not os.path.exists(PROMETHEUS):
         pytest.skip("Debian's prometheus package is not installed (scripts/setup.sh --test installs it)")
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed (it makes the exporter's test certificate)")
     tmp = tmp_path_factory.mktemp("exporter")
+    cert, key = self_signed(tmp)
     (tmp / "xdg" / "bpftop").mkdir(parents=True)
     user_cfg = tmp / "xdg" / "bpftop" / "config.toml"
     user_cfg.write_text("[exporter]\nper_process = true\ntop_n = 5\n")
@@ -189,15 +204,16 @@ def setup(tmp_path_factory):
     listen = f"127.0.0.1:{free_port()}"
     err = open(tmp / "exporter.err", "w+")
     exporter = subprocess.Popen(
-        [sys.executable, "-m", "bpftop", "exporter", "--listen", listen, "-d", "0.5", "-p", str(child.pid)],
+        [sys.executable, "-m", "bpftop", "exporter", "--listen", listen, "-d", "0.5", "-p", str(child.pid),
+         "--tls-cert", str(cert), "--tls-key", str(key)],
         stdout=subprocess.DEVNULL, stderr=err, env=env)
-    prom = Prom(tmp, listen)
+    prom = Prom(tmp, listen, cert)
     try:
         assert prom.ready(scaled(30)), (tmp / "prometheus.log").read_text()
         tabs = prom.wait("every collector attached", lambda: (
             (att := prom.query("bpftop_collector_attached")) and len(att) == 4 and all(v == 1 for v in att.values())
             and att), scaled(90))
-        yield dict(prom=prom, child=child, closed=closed, exporter=exporter, before=before, err=err, cfg=user_cfg,
+        yield dict(listen=listen, prom=prom, child=child, closed=closed, exporter=exporter, before=before, err=err, cfg=user_cfg,
                    tabs=[dict(k)["tab"] for k in tabs])
     finally:
         prom.close()
@@ -223,6 +239,13 @@ def settle(s, tabs):
     """Wait until Prometheus has every tab's numbers from after now."""
     t = time.time()
     s["prom"].wait(f"an interval after {t}", collected_since(s["prom"], t, tabs), scaled(20))
+
+
+def test_served_over_tls_only(setup):
+    """Prometheus scraped it over HTTPS, verifying the certificate (the
+    fixture waited for that); plain HTTP gets no metrics."""
+    with pytest.raises((OSError, http.client.HTTPException)):
+        get(f"http://{setup['listen']}/metrics", timeout=3)
 
 
 def test_attached_gauges_and_info(setup):
