@@ -21,6 +21,7 @@ from . import config as config_mod
 from .bpf import system
 from .errors import BpftopError
 from .loop import MAX_INTERVAL, MIN_INTERVAL
+from .safetext import safe
 from .stderr_guard import python_stderr_apart
 from .tabs import PLANNED, TABS
 
@@ -79,7 +80,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bpftop",
         description="A top-style console for Linux kernel observability on eBPF. "
-        "'bpftop doctor' reports what this kernel allows.",
+        "'bpftop doctor' reports what this kernel allows, 'bpftop exporter' serves Prometheus metrics "
+        "(bpftop exporter --help), 'bpftop config' shows the settings from the config files.",
     )
     p.add_argument("-d", "--interval", type=_interval, default=None, metavar="SECONDS",
                    help="refresh interval (default from the config file, else 1)")
@@ -165,7 +167,7 @@ def config_main(argv: Sequence[str]) -> int:
     if argv:
         parser().error(f"config takes no arguments (got {' '.join(argv)})")
     cfg = config_mod.load()
-    print(f"# system file: {config_mod.system_path()}, user file: {config_mod.user_path()}")
+    print(f"# system file: {safe(config_mod.system_path())}, user file: {safe(config_mod.user_path())}")
     for line in config_mod.describe(cfg):
         print(line)
     return 0

@@ -195,7 +195,7 @@ def load(paths: Optional[Sequence[Path]] = None) -> Config:
     return Config(values, sources)
 
 
-def describe(cfg: Config, overridden: Sequence[str] = ()) -> List[str]:
+def describe(cfg: Config) -> List[str]:
     """``bpftop config``: one line per key, ``key = value  # from``."""
 
     def toml(value: Any) -> str:
@@ -214,6 +214,6 @@ def describe(cfg: Config, overridden: Sequence[str] = ()) -> List[str]:
     lines = []
     width = max(len(k.name) for k in KEYS)
     for key in KEYS:
-        source = "command line" if key.name in overridden else cfg.sources[key.name]
-        lines.append(f"{key.name.ljust(width)} = {toml(cfg.values[key.name])}  # {source}; {key.help}")
+        lines.append(f"{key.name.ljust(width)} = {toml(cfg.values[key.name])}  # {safe(cfg.sources[key.name])}; "
+                     f"{key.help}")
     return lines
