@@ -55,6 +55,7 @@ def test_a_failed_collector_reads_0_with_its_reason_and_the_other_counts():
     assert got[("bpftop_syscalls_total", (("syscall", "read"),))] == 15
     assert got[("bpftop_syscall_errors_total", (("syscall", "read"),))] == 1
     assert got[("bpftop_syscall_duration_seconds_total", (("syscall", "read"),))] == 3000 / 1e9
+    assert got[("bpftop_syscall_timed_calls_total", (("syscall", "read"),))] == 15
     # The process name's escape character is shown, not sent.
     assert got[("bpftop_process_syscalls_total", (("comm", "a\\x1bb"), ("pid", "42")))] == 15
     assert got[("bpftop_collection_reads_total", (("tab", "syscalls"),))] == 2

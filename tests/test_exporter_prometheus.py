@@ -25,7 +25,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from bpfprogs import prog_ids, wait_until_gone
+from bpfprogs import held_prog_ids, prog_ids, wait_until_gone
 from disk_workload import DiskWorkload, diskstats
 from testenv import scaled
 from workload import Child
@@ -292,6 +292,12 @@ def test_syscalls_and_tcp_exact(setup):
     # Every outcome here carries its latency; the closed port is one destination.
     assert a1[q_lat] - b1[q_lat] == N4 + N6 + J
     assert a1[q_dst] - b1[q_dst] == J
+    # And they stay there while the child is idle, a few intervals on.
+    time.sleep(1.0)
+    settle(setup, tabs)
+    assert prom.snapshot({q: q for q in (q_calls, q_errs, q_lat, q_dst)}) == {
+        q: a1[q] for q in (q_calls, q_errs, q_lat, q_dst)}
+    assert {q: prom.query(q) for q in (q_out, q_att)} == a
 
 
 def test_disk_reads_match_diskstats_and_histogram_count(setup):
@@ -328,12 +334,20 @@ def test_disk_reads_match_diskstats_and_histogram_count(setup):
 
 def test_a_probe_switched_off_reads_0_and_the_rest_keep_serving(setup):
     prom, exporter = setup["prom"], setup["exporter"]
+    held = held_prog_ids(exporter.pid)
+    cache_programs = len(prom.query('bpftop_program_runs_total{tab="cache"}'))
+    assert cache_programs > 0 and len(held) > cache_programs
     setup["cfg"].write_text('probes = ["syscalls", "disk", "tcp"]\n[exporter]\nper_process = true\ntop_n = 5\n')
     exporter.send_signal(signal.SIGHUP)
     prom.wait("the cache collector detached",
               lambda: prom.one('bpftop_collector_attached{tab="cache"}', default=None) == 0, scaled(20))
     info = {dict(k)["tab"]: dict(k)["state"] for k in prom.query("bpftop_collector_info")}
     assert info["cache"] == "disabled" and info["syscalls"] == "running"
+    # Its programs are out of the kernel's hands: the exporter holds the others only.
+    deadline = time.monotonic() + scaled(10)
+    while len(held_prog_ids(exporter.pid)) != len(held) - cache_programs and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert held_prog_ids(exporter.pid) < held and len(held_prog_ids(exporter.pid)) == len(held) - cache_programs
     settle(setup, ["syscalls", "disk", "tcp"])
     attached = {dict(k)["tab"]: v for k, v in prom.query("bpftop_collector_attached").items()}
     assert attached == {"syscalls": 1, "disk": 1, "tcp": 1, "cache": 0}

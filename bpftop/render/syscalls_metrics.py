@@ -19,6 +19,7 @@ class SyscallsMetrics(TabMetrics):
         self.calls: Dict[str, int] = {}
         self.errors: Dict[str, int] = {}
         self.seconds: Dict[str, float] = {}  # only while latency is measured
+        self.timed: Dict[str, int] = {}  # the calls ``seconds`` is over (entry seen)
 
     def fold(self, snapshot: Any) -> List[ProcessCount]:
         snap: SyscallsSnapshot = snapshot
@@ -28,6 +29,7 @@ class SyscallsMetrics(TabMetrics):
             bump(self.errors, name, row.errors)
             if row.total_ns is not None and row.total_ns > 0:
                 self.seconds[name] = self.seconds.get(name, 0.0) + row.total_ns / 1e9
+                bump(self.timed, name, row.timed)
         return [("syscalls", p.pid, p.comm, p.count) for p in snap.processes]
 
     def families(self, top_n: int) -> List[Metric]:
@@ -41,7 +43,11 @@ class SyscallsMetrics(TabMetrics):
         if self.seconds:
             secs = CounterMetricFamily("bpftop_syscall_duration_seconds",
                                        "Time spent in system calls (latency on)", labels=["syscall"], unit="seconds")
+            timed = CounterMetricFamily("bpftop_syscall_timed_calls",
+                                        "Calls whose time is in bpftop_syscall_duration_seconds_total (their entry "
+                                        "was seen): the mean is one over the other", labels=["syscall"])
             for name, s in sorted(self.seconds.items()):
                 secs.add_metric([name], s)
-            out.append(secs)
+                timed.add_metric([name], self.timed.get(name, 0))
+            out += [secs, timed]
         return out
