@@ -315,6 +315,7 @@ def test_disk_reads_match_diskstats_and_histogram_count(setup):
             w.run()
             settle(setup, ["disk"])
             a = prom.snapshot(q)
+            time.sleep(0.05)  # a diskstats reading begun after the last collection
         finally:
             sampler.stop.set()
             sampler.thread.join()
