@@ -41,6 +41,7 @@ from .render import tcp as tcp_render
 from .safetext import safe_lines
 
 if TYPE_CHECKING:
+    from .exporter.base import TabMetrics
     from .views.base import TabView
 
 
@@ -97,6 +98,9 @@ class TabSpec:
     # rungs too: (label, settings).
     doctor_variants: Tuple[Tuple[str, Mapping[str, Any]], ...] = ()
     graph: Optional[GraphFeeder] = None  # what of a snapshot its graphs keep
+    # Its Prometheus metrics for ``bpftop exporter`` (imports prometheus_client:
+    # only the exporter calls it).
+    metrics: Optional[Callable[[], TabMetrics]] = None
 
     def to_text(self, snapshot: Any) -> str:
         # The renderers escape each field; this catches any they missed.
@@ -114,10 +118,22 @@ def _regex(text: str) -> str:
     return text
 
 
+def _syscalls_metrics() -> TabMetrics:
+    from .render.syscalls_metrics import SyscallsMetrics
+
+    return SyscallsMetrics()
+
+
 def _syscalls_view() -> Type[TabView]:
     from .views.syscalls import SyscallsView
 
     return SyscallsView
+
+
+def _disk_metrics() -> TabMetrics:
+    from .render.disk_metrics import DiskMetrics
+
+    return DiskMetrics()
 
 
 def _disk_view() -> Type[TabView]:
@@ -126,10 +142,22 @@ def _disk_view() -> Type[TabView]:
     return DiskView
 
 
+def _tcp_metrics() -> TabMetrics:
+    from .render.tcp_metrics import TcpMetrics
+
+    return TcpMetrics()
+
+
 def _tcp_view() -> Type[TabView]:
     from .views.tcp import TcpView
 
     return TcpView
+
+
+def _cache_metrics() -> TabMetrics:
+    from .render.cache_metrics import CacheMetrics
+
+    return CacheMetrics()
 
 
 def _cache_view() -> Type[TabView]:
@@ -150,6 +178,7 @@ _ENTRIES = (
         lambda o: SyscallsCollector(pids=o.pids, latency=not o.get("no_latency", False)),
         SyscallsSnapshot, syscalls_render.to_text, syscalls_render.to_dict, _syscalls_view,
         filter_fields=("syscall", "count", "errors", "pid", "comm"), help=syscalls_render.HELP,
+        metrics=_syscalls_metrics,
         options=(TabOption("--no-latency", "no_latency", "syscalls: count only, do not time calls (cheaper)",
                            store_true=True),),
     ),
@@ -162,13 +191,13 @@ _ENTRIES = (
                            "disk: latency from request creation/queueing, OS queue time included (biolatency -Q)",
                            store_true=True),),
         doctor_variants=(("--disk-queued", {"disk_queued": True}),),
-        graph=disk_model.graph,
+        graph=disk_model.graph, metrics=_disk_metrics,
     ),
     TabSpec(
         "tcp", "TCP", TcpCollector,
         lambda o: TcpCollector(pids=o.pids),
         TcpSnapshot, tcp_render.to_text, tcp_render.to_dict, _tcp_view,
-        filter_fields=(), help=tcp_render.HELP, graph=tcp_model.graph,
+        filter_fields=(), help=tcp_render.HELP, graph=tcp_model.graph, metrics=_tcp_metrics,
     ),
     TabSpec(
         "cache", "Cache", CacheCollector,
@@ -178,7 +207,7 @@ _ENTRIES = (
         options=(TabOption("--cache-comm", "cache_comm",
                            "cache: only processes whose name matches this regular expression",
                            parse=_regex, metavar="REGEX"),),
-        graph=cache_model.graph,
+        graph=cache_model.graph, metrics=_cache_metrics,
     ),
     TabSpec(
         "bpf", "BPF", BpfCollector,
