@@ -118,6 +118,12 @@ def _regex(text: str) -> str:
     return text
 
 
+def _bpf_metrics() -> TabMetrics:
+    from .render.bpf_metrics import BpfMetrics
+
+    return BpfMetrics()
+
+
 def _syscalls_metrics() -> TabMetrics:
     from .render.syscalls_metrics import SyscallsMetrics
 
@@ -217,7 +223,7 @@ _ENTRIES = (
         options=(TabOption("--bpf-stats", "bpf_stats",
                            "bpf: switch the kernel's BPF run-time statistics on while bpftop runs "
                            "(a BPF_ENABLE_STATS fd, released at exit)", store_true=True),),
-        graph=bpf_model.graph,
+        graph=bpf_model.graph, metrics=_bpf_metrics,
     ),
 )
 

@@ -118,3 +118,25 @@ def test_counters_never_go_down_when_an_interval_reads_negative():
     m.fold(snapshot(0, rows=[SyscallRow("read", 0, 10, 0, None, 0)]))
     m.fold(dataclasses.replace(snapshot(1), rows=(SyscallRow("read", 0, -3, 0, None, 0),)))
     assert m.calls["read"] == 10
+
+
+def test_bpf_programs_count_up_per_program_bounded_to_top_n_and_names_escaped():
+    from bpf_tab_fakes import bpf_snapshot
+
+    m = TABS["bpf"].metrics()
+    m.fold(bpf_snapshot(0))
+    m.fold(bpf_snapshot(1))
+    fams = {f.name: f for f in m.families(top_n=2)}
+    runs = {tuple(s.labels.values()): s.value for s in fams["bpftop_bpf_program_runs"].samples}
+    # Two intervals of 1000 and 1001 runs; the escape-named program ran 0 ns and is not in the top 2.
+    assert runs == {("10", "bpftop_sc_exit", "raw_tracepoint"): 2001, ("11", "xdp_drop", "xdp"): 100}
+    assert fams["bpftop_bpf_all_runs"].samples[0].value == 2001 + 100
+    assert fams["bpftop_bpf_programs"].samples[0].value == 3
+    assert fams["bpftop_bpf_map_memory_bytes"].samples[0].value == 81920
+    every = {tuple(s.labels.values()) for s in m.families(top_n=10)[-1].samples}
+    assert all("\x1b" not in name for _, name, _ in every) and len(every) == 3
+    # Statistics off: nothing is added, the series stay.
+    m.fold(bpf_snapshot(2, stats=False))
+    fams = {f.name: f for f in m.families(top_n=2)}
+    assert fams["bpftop_bpf_all_runs"].samples[0].value == 2101
+    assert fams["bpftop_bpf_stats_enabled"].samples[0].value == 0

@@ -30,6 +30,8 @@ from disk_workload import DiskWorkload, diskstats
 from testenv import scaled
 from workload import Child
 
+from bpftop.tabs import TABS
+
 pytestmark = pytest.mark.bpf
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -211,7 +213,7 @@ def setup(tmp_path_factory):
     try:
         assert prom.ready(scaled(30)), (tmp / "prometheus.log").read_text()
         tabs = prom.wait("every collector attached", lambda: (
-            (att := prom.query("bpftop_collector_attached")) and len(att) == 4 and all(v == 1 for v in att.values())
+            (att := prom.query("bpftop_collector_attached")) and len(att) == len(TABS) and all(v == 1 for v in att.values())
             and att), scaled(90))
         yield dict(listen=listen, prom=prom, child=child, closed=closed, exporter=exporter, before=before, err=err, cfg=user_cfg,
                    tabs=[dict(k)["tab"] for k in tabs])
@@ -250,7 +252,7 @@ def test_served_over_tls_only(setup):
 
 def test_attached_gauges_and_info(setup):
     prom = setup["prom"]
-    assert sorted(setup["tabs"]) == ["cache", "disk", "syscalls", "tcp"]
+    assert sorted(setup["tabs"]) == sorted(TABS)
     info = prom.query("bpftop_collector_info")
     assert {dict(k)["tab"] for k in info} == set(setup["tabs"])
     assert all(dict(k)["hook"] and dict(k)["unit"] and dict(k)["state"] == "running" for k in info)
@@ -338,7 +340,8 @@ def test_a_probe_switched_off_reads_0_and_the_rest_keep_serving(setup):
     held = held_prog_ids(exporter.pid)
     cache_programs = len(prom.query('bpftop_program_runs_total{tab="cache"}'))
     assert cache_programs > 0 and len(held) > cache_programs
-    setup["cfg"].write_text('probes = ["syscalls", "disk", "tcp"]\n[exporter]\nper_process = true\ntop_n = 5\n')
+    others = [t for t in TABS if t != "cache"]
+    setup["cfg"].write_text(f"probes = {json.dumps(others)}\n[exporter]\nper_process = true\ntop_n = 5\n")
     exporter.send_signal(signal.SIGHUP)
     prom.wait("the cache collector detached",
               lambda: prom.one('bpftop_collector_attached{tab="cache"}', default=None) == 0, scaled(20))
@@ -349,9 +352,9 @@ def test_a_probe_switched_off_reads_0_and_the_rest_keep_serving(setup):
     while len(held_prog_ids(exporter.pid)) != len(held) - cache_programs and time.monotonic() < deadline:
         time.sleep(0.2)
     assert held_prog_ids(exporter.pid) < held and len(held_prog_ids(exporter.pid)) == len(held) - cache_programs
-    settle(setup, ["syscalls", "disk", "tcp"])
+    settle(setup, others)
     attached = {dict(k)["tab"]: v for k, v in prom.query("bpftop_collector_attached").items()}
-    assert attached == {"syscalls": 1, "disk": 1, "tcp": 1, "cache": 0}
+    assert attached == {**dict.fromkeys(others, 1), "cache": 0}
     assert prom.one('up{job="bpftop"}') == 1
     # Its counters stay (no reset), and switched on again it attaches anew.
     assert prom.query("bpftop_cache_hits_total")
