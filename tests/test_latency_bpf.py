@@ -101,7 +101,28 @@ def our_maps():
 
 @pytest.mark.matrix
 def test_hundred_switches_keep_counts_exact_and_leave_nothing_behind(syscalls):
-    c = syscalls
+    check_switches(syscalls, SWITCHES)
+
+
+@pytest.mark.matrix
+def test_a_call_that_started_before_the_switch_on_is_not_timed(syscalls):
+    check_stale_starts(syscalls)
+
+
+def test_the_lru_hash_store_switches_as_exactly(shared_collectors):
+    """The fallback where the verifier refuses task storage: starts in the
+    LRU hash by thread id (its own compile: host only, not the matrix)."""
+    c = shared_collectors.get(SyscallsCollector, task_storage=False)
+    assert c.start_store.startswith("LRU")
+    try:
+        check_switches(c, 20)
+        check_stale_starts(c)
+    finally:
+        c.set_latency(False)
+        c.set_kernel_filter("pid", [])
+
+
+def check_switches(c, switches):
     with Caller() as child:
         c.set_kernel_filter("pid", [child.pid])
         progs_before = loaded_ids(c)
@@ -110,7 +131,7 @@ def test_hundred_switches_keep_counts_exact_and_leave_nothing_behind(syscalls):
         assert progs_before and maps_before
         snaps = [c.collect()]
         timed_expected = 0
-        for i in range(SWITCHES):
+        for i in range(switches):
             on = i % 2 == 0
             c.set_latency(on)
             child.calls(PER_PHASE)
@@ -121,7 +142,7 @@ def test_hundred_switches_keep_counts_exact_and_leave_nothing_behind(syscalls):
         snaps.append(c.collect())
         # Every call counted once, whatever the switches did meanwhile; and
         # exactly those made while latency was on were timed.
-        assert totals(snaps, "getppid") == (SWITCHES * PER_PHASE, timed_expected)
+        assert totals(snaps, "getppid") == (switches * PER_PHASE, timed_expected)
         assert all(s.latency for s in snaps[1:-1])  # each of those intervals had latency on for a while
         # Nothing new in the kernel: the same programs (the enter program
         # is loaded once, attached and detached), the same maps, no link or
@@ -135,9 +156,7 @@ def test_hundred_switches_keep_counts_exact_and_leave_nothing_behind(syscalls):
                                           if link["id"] in held_before["link"]]
 
 
-@pytest.mark.matrix
-def test_a_call_that_started_before_the_switch_on_is_not_timed(syscalls):
-    c = syscalls
+def check_stale_starts(c):
     with Caller() as child:
         c.set_kernel_filter("pid", [child.pid])
         c.collect()

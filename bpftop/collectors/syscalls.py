@@ -117,7 +117,10 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         where the kernel takes it, else the LRU hash; False: the LRU hash)."""
         super().__init__()
         self.latency = latency
-        self.task_storage = kernel_at_least(5, 11) if task_storage is None else task_storage
+        # Task storage maps are 5.11+, and the programs reach the task
+        # through its BTF type (bpf_get_current_task_btf).
+        self.task_storage = (kernel_at_least(5, 11) and os.path.exists("/sys/kernel/btf/vmlinux")
+                             if task_storage is None else task_storage)
         self.start_store = ""  # where starts are kept, once loaded
         self._enter: bytes = b""  # the sys_enter program's name, once loaded
         self._enter_attached = False
@@ -214,7 +217,24 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
             exit_fn, self._enter = self._load_programs(bpf, bcc.BPF.RAW_TRACEPOINT)
             bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=exit_fn)
 
-        return loader.load("syscalls", self._defines(raw_tp=True), attach)
+        return self._load(True, attach)
+
+    def _load(self, raw_tp: bool, attach: Callable[[Any], None]) -> Any:
+        compiled = []
+
+        def then_attach(bpf: Any) -> None:
+            compiled.append(True)
+            attach(bpf)
+
+        try:
+            return loader.load("syscalls", self._defines(raw_tp=raw_tp), then_attach)
+        except Exception:
+            if compiled or not self.task_storage:
+                raise
+            # A kernel that would not even create the task storage map:
+            # once more without it (a second compile, on such kernels only).
+            self.task_storage = False
+            return loader.load("syscalls", self._defines(raw_tp=raw_tp), attach)
 
     def _load_tp(self) -> Any:
         bcc = loader.import_bcc()
@@ -223,7 +243,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
             exit_fn, self._enter = self._load_programs(bpf, bcc.BPF.TRACEPOINT)
             bpf.attach_tracepoint(tp=b"raw_syscalls:sys_exit", fn_name=exit_fn)
 
-        return loader.load("syscalls", self._defines(raw_tp=False), attach)
+        return self._load(False, attach)
 
     # -- the latency probe ------------------------------------------------------
     def _raw(self) -> bool:
