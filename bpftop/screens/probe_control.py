@@ -30,6 +30,7 @@ class ProbeControl:
         self.collection: Optional[CollectionLoop] = None  # set once collection starts (never in a replay)
         self.meter = ProbeMeter()
         self.bpf_stats = StatsSwitch()
+        self._switching = threading.Lock()  # one optional-probe switch at a time
 
     def toggle_screen(self) -> None:
         app = self.screen.app
@@ -82,15 +83,21 @@ class ProbeControl:
         collector = next((c for c in self.collectors if c.tab == tab), None)
         if collector is None or part not in collector.optional_probes():
             return
-        on = not collector.optional_probes()[part]
         app = self.screen.app
         title = TABS[tab].title
 
         def switch() -> None:
-            try:
-                collector.set_optional_probe(part, on)
-            except Exception as exc:  # an attach the kernel refused: say why, change nothing
-                message, severity = f"{title} {part}: not switched {'on' if on else 'off'}: {exc}", "error"
+            # Each press switches from the state the previous one left.
+            with self._switching:
+                on = not collector.optional_probes()[part]
+                try:
+                    collector.set_optional_probe(part, on)
+                except Exception as exc:
+                    failed: Optional[Exception] = exc
+                else:
+                    failed = None
+            if failed is not None:  # an attach the kernel refused: say why, change nothing
+                message, severity = f"{title} {part}: not switched {'on' if on else 'off'}: {failed}", "error"
             else:
                 state = "on" if on else "off, program detached"
                 message, severity = f"{title}: {part} {state}", "information"
