@@ -128,7 +128,9 @@ def _check_combinations(args: argparse.Namespace) -> None:
     p = parser()
     if args.record_append and not args.record:
         p.error("--record-append goes with --record FILE")
-    tab_options = [o.flag for spec in TABS.values() for o in spec.options if getattr(args, o.dest) not in (None, False)]
+    # A flag pair sharing a dest (--latency/--no-latency) names the one given.
+    tab_options = [o.flag for spec in TABS.values() for o in spec.options
+                   if getattr(args, o.dest) not in (None, False) and o.const in (None, getattr(args, o.dest))]
     if args.replay and (args.record or args.pid or args.probes or tab_options):
         named = ", ".join(tab_options)
         p.error(f"--replay shows a recording: --record, -p, --probes and the tabs' options ({named or 'none given'})"
