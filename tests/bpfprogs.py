@@ -74,9 +74,14 @@ def held_prog_ids(pid):
                 info = f.read()
         except OSError:
             continue  # closed meanwhile
-        for line in info.splitlines():
-            if line.startswith("prog_id:"):
-                ids.add(int(line.split()[1]))
+        fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+        if int(fields.get("flags", "0").strip() or "0", 8) & os.O_NONBLOCK:
+            # The BPF tab reading a program's info by id (it marks those
+            # fds), not a process holding it: else every program on the
+            # machine would look like this run's.
+            continue
+        if "prog_id" in fields:
+            ids.add(int(fields["prog_id"].split()[0]))
     return ids
 
 

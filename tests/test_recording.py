@@ -11,6 +11,7 @@ import sys
 import tempfile
 
 import pytest
+from bpf_tab_fakes import bpf_snapshot
 from fakes import snapshot as syscalls_snapshot
 from test_cache_ui import cache_snapshot
 from test_disk_ui import disk_snapshot
@@ -44,6 +45,7 @@ def samples():
         "disk": [disk_snapshot(i) for i in range(3)],
         "tcp": [tcp_snap(i + 1) for i in range(3)],
         "cache": [cache_snapshot(i) for i in range(3)],
+        "bpf": [bpf_snapshot(i) for i in range(3)],
     }
 
 

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 from ..probes import ProbeRow
 from ..safetext import safe
 from ..tables import fmt_pct, fmt_rate
-from ..widgets.plain import plain
+from ..widgets.plain import plain, show_text
 
 # The cost columns come first: at 80 columns they must show, and the
 # program names and hook descriptions (up to 50 and 200 characters) would
@@ -86,7 +86,7 @@ class ProbesScreen(Screen[None]):
     def refresh_rows(self) -> None:
         selected = self.selected()
         self.rows = self._sample()
-        self.query_one("#probes-stats", Static).update(plain(self._note()))
+        show_text(self.query_one("#probes-stats", Static), plain(self._note()))
         table = self.query_one(DataTable)
         table.clear()
         for row in self.rows:
@@ -105,7 +105,7 @@ class ProbesScreen(Screen[None]):
         return next((r for r in self.rows if r.key == key), None)
 
     def _show_reason(self) -> None:
-        self.query_one("#probes-reason", Static).update(plain(detail_line(self.selected())))
+        show_text(self.query_one("#probes-reason", Static), plain(detail_line(self.selected())))
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self._show_reason()

@@ -9,7 +9,7 @@ from textual.widgets import Static
 from ..messages import SwitchProbe
 from ..model import SyscallsSnapshot
 from ..render.syscalls import summary, tables
-from ..widgets.plain import plain
+from ..widgets.plain import plain, show_text
 from ..widgets.top_table import TopTable
 from .base import TabView
 
@@ -36,7 +36,7 @@ class SyscallsView(TabView):
 
     def render_snapshot(self, snapshot: SyscallsSnapshot) -> None:
         calls, procs = tables(snapshot)
-        self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
+        show_text(self.query_one(".tab-summary", Static), plain(summary(snapshot)))
         self.query_one("#syscalls-table", TopTable).show(calls)
         self.query_one("#processes-table", TopTable).show(procs)
 
