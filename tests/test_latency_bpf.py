@@ -185,11 +185,13 @@ def check_stale_starts(c):
     assert row.total_ns >= 50_000_000 and snap.latency
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("rung", rung_params(SyscallsCollector, 2))
 def test_switching_on_every_rung(rung, shared_collectors):
     """Each rung attaches its own way (a raw tracepoint link, or a perf
     event for the classic tracepoint): switched on, it times; off, the
-    attachment is gone."""
+    attachment is gone. The session's collectors of test_syscalls_bpf's
+    every-rung test: no compile of its own."""
     c = shared_collectors.get(SyscallsCollector, rung)
     with Caller() as child:
         c.set_kernel_filter("pid", [child.pid])
