@@ -131,7 +131,9 @@ def _check_combinations(args: argparse.Namespace) -> None:
     p = parser()
     if args.record_append and not args.record:
         p.error("--record-append goes with --record FILE")
-    tab_options = [o.flag for spec in TABS.values() for o in spec.options if getattr(args, o.dest) not in (None, False)]
+    # A flag pair sharing a dest (--latency/--no-latency) names the one given.
+    tab_options = [o.flag for spec in TABS.values() for o in spec.options
+                   if getattr(args, o.dest) not in (None, False) and o.const in (None, getattr(args, o.dest))]
     if args.replay and (args.record or args.pid or args.probes or tab_options):
         named = ", ".join(tab_options)
         p.error(f"--replay shows a recording: --record, -p, --probes and the tabs' options ({named or 'none given'})"
@@ -157,8 +159,8 @@ def _apply_config(args: argparse.Namespace, cfg: config_mod.Config) -> None:
         args.tab = list(cfg.get("tabs"))[:1] if args.once else list(cfg.get("tabs"))
     if args.probes is None and cfg.given("probes"):
         args.probes = list(cfg.get("probes"))
-    if not args.no_latency and not cfg.get("latency"):
-        args.no_latency = True
+    if args.latency is None:  # neither --latency nor --no-latency given
+        args.latency = bool(cfg.get("latency"))
     if not args.record_append and args.record and cfg.get("record.append"):
         args.record_append = True
 

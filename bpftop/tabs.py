@@ -58,9 +58,15 @@ class TabOption:
     store_true: bool = False
     parse: Optional[Callable[[str], Any]] = None
     metavar: Optional[str] = None
+    # A flag that stores this value (a pair like --latency / --no-latency
+    # shares one dest: the last given wins).
+    const: Any = None
 
     def add_to(self, parser: argparse.ArgumentParser) -> None:
-        if self.store_true:
+        if self.const is not None:
+            parser.add_argument(self.flag, dest=self.dest, action="store_const", const=self.const,
+                                default=self.default, help=self.help)
+        elif self.store_true:
             parser.add_argument(self.flag, dest=self.dest, action="store_true", help=self.help)
         else:
             parser.add_argument(self.flag, dest=self.dest, type=self.parse or str, default=self.default,
@@ -181,12 +187,15 @@ def _bpf_view() -> Type[TabView]:
 _ENTRIES = (
     TabSpec(
         "syscalls", "Syscalls", SyscallsCollector,
-        lambda o: SyscallsCollector(pids=o.pids, latency=not o.get("no_latency", False)),
+        lambda o: SyscallsCollector(pids=o.pids, latency=bool(o.get("latency", False))),
         SyscallsSnapshot, syscalls_render.to_text, syscalls_render.to_dict, _syscalls_view,
         filter_fields=("syscall", "count", "errors", "pid", "comm"), help=syscalls_render.HELP,
         metrics=_syscalls_metrics,
-        options=(TabOption("--no-latency", "no_latency", "syscalls: count only, do not time calls (cheaper)",
-                           store_true=True),),
+        options=(TabOption("--latency", "latency",
+                           "syscalls: time each call from the start (a probe of its own: L on the Syscalls tab "
+                           "or the probes screen switches it live)", const=True),
+                 TabOption("--no-latency", "latency", "syscalls: count only, do not time calls (the default)",
+                           const=False)),
     ),
     TabSpec(
         "disk", "Disk", DiskCollector,

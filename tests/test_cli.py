@@ -28,6 +28,7 @@ def run(args, prefix=(), **kw):
         (["--record-append"], "--record-append goes with --record"),
         (["--at", "+5"], "--at goes with --replay"),
         (["--replay", "x.bpftop", "-p", "1"], "do not apply"),
+        (["--replay", "x.bpftop", "--latency"], "tabs' options (--latency) do not apply"),
         (["--replay", "/nonexistent/rec"], "cannot read /nonexistent/rec"),
         (["doctor", "extra"], "doctor takes only -v/--verbose"),
         (["--bogus"], "unrecognized arguments"),

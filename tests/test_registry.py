@@ -70,10 +70,16 @@ def test_tab_choices_and_options_come_from_the_registry(capsys):
 
 
 def test_a_tab_option_reaches_its_collector():
-    settings = modes.tab_settings(cli.parser().parse_args(["--no-latency", "--disk-queued", "--cache-comm", "^py"]))
+    settings = modes.tab_settings(cli.parser().parse_args(["--latency", "--disk-queued", "--cache-comm", "^py"]))
     options = CollectorOptions(pids=(1,), settings=settings)
-    assert TABS["syscalls"].make_collector(options).latency is False
+    assert TABS["syscalls"].make_collector(options).latency is True
     assert TABS["disk"].make_collector(options).queued is True
     defaults = CollectorOptions(settings=modes.tab_settings(cli.parser().parse_args([])))
-    assert TABS["syscalls"].make_collector(defaults).latency is True
+    # Latency is off by default; --no-latency (the old switch) still says so,
+    # and of the pair the last one given wins.
+    assert TABS["syscalls"].make_collector(defaults).latency is False
+    for argv, on in ((["--no-latency"], False), (["--latency", "--no-latency"], False),
+                     (["--no-latency", "--latency"], True)):
+        given = CollectorOptions(settings=modes.tab_settings(cli.parser().parse_args(argv)))
+        assert TABS["syscalls"].make_collector(given).latency is on
     assert TABS["disk"].make_collector(defaults).queued is False

@@ -93,8 +93,8 @@ def _effective(args: argparse.Namespace, cfg: config_mod.Config) -> argparse.Nam
             setattr(args, dest, cfg.get(key))
     if not args.tab:
         args.tab = list(cfg.get("tabs")) or list(TABS)
-    if not args.no_latency and not cfg.get("latency"):
-        args.no_latency = True
+    if args.latency is None:  # neither --latency nor --no-latency given
+        args.latency = bool(cfg.get("latency"))
     return args
 
 

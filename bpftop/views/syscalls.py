@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import Static
 
+from ..messages import SwitchProbe
 from ..model import SyscallsSnapshot
 from ..render.syscalls import summary, tables
 from ..widgets.plain import plain, show_text
@@ -22,7 +24,9 @@ class SyscallsView(TabView):
         border-top: solid $primary-darken-2;
     }
     """
-
+    BINDINGS = [
+        Binding("L", "toggle_latency", "latency on/off"),
+    ]
 
     def compose(self) -> ComposeResult:
         yield self.status_widget()
@@ -35,3 +39,7 @@ class SyscallsView(TabView):
         show_text(self.query_one(".tab-summary", Static), plain(summary(snapshot)))
         self.query_one("#syscalls-table", TopTable).show(calls)
         self.query_one("#processes-table", TopTable).show(procs)
+
+    def action_toggle_latency(self) -> None:
+        # The collector is the app's: the view only asks.
+        self.post_message(SwitchProbe(self.tab, "latency"))
