@@ -341,18 +341,18 @@ def test_own_programs_are_marked_and_agree_with_the_probes_screen(shared_collect
 
 
 def test_entry_counts_batched_and_key_by_key_agree(child, tmp_path):
-    from bpftop.bpf import objinfo
+    from bpftop.bpf import mapcount, objinfo
 
     fd = objinfo.fd_by_id(objinfo.BPF_MAP_GET_FD_BY_ID, child.map_id, objinfo.BPF_F_RDONLY)
     try:
         info = objinfo.map_info(fd)
-        assert info.type in objinfo.BATCH_MAPS
-        assert objinfo.count_entries(fd, info, 1000) == (child.entries, True)
-        assert objinfo.count_keys(fd, info.key_size, 1000) == (child.entries, True)
+        assert info.type in mapcount.BATCH_MAPS
+        assert mapcount.count_entries(fd, info, 1000) == (child.entries, True)
+        assert mapcount.count_keys(fd, info.key_size, 1000) == (child.entries, True)
         # At the limit the count stops and says it is not complete.
-        assert objinfo.count_keys(fd, info.key_size, 2) == (2, False)
+        assert mapcount.count_keys(fd, info.key_size, 2) == (2, False)
     finally:
         os.close(fd)
     possible = tmp_path / "possible"
     possible.write_text("0-3,8-11,16\n")
-    assert objinfo.possible_cpus(str(possible)) == 9
+    assert mapcount.possible_cpus(str(possible)) == 9

@@ -17,7 +17,6 @@ import errno
 import fcntl
 import os
 import platform
-import socket
 from dataclasses import dataclass
 from typing import Dict, Iterator, Optional, Tuple
 
@@ -104,7 +103,7 @@ def bpf(cmd: int, attr: ctypes.Array) -> int:
     return _sys(cmd, attr)
 
 
-def _attr() -> ctypes.Array:
+def new_attr() -> ctypes.Array:
     # Larger than any member of union bpf_attr used here; the rest stays 0,
     # which the kernel requires of the bytes a command does not use.
     return (ctypes.c_uint32 * 16)()
@@ -114,7 +113,7 @@ def next_ids(cmd: int) -> Iterator[int]:
     """Every id the kernel has for one kind of object, in order."""
     current = 0
     while True:
-        attr = _attr()
+        attr = new_attr()
         attr[0] = current
         try:
             bpf(cmd, attr)
@@ -128,7 +127,7 @@ def next_ids(cmd: int) -> Iterator[int]:
 
 def fd_by_id(cmd: int, obj_id: int, flags: int = 0) -> Optional[int]:
     """A new fd for object ``obj_id``; None when it went away meanwhile."""
-    attr = _attr()
+    attr = new_attr()
     attr[0] = obj_id
     attr[2] = flags
     try:
@@ -144,9 +143,9 @@ def fd_by_id(cmd: int, obj_id: int, flags: int = 0) -> Optional[int]:
     return fd
 
 
-def _info(fd: int, buf: ctypes.Structure) -> int:
+def obj_info(fd: int, buf: ctypes.Structure) -> int:
     """Fill ``buf`` with the object's info; returns how many bytes the kernel filled."""
-    attr = _attr()
+    attr = new_attr()
     attr[0] = fd
     attr[1] = ctypes.sizeof(buf)
     ptr = ctypes.addressof(buf)
@@ -189,13 +188,6 @@ class _MapInfo(ctypes.Structure):
     ]
 
 
-class _LinkInfo(ctypes.Structure):
-    # struct bpf_link_info: type, id, prog_id, then a union (8-aligned) read
-    # as words by link type.
-    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("prog_id", ctypes.c_uint32),
-                ("pad", ctypes.c_uint32), ("u", ctypes.c_uint64 * 8)]
-
-
 def _end(field: ctypes._CField) -> int:
     return int(field.offset + field.size)
 
@@ -220,7 +212,7 @@ class ProgInfo:
 
 def prog_info(fd: int) -> ProgInfo:
     info = _ProgInfo()
-    filled = _info(fd, info)
+    filled = obj_info(fd, info)
     map_ids: Tuple[int, ...] = ()
     if info.nr_map_ids:
         count = info.nr_map_ids
@@ -228,7 +220,7 @@ def prog_info(fd: int) -> ProgInfo:
         again = _ProgInfo()
         again.nr_map_ids = count
         again.map_ids = ctypes.addressof(ids)
-        _info(fd, again)
+        obj_info(fd, again)
         map_ids = tuple(ids[: min(count, again.nr_map_ids)])
 
     def present(name: str) -> bool:
@@ -285,7 +277,7 @@ def fdinfo_fields(path: str) -> Dict[str, str]:
 
 def map_info(fd: int) -> MapInfo:
     info = _MapInfo()
-    _info(fd, info)
+    obj_info(fd, info)
     memlock = fdinfo_fields(f"/proc/self/fdinfo/{fd}").get("memlock", "")
     return MapInfo(
         id=info.id,
@@ -297,178 +289,3 @@ def map_info(fd: int) -> MapInfo:
         memlock=int(memlock) if memlock.isdigit() else None,
         map_flags=info.map_flags,
     )
-
-
-# Hash maps whose entries BPF_MAP_LOOKUP_BATCH hands over many per call.
-BATCH_MAPS = frozenset({"hash", "percpu_hash", "lru_hash", "lru_percpu_hash"})
-PERCPU_MAPS = frozenset({"percpu_hash", "lru_percpu_hash", "percpu_array"})
-# Bytes of values one batch call may copy out.
-_BATCH_BYTES = 1 << 20
-
-
-def possible_cpus(path: str = "/sys/devices/system/cpu/possible") -> int:
-    """How many CPUs a per-CPU map keeps a value for ("0-3,8-11" -> 8)."""
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except OSError:
-        return os.cpu_count() or 1
-    total = 0
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        total += (int(hi) - int(lo) + 1) if hi else 1
-    return max(1, total)
-
-
-def count_entries(fd: int, info: MapInfo, limit: int) -> Tuple[int, bool]:
-    """How many entries a hash-like map holds; (count, complete): at
-    ``limit`` counting stops and says so. Batch lookups where the kernel
-    has them (a few calls for thousands of entries), else key by key."""
-    if info.type in BATCH_MAPS:
-        try:
-            return _count_batched(fd, info, limit)
-        except BpfError as e:
-            if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, 524):  # 524: ENOTSUPP
-                raise
-    return count_keys(fd, info.key_size, limit)
-
-
-def _count_batched(fd: int, info: MapInfo, limit: int) -> Tuple[int, bool]:
-    value = (info.value_size + 7) // 8 * 8 * (possible_cpus() if info.type in PERCPU_MAPS else 1)
-    n = max(16, min(4096, _BATCH_BYTES // max(1, value)))
-    token_in = ctypes.create_string_buffer(max(8, info.key_size))
-    token_out = ctypes.create_string_buffer(max(8, info.key_size))
-    keys = ctypes.create_string_buffer(max(1, info.key_size) * n)
-    values = ctypes.create_string_buffer(max(1, value) * n)
-    count, first = 0, True
-    while count < limit:
-        attr = (ctypes.c_uint64 * 8)()
-        attr[0] = 0 if first else ctypes.addressof(token_in)
-        attr[1] = ctypes.addressof(token_out)
-        attr[2], attr[3] = ctypes.addressof(keys), ctypes.addressof(values)
-        attr[4] = n | (fd << 32)  # count, map_fd
-        try:
-            bpf(BPF_MAP_LOOKUP_BATCH, attr)
-        except BpfError as e:
-            if e.errno == errno.ENOENT:  # the last batch: its count still holds
-                return count + int(attr[4] & 0xFFFFFFFF), True
-            if e.errno == errno.ENOSPC and n < 65536:  # a bucket bigger than the batch
-                n *= 2
-                keys = ctypes.create_string_buffer(max(1, info.key_size) * n)
-                values = ctypes.create_string_buffer(max(1, value) * n)
-                continue
-            raise
-        count += int(attr[4] & 0xFFFFFFFF)
-        ctypes.memmove(token_in, token_out, ctypes.sizeof(token_out))
-        first = False
-    return count, False
-
-
-def count_keys(fd: int, key_size: int, limit: int) -> Tuple[int, bool]:
-    """How many keys a hash-like map holds, walking BPF_MAP_GET_NEXT_KEY;
-    (count, complete): at ``limit`` the walk stops and says so."""
-    key = ctypes.create_string_buffer(max(1, key_size))
-    nxt = ctypes.create_string_buffer(max(1, key_size))
-    attr = (ctypes.c_uint64 * 4)()
-    attr[0] = fd
-    attr[1] = 0  # NULL key: the first one
-    attr[2] = ctypes.addressof(nxt)
-    count = 0
-    while count < limit:
-        try:
-            bpf(BPF_MAP_GET_NEXT_KEY, attr)
-        except BpfError as e:
-            if e.errno == errno.ENOENT:
-                return count, True
-            raise
-        count += 1
-        ctypes.memmove(key, nxt, key_size)
-        attr[1] = ctypes.addressof(key)
-    return count, False
-
-
-@dataclass(frozen=True)
-class LinkInfo:
-    id: int
-    prog_id: int
-    type: str
-    # What the kernel says the link attaches to, "" when it says nothing.
-    target: str
-
-
-def _read_name(fd: int, kind: int, ptr_word: int, len_word: int) -> Tuple[str, Optional[_LinkInfo]]:
-    """Ask again with a buffer for a name the link info points at."""
-    buf = ctypes.create_string_buffer(256)
-    info = _LinkInfo()
-    info.u[ptr_word] = ctypes.addressof(buf)
-    # The length is the low half of a 64-bit word (little-endian) or the high
-    # half (big-endian); both halves are 32-bit fields of the union.
-    words = ctypes.cast(ctypes.addressof(info.u), ctypes.POINTER(ctypes.c_uint32))
-    words[len_word] = ctypes.sizeof(buf)
-    if kind >= 0:
-        words[0] = kind
-    try:
-        _info(fd, info)
-    except BpfError:
-        return "", None
-    return buf.value.decode("utf-8", "replace"), info
-
-
-def link_info(fd: int, ifnames: Optional[Dict[int, str]] = None) -> LinkInfo:
-    info = _LinkInfo()
-    _info(fd, info)
-    kind = type_name(LINK_TYPES, info.type)
-    words = ctypes.cast(ctypes.addressof(info.u), ctypes.POINTER(ctypes.c_uint32))
-    target = ""
-    if kind == "raw_tracepoint":
-        # raw_tracepoint: { u64 tp_name; u32 tp_name_len; }
-        target, _ = _read_name(fd, -1, 0, 2)
-    elif kind == "perf_event":
-        # perf_event: { u32 type; u32 pad; union { uprobe/kprobe/tracepoint:
-        # { u64 name; u32 name_len; u32 offset; ... } } }
-        ptype = type_name(PERF_EVENT_TYPES, words[0])
-        if ptype in ("kprobe", "kretprobe", "uprobe", "uretprobe", "tracepoint"):
-            name, _ = _read_name(fd, -1, 1, 4)
-            target = f"{ptype} {name}" if name else ptype
-        else:
-            target = ptype
-    elif kind in ("xdp", "tcx", "netkit"):
-        ifindex = words[0]
-        names = ifnames if ifnames is not None else interface_names()
-        target = f"{names.get(ifindex, f'ifindex {ifindex}')}"
-    elif kind == "cgroup":
-        cgroup_id = words[0] | (words[1] << 32)
-        target = f"cgroup id {cgroup_id}"
-    elif kind == "netfilter":
-        target = f"pf {words[0]} hook {words[1]} prio {ctypes.c_int32(words[2]).value}"
-    return LinkInfo(info.id, info.prog_id, kind, target)
-
-
-def interface_names() -> Dict[int, str]:
-    try:
-        return dict(socket.if_nameindex())
-    except OSError:
-        return {}
-
-
-@dataclass(frozen=True)
-class FdTarget:
-    prog_id: int
-    kind: str  # TASK_FD_TYPES
-    name: str
-
-
-def task_fd_query(pid: int, fd: int) -> Optional[FdTarget]:
-    """What program process ``pid``'s fd ``fd`` (a perf event or a raw
-    tracepoint link) runs and where it is attached (what ``bpftool perf``
-    reads); None when it is no such fd."""
-    buf = ctypes.create_string_buffer(256)
-    attr = (ctypes.c_uint32 * 12)()
-    attr[0], attr[1], attr[2], attr[3] = pid, fd, 0, ctypes.sizeof(buf)
-    ptr = ctypes.addressof(buf)
-    attr[4], attr[5] = ptr & 0xFFFFFFFF, ptr >> 32
-    try:
-        bpf(BPF_TASK_FD_QUERY, attr)
-    except BpfError:
-        return None
-    return FdTarget(int(attr[6]), type_name(TASK_FD_TYPES, attr[7]), buf.value.decode("utf-8", "replace"))

@@ -20,7 +20,7 @@ import os
 import time
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from ..bpf import ladder, objinfo, system
+from ..bpf import attachinfo, ladder, mapcount, objinfo, system
 from ..bpf.stats import StatsSwitch, stats_enabled
 from ..errors import PrivilegeError
 from ..model import HookKind
@@ -92,8 +92,8 @@ def read_links() -> Dict[int, Set[str]]:
             continue
         try:
             if names is None:
-                names = objinfo.interface_names()
-            link = objinfo.link_info(fd, names)
+                names = attachinfo.interface_names()
+            link = attachinfo.link_info(fd, names)
         except objinfo.BpfError:
             continue
         finally:
@@ -136,7 +136,7 @@ def read_maps(count_ids: Set[int], known: Dict[int, objinfo.MapInfo],
                 entries = info.max_entries
             elif info.type in objinfo.KEYED_MAPS and fd is not None:
                 try:
-                    entries, complete = objinfo.count_entries(fd, info, key_limit)
+                    entries, complete = mapcount.count_entries(fd, info, key_limit)
                 except objinfo.BpfError:
                     entries = None
             rows.append(MapRow(info.id, info.type, info.name, info.max_entries, entries, complete, info.memlock))

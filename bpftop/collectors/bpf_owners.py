@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Set, Tuple
 
-from ..bpf import objinfo
+from ..bpf import attachinfo
 from ..model.bpf import Owner
 
 _PROG = "anon_inode:bpf-prog"
@@ -104,7 +104,7 @@ def scan(pids: Tuple[int, ...] = ()) -> Holders:
                 continue
             if target in (_PERF, _LINK):
                 # A perf event or a (raw tracepoint) link: the kernel names its hook.
-                found = objinfo.task_fd_query(pid, int(fd))
+                found = attachinfo.task_fd_query(pid, int(fd))
                 if found is not None and found.prog_id:
                     point = f"{found.kind} {found.name}" if found.name else found.kind
                     holders.attach.setdefault(found.prog_id, set()).add(point)
