@@ -15,6 +15,7 @@ import time
 import pytest
 from bpfprogs import ours, prog_ids, prog_list, tag_env, wait_until_gone
 from terminal import Terminal, active_tab
+from testenv import scaled
 
 from bpftop.tabs import TABS
 
@@ -135,8 +136,9 @@ def test_tab_key_bursts_last_key_wins(term):
     term.start(bpftop_cmd("-d", "0.5"), env={"TEXTUAL_ANIMATIONS": "none"})
     term.wait_for(lambda s: active_tab(s, TAB_LABELS) is not None)
     during_start = 0
-    for n in range(20):
-        keys = [rng.choice("1234") for _ in range(rng.randint(3, 6))]
+    tab_keys = "".join(str(i) for i in range(1, len(TAB_LABELS) + 1))
+    for n in range(50):
+        keys = [rng.choice(tab_keys) for _ in range(rng.randint(3, 6))]
         if rng.random() < 0.5:
             term.keys(*keys)  # one write: the keys arrive together
         else:
@@ -293,3 +295,36 @@ def test_probes_screen_shows_its_cost_columns_with_numbers_at_80x24(term, tmp_pa
         time.sleep(0.1)
     assert (tmp_path / "rc").read_text().strip() == "EXIT=0", term.screen()
     assert wait_until_gone(before) == []
+
+
+# What must be on screen of each tab at any size from 80x24 up: the columns
+# that say what the tab is about (the rest may elide or sit in a detail line).
+KEY_COLUMNS = {
+    "syscalls": ["SYSCALL", "COUNT", "ERRORS", "PID", "COMM", "SYSCALLS"],
+    "disk": ["DISK", "IOPS", "MB/s", "P99 us", "INFL"],
+    "tcp": ["DESTINATION", "CONNECTS", "FAILED", "AVG ms", "COMM", "RESULT", "LAT ms"],
+    "cache": ["PID", "COMM", "HITS", "MISSES", "DIRTIES", "READ_HIT%"],
+    "bpf": ["ID", "TYPE", "NAME", "RUNS", "AVG_NS", "CPU%"],
+}
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_every_tab_and_the_probes_screen_show_their_key_columns(term, size):
+    """The real console in a real terminal at 80x24 and 120x40: each tab
+    shows its key columns, and the probes screen its cost columns."""
+    assert set(KEY_COLUMNS) == set(TABS), "a new tab needs its key columns here"
+    before = prog_ids()
+    term.width, term.height = size
+    term.start(bpftop_cmd("-d", "0.5"), env={"TEXTUAL_ANIMATIONS": "none"})
+    term.wait_for("SYSCALL", timeout=scaled(60))
+    for key, tab in enumerate(TABS, start=1):
+        term.keys(str(key))
+        shown = term.wait_for(lambda s, tab=tab: all(c in s for c in KEY_COLUMNS[tab]) and "running on" in s,
+                              timeout=scaled(60))
+        assert all(len(line) <= size[0] for line in shown.splitlines()), shown
+    term.keys("P")
+    term.wait_for(lambda s: all(c in s for c in ("PROBE", "STATE", "EVENTS/s", "AVG ns", "CPU %", "SKIPPED")))
+    term.keys("Escape")
+    term.wait_for(lambda s: "SKIPPED" not in s)
+    term.keys("q")
+    assert wait_until_gone(before, timeout=20) == []
