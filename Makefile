@@ -6,7 +6,7 @@ ARGS ?=
 KERNELS ?= 6.1,6.12
 BENCHES := syscall_overhead disk_overhead tcp_connect_rate cache_overhead console_cost bpf_tab_cost
 
-.PHONY: run test test-host test-matrix lint setup setup-test setup-bench bench clean
+.PHONY: run test test-host test-matrix lint setup setup-test setup-bench bench soak clean
 
 run: setup
 	@$(VENV)/bin/bpftop $(ARGS)
@@ -40,7 +40,7 @@ lint: setup-test
 
 lint-only:
 	@rc=0; \
-	echo "== ruff"; $(VENV)/bin/ruff check bpftop tests scripts $(addprefix bench/,$(BENCHES)) || rc=$$?; \
+	echo "== ruff"; $(VENV)/bin/ruff check bpftop tests scripts $(addprefix bench/,$(BENCHES) soak) || rc=$$?; \
 	echo "== mypy"; $(VENV)/bin/mypy || rc=$$?; \
 	exit $$rc
 
@@ -52,6 +52,11 @@ setup-bench:
 bench: setup-bench
 	@for b in $(BENCHES); do \
 		echo "== bench/$$b"; $(VENV)/bin/python bench/$$b $(BENCH_ARGS) || exit $$?; done
+
+# Memory under churn over 15 minutes (BENCH_ARGS="--minutes 60" for an hour):
+# apart from make bench, whose table it would hold up.
+soak: setup-bench
+	@$(VENV)/bin/python bench/soak $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
-from . import __version__, modes
+from . import __version__, malloc, modes
 from . import config as config_mod
 from .bpf import system
 from .errors import BpftopError
@@ -177,6 +177,7 @@ def config_main(argv: Sequence[str]) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    malloc.one_arena()  # before any thread starts (see malloc.py)
     try:
         if argv[:1] == ["doctor"]:
             flags = {DOCTOR_FLAGS.get(a, a) for a in argv[1:]}

@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from . import malloc
 from .collectors.base import Collector
 from .errors import BpftopError
 from .model import CollectorState, CollectorStatus
@@ -211,6 +212,7 @@ class CollectionLoop:
             state = _FAILED
         else:
             state = _UP
+        malloc.trim()  # what the compile freed goes back to the kernel
         if self._stop.is_set():
             collector.stop()  # stop() may have given up waiting for this compile
             return

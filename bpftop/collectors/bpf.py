@@ -104,19 +104,30 @@ def read_links() -> Dict[int, Set[str]]:
     return out
 
 
+# Counting a hash map's entries walks it (about 1 µs an entry): a count is
+# kept this long before the map is walked again.
+RECOUNT_S = 10.0
+# map id -> (when counted, entries, complete)
+Counted = Dict[int, Tuple[float, Optional[int], bool]]
+
+
 def read_maps(count_ids: Set[int], known: Dict[int, objinfo.MapInfo],
-              key_limit: int = KEY_LIMIT) -> Tuple[List[MapRow], int, int]:
+              key_limit: int = KEY_LIMIT, counted_before: Optional[Counted] = None,
+              now: float = 0.0) -> Tuple[List[MapRow], int, int]:
     """(rows for the maps in ``count_ids``, every map's memlock summed, how
     many maps there are). ``known`` keeps each map's info between calls: a
     map's type, sizes and (unless it grows: fixed_size) memlock never
     change, so only maps whose entries are counted or whose memory can
-    grow are opened again."""
+    grow are opened again. ``counted_before`` keeps entry counts for
+    RECOUNT_S."""
     rows: List[MapRow] = []
     total = 0
     present: Set[int] = set()
+    cache: Counted = {} if counted_before is None else counted_before
     for map_id in objinfo.next_ids(objinfo.BPF_MAP_GET_NEXT_ID):
         info = known.get(map_id)
-        counted = map_id in count_ids and (info is None or info.type in objinfo.KEYED_MAPS)
+        fresh = map_id in cache and now - cache[map_id][0] < RECOUNT_S
+        counted = map_id in count_ids and (info is None or info.type in objinfo.KEYED_MAPS) and not fresh
         fd: Optional[int] = None
         if info is None or counted or not info.fixed_size:
             fd = objinfo.fd_by_id(objinfo.BPF_MAP_GET_FD_BY_ID, map_id, objinfo.BPF_F_RDONLY)
@@ -134,11 +145,14 @@ def read_maps(count_ids: Set[int], known: Dict[int, objinfo.MapInfo],
             complete = True
             if info.type in objinfo.ARRAY_MAPS:
                 entries = info.max_entries
+            elif info.type in objinfo.KEYED_MAPS and fresh:
+                _, entries, complete = cache[map_id]
             elif info.type in objinfo.KEYED_MAPS and fd is not None:
                 try:
                     entries, complete = mapcount.count_entries(fd, info, key_limit)
                 except objinfo.BpfError:
                     entries = None
+                cache[map_id] = (now, entries, complete)
             rows.append(MapRow(info.id, info.type, info.name, info.max_entries, entries, complete, info.memlock))
         except objinfo.BpfError:
             continue
@@ -147,6 +161,8 @@ def read_maps(count_ids: Set[int], known: Dict[int, objinfo.MapInfo],
                 os.close(fd)
     for gone in set(known) - present:
         del known[gone]
+    for gone in set(cache) - present:
+        del cache[gone]
     return rows, total, len(present)
 
 
@@ -162,6 +178,7 @@ class BpfCollector(Collector[BpfSnapshot]):
         self.pids = tuple(sorted(set(pids)))
         self.enable_stats = enable_stats
         self.key_limit = key_limit
+        self._counted: Counted = {}
         self._prev: Dict[int, Counts] = {}
         self._prev_misses: Dict[int, int] = {}
         self._last = time.monotonic()
@@ -281,7 +298,8 @@ class BpfCollector(Collector[BpfSnapshot]):
                 map_ids=p.map_ids, owners=owners, ours=any(o.pid == own for o in owners),
                 pinned=tuple(holders.pinned.get(p.id, ())),
             ))
-        maps, map_bytes, map_count = read_maps(wanted_maps, self._maps, self.key_limit)
+        maps, map_bytes, map_count = read_maps(wanted_maps, self._maps, self.key_limit, self._counted,
+                                               time.monotonic())
         self._prev, self._prev_misses, self._last = current, misses_now, now
         return BpfSnapshot(
             interval_s=interval,
