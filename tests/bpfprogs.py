@@ -95,7 +95,7 @@ class _Sampler:
     def __init__(self):
         self.lock = threading.Lock()
         self.seen = set()
-        self._tagged = {}  # pid -> (its executable, whether its environment carries our tag)
+        self._tagged = {}  # pid -> ((executable, stack), whether its environment carries our tag)
         self._thread = None
 
     def _is_tagged(self, pid):
@@ -105,18 +105,24 @@ class _Sampler:
             return True
         try:
             exe = os.readlink(f"/proc/{pid}/exe")
-        except OSError:
+            with open(f"/proc/{pid}/stat") as f:
+                # startstack: a new stack at every exec (placed at random), so
+                # an exec of the same binary is told apart too. A child seen
+                # between fork and exec (pytest's environment, untagged) would
+                # otherwise stay untagged after it execs bpftop with the tag.
+                image = (exe, f.read().rsplit(")", 1)[1].split()[25])
+        except (OSError, IndexError):
             return False  # a kernel thread, or gone
         # The environment is fixed at exec, so the answer holds until the
         # process execs again (the SSH session's shell execs bpftop).
         known = self._tagged.get(pid)
-        if known is None or known[0] != exe:
+        if known is None or known[0] != image:
             try:
                 with open(f"/proc/{pid}/environ", "rb") as f:
                     env = f.read()
             except OSError:
                 return False
-            known = self._tagged[pid] = (exe, _MARK in env.split(b"\0"))
+            known = self._tagged[pid] = (image, _MARK in env.split(b"\0"))
         return known[1]
 
     def sample(self):
