@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple,
 from .collectors.base import Collector
 from .collectors.cache import CacheCollector
 from .collectors.disk import DiskCollector
+from .collectors.procs import ProcsCollector
 from .collectors.syscalls import SyscallsCollector
 from .collectors.tcp import TcpCollector
 from .model import cache as cache_model
@@ -28,10 +29,12 @@ from .model import tcp as tcp_model
 from .model.cache import CacheSnapshot
 from .model.disk import DiskSnapshot
 from .model.history import GraphFeeder, History
+from .model.procs import ProcsSnapshot
 from .model.syscalls import SyscallsSnapshot
 from .model.tcp import TcpSnapshot
 from .render import cache as cache_render
 from .render import disk as disk_render
+from .render import procs as procs_render
 from .render import syscalls as syscalls_render
 from .render import tcp as tcp_render
 from .safetext import safe_lines
@@ -134,6 +137,12 @@ def _cache_view() -> Type[TabView]:
     return CacheView
 
 
+def _procs_view() -> Type[TabView]:
+    from .views.procs import ProcsView
+
+    return ProcsView
+
+
 _ENTRIES = (
     TabSpec(
         "syscalls", "Syscalls", SyscallsCollector,
@@ -169,6 +178,12 @@ _ENTRIES = (
                            "cache: only processes whose name matches this regular expression",
                            parse=_regex, metavar="REGEX"),),
         graph=cache_model.graph,
+    ),
+    TabSpec(
+        "procs", "Processes", ProcsCollector,
+        lambda o: ProcsCollector(pids=o.pids),
+        ProcsSnapshot, procs_render.to_text, procs_render.to_dict, _procs_view,
+        filter_fields=("pid", "ppid", "uid", "comm", "path", "err", "sig", "argv"), help=procs_render.HELP,
     ),
 )
 

@@ -65,15 +65,21 @@ TASK_MEMBERS = (
     ("TASK_EXIT_CODE", "exit_code"),
 )
 REQUIRED_TRACEPOINTS = (
-    ("sched", "sched_process_exec"),
-    ("sched", "sched_process_exit"),
-    ("sched", "sched_process_fork"),
-    ("syscalls", "sys_enter_execve"),
-    ("syscalls", "sys_exit_execve"),
-    ("syscalls", "sys_enter_openat"),
-    ("syscalls", "sys_exit_openat"),
-    ("signal", "signal_generate"),
+    "sched:sched_process_exec",
+    "sched:sched_process_exit",
+    "sched:sched_process_fork",
+    "syscalls:sys_enter_execve",
+    "syscalls:sys_exit_execve",
+    "syscalls:sys_enter_openat",
+    "syscalls:sys_exit_openat",
+    "signal:signal_generate",
 )
+
+
+def _tracepoint(name: str) -> bool:
+    """Whether ``category:event`` exists in this kernel."""
+    category, event = name.split(":", 1)
+    return system.tracepoint_exists(category, event)
 
 
 def _pow2(n: int, what: str) -> int:
@@ -174,9 +180,9 @@ class ProcsCollector(Collector[ProcsSnapshot]):
         return out
 
     def _check(self, ring: bool) -> str:
-        for category, event in REQUIRED_TRACEPOINTS:
-            if not system.tracepoint_exists(category, event):
-                return f"tracepoint {category}:{event} not found"
+        for name in REQUIRED_TRACEPOINTS:
+            if not _tracepoint(name):
+                return f"tracepoint {name} not found"
         if ring and _kernel_version() < (5, 8):
             return f"kernel {platform.release()} has no BPF ring buffer (5.8 and later)"
         if _kernel_version() < (4, 17):
@@ -192,9 +198,9 @@ class ProcsCollector(Collector[ProcsSnapshot]):
         defines.update(
             USE_RINGBUF=ring,
             RINGBUF_PAGES=self.ring_pages,
-            HAVE_OPEN=system.tracepoint_exists("syscalls", "sys_enter_open"),
-            HAVE_OPENAT2=system.tracepoint_exists("syscalls", "sys_enter_openat2"),
-            HAVE_EXECVEAT=system.tracepoint_exists("syscalls", "sys_enter_execveat"),
+            HAVE_OPEN=_tracepoint("syscalls:sys_enter_open"),
+            HAVE_OPENAT2=_tracepoint("syscalls:sys_enter_openat2"),
+            HAVE_EXECVEAT=_tracepoint("syscalls:sys_enter_execveat"),
             MAX_PROCS=MAX_PROCS,
             MAX_PENDING=MAX_PENDING,
             MAX_FILTER_PIDS=MAX_FILTER_PIDS,

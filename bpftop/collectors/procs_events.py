@@ -66,7 +66,7 @@ class EventLog:
         self._exits: Deque[ExitEvent] = collections.deque(maxlen=max_events)
         self._opens: Deque[OpenEvent] = collections.deque(maxlen=max_events)
         self._signals: Deque[SignalEvent] = collections.deque(maxlen=max_events)
-        self._argv: "collections.OrderedDict[int, Tuple[str, ...]]" = collections.OrderedDict()
+        self._argv: collections.OrderedDict[int, Tuple[str, ...]] = collections.OrderedDict()
         self._exited_now: List[ExitEvent] = []
         self.comms: Dict[int, str] = {}  # the latest name seen per pid
         self._seq = 0
