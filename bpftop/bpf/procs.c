@@ -450,14 +450,17 @@ TRACEPOINT_PROBE(syscalls, sys_exit_openat2)
 
 // -- signals --------------------------------------------------------------
 // signal_generate runs in the sender's context (for SIGCHLD that is the
-// exiting child; for a fault, the faulting task itself).
+// exiting child; for a fault, the faulting task itself). The uid filter
+// holds for the sender; the pid filter for the sender (sent) or the target
+// (received): the receivers of the filtered users' signals show in SIG IN.
 
 TRACEPOINT_PROBE(signal, signal_generate)
 {
     u32 sender = bpf_get_current_pid_tgid() >> 32;
     u32 target = args->pid;
-    int send_ok = !skip_current(sender);
-    int recv_ok = !skip_pid(target);
+    int uid_ok = !skip_uid((u32)bpf_get_current_uid_gid());
+    int send_ok = uid_ok && !skip_pid(sender);
+    int recv_ok = uid_ok && !skip_pid(target);
     if (!send_ok && !recv_ok)
         return 0;
     if (send_ok) {

@@ -34,6 +34,7 @@ EV_EXEC, EV_EXIT, EV_OPEN, EV_SIGNAL = 1, 2, 3, 4
 LOST_KINDS = ("exec", "exit", "open", "signal", "counts", "pending")
 # struct counts' u64 fields, in order.
 COUNT_FIELDS = ("execs", "exits", "forks", "opens", "open_fails", "sig_sent", "sig_recv")
+_EXITS = COUNT_FIELDS.index("exits")
 
 MAX_EVENTS = 500  # per event log kept for display
 MAX_ARGV_MEMO = 4096  # argv of recent execs, to show beside their exit
@@ -191,12 +192,14 @@ class CountTable:
             acc.ppid = ppid or acc.ppid
             acc.uid = uid
             acc.comm = comm or comms.get(pid, "") or acc.comm
-            exits = acc.totals[COUNT_FIELDS.index("exits")]
-            if exits:
+            # The kernel entry's own count: an exit before the counts
+            # restarted still frees the entry.
+            if values[_EXITS]:
                 acc.exited_reads += 1
                 if acc.exited_reads >= 2:
                     to_delete.append(pid)
-            rows.append(self._row(pid, acc, sum(delta)))
+            if any(acc.totals):
+                rows.append(self._row(pid, acc, sum(delta)))
         for pid in list(self._acc):
             if pid not in present:
                 # Deleted from the map last read: a later entry starts at 0.
