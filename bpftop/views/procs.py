@@ -107,8 +107,10 @@ class ProcsView(TabView):
             self._show_logs(snapshot)
 
     def _show_logs(self, snapshot: ProcsSnapshot) -> None:
-        for name in LOGS:
-            self.query_one(f"#procs-{name}-table", TopTable).show(_LOG_TABLES[name](getattr(snapshot, name)))
+        # Only the log on screen is redrawn (500 rows each); the others are
+        # drawn when switched to.
+        name = self.shown_log
+        self.query_one(f"#procs-{name}-table", TopTable).show(_LOG_TABLES[name](getattr(snapshot, name)))
 
     def _log_title(self, snapshot: ProcsSnapshot) -> None:
         kept = len(getattr(snapshot, self.shown_log))
@@ -124,6 +126,8 @@ class ProcsView(TabView):
             self.query_one(f"#procs-{name}-table", TopTable).display = name == self.shown_log
         if self.snapshot is not None:
             self._log_title(self.snapshot)
+            if not self.frozen:
+                self._show_logs(self.snapshot)
 
     def action_freeze_log(self) -> None:
         self.frozen = not self.frozen
