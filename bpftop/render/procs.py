@@ -117,9 +117,13 @@ def short_lived_table(events: Tuple[ExitEvent, ...]) -> Table:
             Column("lifetime", "LIVED ms", fmt=fmt_ms, width=8),
             Column("exit", "EXIT", numeric=False, fmt=str, width=8),
             Column("argv", "ARGS", numeric=False, fmt=fmt_text, width=20),
+            # The row key: a pid can come back within one interval.
+            Column("seq", "#", width=5),
         ),
-        rows=tuple((e.pid, e.ppid or None, e.comm, e.lifetime_s, exit_text(e), argv_text(e.argv)) for e in events),
+        rows=tuple((e.pid, e.ppid or None, e.comm, e.lifetime_s, exit_text(e), argv_text(e.argv), e.seq)
+                   for e in events),
         empty="no short-lived process this interval",
+        key_column=6,
         sort_column=3,
     )
 
