@@ -25,6 +25,7 @@ MAX_ARGS = 8
 # struct event in bpftop/bpf/procs.c up to its path, field for field.
 HEADER = struct.Struct("<QQIIIIIiIIII16s")
 assert HEADER.size == 72
+_KIND, _KIND_AT = struct.Struct("<I"), 16  # struct event's kind
 SMALL_SIZE = HEADER.size + PATH_LEN
 FULL_SIZE = SMALL_SIZE + MAX_ARGS * ARG_LEN
 TRUNC_MORE_ARGS = 31
@@ -65,8 +66,8 @@ class EventLog:
         self.max_events = max_events
         self._execs: Deque[ExecEvent] = collections.deque(maxlen=max_events)
         self._exits: Deque[ExitEvent] = collections.deque(maxlen=max_events)
-        self._opens: Deque[OpenEvent] = collections.deque(maxlen=max_events)
-        self._signals: Deque[SignalEvent] = collections.deque(maxlen=max_events)
+        self._opens: Deque[Tuple[int, bytes]] = collections.deque(maxlen=max_events)
+        self._signals: Deque[Tuple[int, bytes]] = collections.deque(maxlen=max_events)
         self._argv: collections.OrderedDict[int, Tuple[str, ...]] = collections.OrderedDict()
         self._exited_now: List[ExitEvent] = []
         self.comms: Dict[int, str] = {}  # the latest name seen per pid
@@ -81,45 +82,57 @@ class EventLog:
             self.since = time.time()
 
     def feed(self, data: bytes) -> None:
-        """One raw event (``struct event``) from the buffer."""
+        """One raw event (``struct event``) from the buffer. Opens and
+        signals, the bulk of the events, are kept raw (the log is bounded)
+        and decoded only when a snapshot takes them."""
         if len(data) < SMALL_SIZE:
             return
-        (ts, start, kind, pid, tid, ppid, uid, ret, flags, target, argc, trunc,
-         comm_raw) = HEADER.unpack_from(data)
-        comm = maps.comm(comm_raw)
-        path = _text(data[HEADER.size:SMALL_SIZE])
-        when = ts / 1e9 + self._offset
+        kind = _KIND.unpack_from(data, _KIND_AT)[0]
         with self._lock:
             self._seq += 1
-            seq = self._seq
-            if kind == EV_EXEC:
-                if len(data) < FULL_SIZE:
-                    return
-                argv = tuple(
-                    _text(data[SMALL_SIZE + i * ARG_LEN:SMALL_SIZE + (i + 1) * ARG_LEN])
-                    for i in range(min(argc, MAX_ARGS))
-                )
-                cut = tuple(i for i in range(len(argv)) if trunc >> i & 1)
-                self._execs.append(ExecEvent(seq, when, pid, ppid, uid, comm, path, argv, cut,
-                                             bool(trunc >> TRUNC_MORE_ARGS & 1), bool(flags & 1)))
-                self._argv[pid] = argv
-                self._argv.move_to_end(pid)
-                while len(self._argv) > MAX_ARGV_MEMO:
-                    self._argv.popitem(last=False)
-            elif kind == EV_EXIT:
-                lifetime = (ts - start) / 1e9 if 0 < start <= ts else None
-                ev = ExitEvent(seq, when, pid, ppid, uid, comm, (ret >> 8) & 0xFF, ret & 0x7F, lifetime,
-                               self._argv.pop(pid, ()))
-                self._exits.append(ev)
-                self._exited_now.append(ev)
-            elif kind == EV_OPEN:
-                fd, err = (ret, 0) if ret >= 0 else (-1, -ret)
-                self._opens.append(OpenEvent(seq, when, pid, tid, uid, comm, path, flags, fd, err, bool(trunc & 1)))
+            if kind == EV_OPEN:
+                self._opens.append((self._seq, data[:SMALL_SIZE]))
             elif kind == EV_SIGNAL:
-                self._signals.append(SignalEvent(seq, when, pid, comm, target, flags, signal_result(ret)))
-            else:
+                self._signals.append((self._seq, data[:HEADER.size]))
+            elif kind in (EV_EXEC, EV_EXIT):
+                self._lifecycle(self._seq, kind, data)
+
+    def _lifecycle(self, seq: int, kind: int, data: bytes) -> None:
+        (ts, start, _, pid, _, ppid, uid, ret, flags, _, argc, trunc, comm_raw) = HEADER.unpack_from(data)
+        comm = maps.comm(comm_raw)
+        when = ts / 1e9 + self._offset
+        if kind == EV_EXEC:
+            if len(data) < FULL_SIZE:
                 return
-            self.comms[pid] = comm
+            argv = tuple(
+                _text(data[SMALL_SIZE + i * ARG_LEN:SMALL_SIZE + (i + 1) * ARG_LEN])
+                for i in range(min(argc, MAX_ARGS))
+            )
+            cut = tuple(i for i in range(len(argv)) if trunc >> i & 1)
+            path = _text(data[HEADER.size:SMALL_SIZE])
+            self._execs.append(ExecEvent(seq, when, pid, ppid, uid, comm, path, argv, cut,
+                                         bool(trunc >> TRUNC_MORE_ARGS & 1), bool(flags & 1)))
+            self._argv[pid] = argv
+            self._argv.move_to_end(pid)
+            while len(self._argv) > MAX_ARGV_MEMO:
+                self._argv.popitem(last=False)
+        else:
+            lifetime = (ts - start) / 1e9 if 0 < start <= ts else None
+            ev = ExitEvent(seq, when, pid, ppid, uid, comm, (ret >> 8) & 0xFF, ret & 0x7F, lifetime,
+                           self._argv.pop(pid, ()))
+            self._exits.append(ev)
+            self._exited_now.append(ev)
+        self.comms[pid] = comm
+
+    def _open(self, seq: int, data: bytes) -> OpenEvent:
+        (ts, _, _, pid, tid, _, uid, ret, flags, _, _, trunc, comm_raw) = HEADER.unpack_from(data)
+        fd, err = (ret, 0) if ret >= 0 else (-1, -ret)
+        return OpenEvent(seq, ts / 1e9 + self._offset, pid, tid, uid, maps.comm(comm_raw),
+                         _text(data[HEADER.size:SMALL_SIZE]), flags, fd, err, bool(trunc & 1))
+
+    def _signal(self, seq: int, data: bytes) -> SignalEvent:
+        (ts, _, _, pid, _, _, _, ret, flags, target, _, _, comm_raw) = HEADER.unpack_from(data)
+        return SignalEvent(seq, ts / 1e9 + self._offset, pid, maps.comm(comm_raw), target, flags, signal_result(ret))
 
     def take(self) -> Taken:
         with self._lock:
@@ -127,8 +140,8 @@ class EventLog:
                 since=self.since,
                 execs=tuple(reversed(self._execs)),
                 exits=tuple(reversed(self._exits)),
-                opens=tuple(reversed(self._opens)),
-                signals=tuple(reversed(self._signals)),
+                opens=tuple(self._open(seq, raw) for seq, raw in reversed(self._opens)),
+                signals=tuple(self._signal(seq, raw) for seq, raw in reversed(self._signals)),
                 exited_now=tuple(self._exited_now),
             )
             self._exited_now = []
