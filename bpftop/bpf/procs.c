@@ -79,16 +79,17 @@ struct execargs {
     char argv[MAX_ARGS][ARG_LEN];
 };
 
+// An open in flight: the path is read at the syscall's exit, from the same
+// user pointer (as opensnoop does), so no path is copied through the map.
 struct opening {
+    u64 path;
     u32 flags;
-    u32 cut;
-    char path[PATH_LEN];
+    u32 pad;
 };
 
 BPF_PERCPU_ARRAY(lost, u64, LOST_SLOTS);
 BPF_PERCPU_ARRAY(scratch, struct event, 1);
 BPF_PERCPU_ARRAY(args_scratch, struct execargs, 1);
-BPF_PERCPU_ARRAY(open_scratch, struct opening, 1);
 BPF_HASH(counts, u32, struct counts, MAX_PROCS);
 BPF_HASH(exec_args, u32, struct execargs, MAX_PENDING);
 BPF_HASH(opens, u32, struct opening, MAX_PENDING);
@@ -366,17 +367,11 @@ static __always_inline void open_entry(const char *path, u32 flags)
     u64 pid_tgid = bpf_get_current_pid_tgid();
     if (skip_current(pid_tgid >> 32))
         return;
-    u32 zero = 0;
-    struct opening *o = open_scratch.lookup(&zero);
-    if (!o)
-        return;
-    o->flags = flags;
-    long n = bpf_probe_read_user_str(o->path, sizeof(o->path), path);
-    if (n < 0)
-        o->path[0] = 0;
-    o->cut = n == sizeof(o->path);
+    struct opening o = {};
+    o.path = (u64)path;
+    o.flags = flags;
     u32 tid = (u32)pid_tgid;
-    if (opens.update(&tid, o))
+    if (opens.update(&tid, &o))
         count_lost(LOST_PENDING);
 }
 
@@ -398,8 +393,10 @@ static __always_inline void open_exit(void *ctx, long ret)
     if (ev) {
         ev->ret = (s32)ret;
         ev->flags = o->flags;
-        ev->trunc = o->cut;
-        __builtin_memcpy(ev->path, o->path, sizeof(ev->path));
+        long n = bpf_probe_read_user_str(ev->path, sizeof(ev->path), (void *)o->path);
+        if (n < 0)
+            ev->path[0] = 0;
+        ev->trunc = n == sizeof(ev->path);
         submit(ctx, ev, LOST_OPEN, 0);
     }
     opens.delete(&tid);
