@@ -297,9 +297,24 @@ class ProcsCollector(Collector[ProcsSnapshot]):
             return []
         out = []
         for key, value in maps.items(self._bpf[b"counts"]):
-            out.append((maps.key_int(key), int(value.ppid), int(value.uid), maps.comm(bytes(value.comm)),
+            pid = maps.key_int(key)
+            # An entry made by a signal it received has no name: the kernel
+            # saw the sender, not it.
+            name = maps.comm(bytes(value.comm)) or self._comm_of(pid)
+            out.append((pid, int(value.ppid), int(value.uid), name,
                         tuple(int(getattr(value, f)) for f in COUNT_FIELDS)))
         return out
+
+    def _comm_of(self, pid: int) -> str:
+        name = self.log.comms.get(pid)
+        if name is None:
+            try:
+                with open(f"/proc/{pid}/comm", "rb") as f:
+                    name = maps.comm(f.read().rstrip(b"\n"))
+            except OSError:
+                name = ""
+            self.log.comms[pid] = name
+        return name
 
     def _read_lost(self) -> Tuple[int, ...]:
         if self._bpf is None:
