@@ -23,7 +23,7 @@ pytestmark = pytest.mark.bpf
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSCALL_PROGS = ("bpftop_sc_exit", "bpftop_sc_enter")
 # Column headers only each tab shows.
-TAB_MARKERS = {"syscalls": "SYSCALL", "disk": "MB/s", "tcp": "DESTINATION", "cache": "MISSES"}
+TAB_MARKERS = {"syscalls": "SYSCALL", "disk": "MB/s", "tcp": "DESTINATION", "cache": "MISSES", "procs": "FORKS"}
 TAB_LABELS = [f"{i} {spec.title}" for i, spec in enumerate(TABS.values(), start=1)]
 
 
