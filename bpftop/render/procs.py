@@ -22,8 +22,8 @@ HELP = """\
 Processes started and ended, files opened and signals sent, from the
 sched, syscalls and signal tracepoints (execsnoop, exitsnoop, opensnoop and
 killsnoop at once). The process table counts per process since the counts
-started (bpftop start or the last filter change): EXECS, EXITS, FORKS (new
-processes, not threads), OPENS and FAILED (open/openat/openat2 that
+started (bpftop start or the last filter change): EXECS, EXITS (its main
+thread ended), FORKS (new processes, not threads), OPENS and FAILED (open/openat/openat2 that
 returned an error), SIG OUT (signals generated in its context, SIGCHLD to
 its parent on exit included) and SIG IN; NEW is this interval's activity.
 Short-lived: processes that exited this interval having lived less than

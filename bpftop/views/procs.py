@@ -116,7 +116,7 @@ class ProcsView(TabView):
         kept = len(getattr(snapshot, self.shown_log))
         state = ["  ", (" FROZEN ", "reverse"), " (f resumes)"] if self.frozen else ["  (f freezes)"]
         self.query_one("#procs-log-title", Static).update(
-            styled(f"{self.shown_log.capitalize()}, newest first: {kept} kept, {since_line(snapshot)}  (e switches)",
+            styled(f"{self.shown_log.capitalize()} (e: next log), newest first: {kept} kept, {since_line(snapshot)}",
                    *state)
         )
 
