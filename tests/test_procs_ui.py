@@ -114,3 +114,17 @@ async def test_help_lists_the_procs_keys_and_notes():
         assert isinstance(app.screen, HelpScreen)
         text = " ".join(str(s.render()) for s in app.screen.query("Static"))
         assert "Processes tab" in text and "event log: execs, opens, signals" in text and "Short-lived" in text
+
+
+async def test_snapshot_of_the_procs_tab_escapes_argv(tmp_path):
+    app = BpftopApp([FakeProcsCollector()], interval=0.2, capture_dir=tmp_path / "snaps")
+    async with app.run_test(size=(160, 45)) as pilot:
+        execs = app.screen.query_one("#procs-execs-table", TopTable)
+        await wait_for(pilot, lambda: execs.row_count >= 1)
+        await pilot.press("p")  # hold the screen still
+        await pilot.pause(0.1)
+        await pilot.press("s")
+        (snap,) = (tmp_path / "snaps").iterdir()
+        assert snap.name.startswith("bpftop-procs-")
+        text = snap.read_text()
+        assert "\x1b" not in text and "\\x1b[2J" in text and "'two words'" in text
