@@ -82,6 +82,15 @@ def test_count_table_deltas_and_freeing_exited_entries():
     assert table.update([(100, 1, 0, "sh", (0, 0, 3, 9, 2, 1, 0))], {})[0] == ()
 
 
+def test_entries_of_processes_that_ended_unseen_are_freed():
+    table = pe.CountTable()
+    table.reset([])
+    entry = (700, 1, 0, "x", (0, 0, 0, 3, 0, 0, 0))
+    assert table.update([entry], {})[1] == []
+    assert table.update([entry], {}, gone={700})[1] == []  # one read to show it
+    assert table.update([entry], {}, gone={700})[1] == [700]
+
+
 def test_descendants_follow_the_parent_chain():
     log = pe.EventLog()
     feed_scenario(log)

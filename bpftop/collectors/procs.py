@@ -54,6 +54,7 @@ MAX_FILTER_UIDS = 1024
 RING_PAGES = 1024  # 4 MiB: about 12,000 opens, or 5,000 execs
 PERF_PAGES = 64  # per CPU
 POLL_MS = 50
+GONE_EVERY = 10  # reads between looks in /proc for processes that ended unseen
 BUFFERS = ("auto", "ring", "perf")
 
 # struct task_struct members the program reads, from the kernel's BTF.
@@ -157,6 +158,7 @@ class ProcsCollector(Collector[ProcsSnapshot]):
         self._ring = False
         self._lost_base: Tuple[int, ...] = (0,) * len(LOST_KINDS)
         self._lost_prev = 0
+        self._reads = 0
         self._last = time.monotonic()
         self._poller: Optional[threading.Thread] = None
         self._stop_poll = threading.Event()
@@ -334,7 +336,14 @@ class ProcsCollector(Collector[ProcsSnapshot]):
         self._drain()
         now = time.monotonic()
         interval = now - self._last
-        rows, gone = self.counts.update(self._entries(), self.log.comms)
+        entries = self._entries()
+        self._reads += 1
+        # Entries whose exit was not counted (filtered out, or it ended
+        # before bpftop started counting it) are found by a look in /proc
+        # every few reads, so they cannot fill the kernel's table.
+        ended = frozenset(e[0] for e in entries if not os.path.exists(f"/proc/{e[0]}")) \
+            if self._reads % GONE_EVERY == 0 else frozenset()
+        rows, gone = self.counts.update(entries, self.log.comms, ended)
         self._delete(gone)
         self._forget_comms(rows)
         t = self.log.take()

@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Deque, Dict, Iterable, List, Optional, Tuple
+from typing import Container, Deque, Dict, Iterable, List, Optional, Tuple
 
 from ..bpf import maps
 from ..model.procs import ExecEvent, ExitEvent, OpenEvent, ProcRow, SignalEvent, signal_result
@@ -185,9 +185,11 @@ class CountTable:
         self.interval = [0] * len(COUNT_FIELDS)
 
     def update(self, entries: Iterable[Tuple[int, int, int, str, Counts]],
-               comms: Dict[int, str]) -> Tuple[Tuple[ProcRow, ...], List[int]]:
+               comms: Dict[int, str], gone: Container[int] = ()) -> Tuple[Tuple[ProcRow, ...], List[int]]:
         """Rows from one read of the map (pid, ppid, uid, comm, counts);
-        returns the rows and the pids whose kernel entry to delete now."""
+        returns the rows and the pids whose kernel entry to delete now.
+        ``gone``: pids known to have ended although their exit was not
+        counted (a filter left it out), freed like exited ones."""
         interval = [0] * len(COUNT_FIELDS)
         rows = []
         to_delete = []
@@ -207,7 +209,7 @@ class CountTable:
             acc.comm = comm or comms.get(pid, "") or acc.comm
             # The kernel entry's own count: an exit before the counts
             # restarted still frees the entry.
-            if values[_EXITS]:
+            if values[_EXITS] or pid in gone:
                 acc.exited_reads += 1
                 if acc.exited_reads >= 2:
                     to_delete.append(pid)
