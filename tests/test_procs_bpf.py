@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 import workload
-from rungs import rung_params
+from rungs import doctor_mark, rung_params
 from shared import pid_filtered
 
 from bpftop.collectors.procs import ProcsCollector
@@ -227,3 +227,11 @@ def test_losses_are_counted_exactly_per_kind():
     assert lost["open"] > 0 and seen + lost["open"] == n
     assert row_counts(snap, os.getpid())[3:5] == (n, n)  # the counts are in the kernel: all there
     assert "lost" in render.summary(snap) and str(lost["open"]) in render.summary(snap)
+
+
+@pytest.mark.matrix
+def test_doctor_lists_the_procs_ladder(doctor_run):
+    out = doctor_run.stdout
+    section = out[out.index("\nprocs collector"):]
+    assert "[chosen] sched/syscalls/signal tracepoints, ring buffer" in section
+    assert doctor_mark(out, "works") + " sched/syscalls/signal tracepoints, perf buffer" in section
