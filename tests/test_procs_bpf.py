@@ -205,11 +205,13 @@ def test_pid_and_uid_filters_in_the_kernel(shared_collectors, tmp_files):
     assert c.collect().uid_filter == ()
 
 
-def test_losses_are_counted_exactly_per_kind():
+@pytest.mark.parametrize("buffer", ["ring", "perf"])
+def test_losses_are_counted_exactly_per_kind(buffer):
     """A one-page buffer never drained during the work: the opens that did
     not fit are counted, and what arrived plus what was lost is all of them."""
-    c = ProcsCollector(ring_pages=1, perf_pages=1, poll=False)
+    c = ProcsCollector(buffer=buffer, ring_pages=1, perf_pages=1, poll=False)
     c.start()
+    assert c.hook.endswith(f"{buffer} buffer")
     try:
         c.set_kernel_filter("pid", [os.getpid()])
         c.collect()
