@@ -21,7 +21,7 @@ from .console_filters import FilterState
 from .filters import NO_FILTER, Filter
 from .keys import KEYS
 from .loop import CollectionLoop, Snapshots
-from .messages import RecordingFailed, SnapshotReady, StatusChanged
+from .messages import RecordingFailed, SnapshotReady, StatusChanged, SwitchProbe
 from .model import CollectorState, CollectorStatus
 from .recording.file import Recorder, RecordingError
 from .recording.file import header as recording_header
@@ -227,6 +227,9 @@ class BpftopApp(App[int]):
                 # in the tab shown (start-up can leave it on the tab bar).
                 if self.main_screen.active_tab == message.tab:
                     self.main_screen.activate(message.tab)
+
+    def on_switch_probe(self, message: SwitchProbe) -> None:
+        self.probing.toggle(message.tab, message.part)
 
     def on_status_changed(self, message: StatusChanged) -> None:
         self.statuses[message.status.tab] = message.status

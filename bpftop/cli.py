@@ -17,9 +17,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from . import __version__, modes
+from . import config as config_mod
 from .bpf import system
 from .errors import BpftopError
 from .loop import MAX_INTERVAL, MIN_INTERVAL
+from .safetext import safe
 from .stderr_guard import python_stderr_apart
 from .tabs import PLANNED, TABS
 
@@ -78,10 +80,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bpftop",
         description="A top-style console for Linux kernel observability on eBPF. "
-        "'bpftop doctor' reports what this kernel allows.",
+        "'bpftop doctor' reports what this kernel allows, 'bpftop exporter' serves Prometheus metrics "
+        "(bpftop exporter --help), 'bpftop config' shows the settings from the config files.",
     )
-    p.add_argument("-d", "--interval", type=_interval, default=1.0, metavar="SECONDS",
-                   help="refresh interval (default 1)")
+    p.add_argument("-d", "--interval", type=_interval, default=None, metavar="SECONDS",
+                   help="refresh interval (default from the config file, else 1)")
     p.add_argument(
         "-p", "--pid", type=_pids, action="append", default=[], metavar="PID",
         help="only these processes (filtered in the kernel); repeat or comma-separate",
@@ -128,7 +131,9 @@ def _check_combinations(args: argparse.Namespace) -> None:
     p = parser()
     if args.record_append and not args.record:
         p.error("--record-append goes with --record FILE")
-    tab_options = [o.flag for spec in TABS.values() for o in spec.options if getattr(args, o.dest) not in (None, False)]
+    # A flag pair sharing a dest (--latency/--no-latency) names the one given.
+    tab_options = [o.flag for spec in TABS.values() for o in spec.options
+                   if getattr(args, o.dest) not in (None, False) and o.const in (None, getattr(args, o.dest))]
     if args.replay and (args.record or args.pid or args.probes or tab_options):
         named = ", ".join(tab_options)
         p.error(f"--replay shows a recording: --record, -p, --probes and the tabs' options ({named or 'none given'})"
@@ -141,6 +146,35 @@ def _check_combinations(args: argparse.Namespace) -> None:
         p.error("--once prints one tab; for several, use -n 1")
 
 
+def _apply_config(args: argparse.Namespace, cfg: config_mod.Config) -> None:
+    """What the command line left unsaid, from the config files. A
+    recording to replay keeps its own tabs and settings."""
+    if args.interval is None:
+        args.interval = float(cfg.get("interval"))
+    if args.snapshot_dir is None and cfg.get("snapshot_dir"):
+        args.snapshot_dir = Path(cfg.get("snapshot_dir"))
+    if args.replay:
+        return
+    if not args.tab and cfg.get("tabs"):
+        args.tab = list(cfg.get("tabs"))[:1] if args.once else list(cfg.get("tabs"))
+    if args.probes is None and cfg.given("probes"):
+        args.probes = list(cfg.get("probes"))
+    if args.latency is None:  # neither --latency nor --no-latency given
+        args.latency = bool(cfg.get("latency"))
+    if not args.record_append and args.record and cfg.get("record.append"):
+        args.record_append = True
+
+
+def config_main(argv: Sequence[str]) -> int:
+    if argv:
+        parser().error(f"config takes no arguments (got {' '.join(argv)})")
+    cfg = config_mod.load()
+    print(f"# system file: {safe(config_mod.system_path())}, user file: {safe(config_mod.user_path())}")
+    for line in config_mod.describe(cfg):
+        print(line)
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -151,8 +185,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 parser().error(f"doctor takes only -v/--verbose and -q/--quick (got {' '.join(argv[1:])})")
             with python_stderr_apart():
                 return doctor_main("verbose" in flags, "quick" in flags)
+        if argv[:1] == ["config"]:
+            return config_main(argv[1:])
+        cfg = config_mod.load()
+        if argv[:1] == ["exporter"]:
+            from .exporter import serve
+
+            with python_stderr_apart():
+                return serve.main(argv[1:], cfg)
         args = parser().parse_args(argv)
         _check_combinations(args)
+        _apply_config(args, cfg)
         pids = sorted({p for group in args.pid for p in group})
         if len(pids) > MAX_PIDS:
             parser().error(f"-p: at most {MAX_PIDS} processes can be filtered in the kernel (got {len(pids)})")

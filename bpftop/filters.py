@@ -50,6 +50,13 @@ class Term:
         return ALIASES.get(self.field, (self.field,))
 
     def holds(self, value: Any) -> bool:
+        if isinstance(value, tuple):
+            # A cell with several values (a BPF program's owners or attach
+            # points) holds a positive term when any value does, and a
+            # negative one when every value does.
+            if self.op in ("!=", "!~"):
+                return all(self.holds(v) for v in value)
+            return any(self.holds(v) for v in value)
         if self.op in ("~", "!~"):
             found = value is not None and self.regex is not None and self.regex.search(str(value)) is not None
             return found if self.op == "~" else not found

@@ -65,6 +65,11 @@ class _Slot:
         self.backoff = FIRST_BACKOFF
         self.retry_at = 0.0
         self.worker: Optional[threading.Thread] = None
+        # What reading it has cost so far (reads, seconds, failed reads),
+        # for the exporter's own metrics.
+        self.reads = 0
+        self.read_seconds = 0.0
+        self.read_errors = 0
 
 
 class CollectionLoop:
@@ -114,6 +119,11 @@ class CollectionLoop:
     @property
     def tabs(self) -> List[str]:
         return list(self._slots)
+
+    def read_costs(self) -> Dict[str, Tuple[int, float, int]]:
+        """Per tab, since the loop began: (reads, seconds spent reading, failed reads)."""
+        with self._lock:
+            return {tab: (s.reads, s.read_seconds, s.read_errors) for tab, s in self._slots.items()}
 
     # -- running --------------------------------------------------------------
     def start(self) -> None:
@@ -259,12 +269,16 @@ class CollectionLoop:
 
     def _read_one(self, slot: _Slot, now: float) -> Any:
         collector = slot.collector
+        began = time.monotonic()
         try:
             snapshot = collector.collect()
         except Exception as exc:
             with self._lock:
+                slot.reads += 1
+                slot.read_seconds += time.monotonic() - began
                 if slot.state != _UP or not slot.enabled or self._stop.is_set():
                     return None  # switched off under the read: not an error
+                slot.read_errors += 1
                 backoff = slot.backoff
                 slot.retry_at = now + backoff
                 slot.backoff = min(MAX_BACKOFF, backoff * 2)
@@ -272,6 +286,8 @@ class CollectionLoop:
             self._on_status(collector.status)
             return None
         with self._lock:
+            slot.reads += 1
+            slot.read_seconds += time.monotonic() - began
             if slot.state != _UP or not slot.enabled:
                 return None
             slot.backoff, slot.retry_at = FIRST_BACKOFF, 0.0

@@ -38,3 +38,13 @@ class RecordingFailed(Message):
     def __init__(self, why: str) -> None:
         super().__init__()
         self.why = why
+
+
+class SwitchProbe(Message):
+    """A tab's view asks for one of its collector's optional probes (the
+    syscalls tab's latency) to be switched on or off."""
+
+    def __init__(self, tab: str, part: str) -> None:
+        super().__init__()
+        self.tab = tab
+        self.part = part

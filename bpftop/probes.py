@@ -29,6 +29,14 @@ class ProbeRow:
     # Runs the kernel skipped since attach (recursion misses), None where
     # the kernel does not count them.
     misses: Optional[int] = None
+    # An optional probe of the tab's collector (switched on its own, like
+    # the syscalls tab's latency); "" for the tab's own programs.
+    part: str = ""
+
+    @property
+    def label(self) -> str:
+        """The PROBE column: the tab, or the tab and its optional probe."""
+        return f"{self.tab} {self.part}" if self.part else self.tab
 
 
 class ProbeMeter:
@@ -45,8 +53,17 @@ class ProbeMeter:
             status = statuses.get(collector.tab, collector.status)
             chosen = status.chosen
             programs = collector.programs() if status.state in (CollectorState.RUNNING, CollectorState.ERROR) else []
+            optional = collector.optional_probes()
+            parts = collector.optional_programs()
             if programs and chosen is not None:
                 for name, fd in programs:
+                    part = parts.get(name, "")
+                    if part and not optional.get(part, False):
+                        # Loaded, not attached: it runs nowhere and costs nothing.
+                        rows.append(ProbeRow(f"{collector.tab}/{name}", collector.tab, name, "detached",
+                                             chosen.strategy, chosen.kind.value, part=part,
+                                             reason=f"{part} is off: switch it on here or with its tab's key"))
+                        continue
                     stats = program_stats(fd)
                     rate = avg = cpu = None
                     if stats is not None:
@@ -64,10 +81,18 @@ class ProbeMeter:
                     rows.append(ProbeRow(
                         f"{collector.tab}/{name}", collector.tab, name, "attached",
                         chosen.strategy, chosen.kind.value, rate, avg, cpu,
-                        misses=stats.recursion_misses if stats is not None else None,
+                        misses=stats.recursion_misses if stats is not None else None, part=part,
                     ))
             else:
                 rows.append(self._idle_row(collector, status))
+                # Optional probes can be set before their collector runs:
+                # they start as set.
+                for part, on in optional.items():
+                    rows.append(ProbeRow(
+                        f"{collector.tab}/{part}", collector.tab, "-", "on at start" if on else "detached",
+                        "-", "-", part=part,
+                        reason=f"{part} {'starts on' if on else 'stays off'} when {collector.tab} starts",
+                    ))
             rows.extend(self._other_rungs(collector.tab, status))
         self._last = {k: v for k, v in self._last.items() if k in seen}
         return rows

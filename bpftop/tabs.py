@@ -18,20 +18,24 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Type
 
 from .collectors.base import Collector
+from .collectors.bpf import BpfCollector
 from .collectors.cache import CacheCollector
 from .collectors.disk import DiskCollector
 from .collectors.procs import ProcsCollector
 from .collectors.syscalls import SyscallsCollector
 from .collectors.tcp import TcpCollector
+from .model import bpf as bpf_model
 from .model import cache as cache_model
 from .model import disk as disk_model
 from .model import tcp as tcp_model
+from .model.bpf import BpfSnapshot
 from .model.cache import CacheSnapshot
 from .model.disk import DiskSnapshot
 from .model.history import GraphFeeder, History
 from .model.procs import ProcsSnapshot
 from .model.syscalls import SyscallsSnapshot
 from .model.tcp import TcpSnapshot
+from .render import bpf as bpf_render
 from .render import cache as cache_render
 from .render import disk as disk_render
 from .render import procs as procs_render
@@ -40,6 +44,7 @@ from .render import tcp as tcp_render
 from .safetext import safe_lines
 
 if TYPE_CHECKING:
+    from .exporter.base import TabMetrics
     from .views.base import TabView
 
 
@@ -56,9 +61,15 @@ class TabOption:
     store_true: bool = False
     parse: Optional[Callable[[str], Any]] = None
     metavar: Optional[str] = None
+    # A flag that stores this value (a pair like --latency / --no-latency
+    # shares one dest: the last given wins).
+    const: Any = None
 
     def add_to(self, parser: argparse.ArgumentParser) -> None:
-        if self.store_true:
+        if self.const is not None:
+            parser.add_argument(self.flag, dest=self.dest, action="store_const", const=self.const,
+                                default=self.default, help=self.help)
+        elif self.store_true:
             parser.add_argument(self.flag, dest=self.dest, action="store_true", help=self.help)
         else:
             parser.add_argument(self.flag, dest=self.dest, type=self.parse or str, default=self.default,
@@ -96,6 +107,9 @@ class TabSpec:
     # rungs too: (label, settings).
     doctor_variants: Tuple[Tuple[str, Mapping[str, Any]], ...] = ()
     graph: Optional[GraphFeeder] = None  # what of a snapshot its graphs keep
+    # Its Prometheus metrics for ``bpftop exporter`` (imports prometheus_client:
+    # only the exporter calls it).
+    metrics: Optional[Callable[[], TabMetrics]] = None
 
     def to_text(self, snapshot: Any) -> str:
         # The renderers escape each field; this catches any they missed.
@@ -113,10 +127,28 @@ def _regex(text: str) -> str:
     return text
 
 
+def _bpf_metrics() -> TabMetrics:
+    from .render.bpf_metrics import BpfMetrics
+
+    return BpfMetrics()
+
+
+def _syscalls_metrics() -> TabMetrics:
+    from .render.syscalls_metrics import SyscallsMetrics
+
+    return SyscallsMetrics()
+
+
 def _syscalls_view() -> Type[TabView]:
     from .views.syscalls import SyscallsView
 
     return SyscallsView
+
+
+def _disk_metrics() -> TabMetrics:
+    from .render.disk_metrics import DiskMetrics
+
+    return DiskMetrics()
 
 
 def _disk_view() -> Type[TabView]:
@@ -125,10 +157,22 @@ def _disk_view() -> Type[TabView]:
     return DiskView
 
 
+def _tcp_metrics() -> TabMetrics:
+    from .render.tcp_metrics import TcpMetrics
+
+    return TcpMetrics()
+
+
 def _tcp_view() -> Type[TabView]:
     from .views.tcp import TcpView
 
     return TcpView
+
+
+def _cache_metrics() -> TabMetrics:
+    from .render.cache_metrics import CacheMetrics
+
+    return CacheMetrics()
 
 
 def _cache_view() -> Type[TabView]:
@@ -137,20 +181,36 @@ def _cache_view() -> Type[TabView]:
     return CacheView
 
 
+def _procs_metrics() -> TabMetrics:
+    from .render.procs_metrics import ProcsMetrics
+
+    return ProcsMetrics()
+
+
 def _procs_view() -> Type[TabView]:
     from .views.procs import ProcsView
 
     return ProcsView
 
 
+def _bpf_view() -> Type[TabView]:
+    from .views.bpf import BpfView
+
+    return BpfView
+
+
 _ENTRIES = (
     TabSpec(
         "syscalls", "Syscalls", SyscallsCollector,
-        lambda o: SyscallsCollector(pids=o.pids, latency=not o.get("no_latency", False)),
+        lambda o: SyscallsCollector(pids=o.pids, latency=bool(o.get("latency", False))),
         SyscallsSnapshot, syscalls_render.to_text, syscalls_render.to_dict, _syscalls_view,
         filter_fields=("syscall", "count", "errors", "pid", "comm"), help=syscalls_render.HELP,
-        options=(TabOption("--no-latency", "no_latency", "syscalls: count only, do not time calls (cheaper)",
-                           store_true=True),),
+        metrics=_syscalls_metrics,
+        options=(TabOption("--latency", "latency",
+                           "syscalls: time each call from the start (a probe of its own: L on the Syscalls tab "
+                           "or the probes screen switches it live)", const=True),
+                 TabOption("--no-latency", "latency", "syscalls: count only, do not time calls (the default)",
+                           const=False)),
     ),
     TabSpec(
         "disk", "Disk", DiskCollector,
@@ -161,13 +221,13 @@ _ENTRIES = (
                            "disk: latency from request creation/queueing, OS queue time included (biolatency -Q)",
                            store_true=True),),
         doctor_variants=(("--disk-queued", {"disk_queued": True}),),
-        graph=disk_model.graph,
+        graph=disk_model.graph, metrics=_disk_metrics,
     ),
     TabSpec(
         "tcp", "TCP", TcpCollector,
         lambda o: TcpCollector(pids=o.pids),
         TcpSnapshot, tcp_render.to_text, tcp_render.to_dict, _tcp_view,
-        filter_fields=(), help=tcp_render.HELP, graph=tcp_model.graph,
+        filter_fields=(), help=tcp_render.HELP, graph=tcp_model.graph, metrics=_tcp_metrics,
     ),
     TabSpec(
         "cache", "Cache", CacheCollector,
@@ -177,13 +237,24 @@ _ENTRIES = (
         options=(TabOption("--cache-comm", "cache_comm",
                            "cache: only processes whose name matches this regular expression",
                            parse=_regex, metavar="REGEX"),),
-        graph=cache_model.graph,
+        graph=cache_model.graph, metrics=_cache_metrics,
     ),
     TabSpec(
         "procs", "Processes", ProcsCollector,
         lambda o: ProcsCollector(pids=o.pids),
         ProcsSnapshot, procs_render.to_text, procs_render.to_dict, _procs_view,
         filter_fields=("pid", "ppid", "uid", "comm", "path", "err", "sig", "argv"), help=procs_render.HELP,
+        metrics=_procs_metrics,
+    ),
+    TabSpec(
+        "bpf", "BPF", BpfCollector,
+        lambda o: BpfCollector(pids=o.pids, enable_stats=o.get("bpf_stats", False)),
+        BpfSnapshot, bpf_render.to_text, bpf_render.to_dict, _bpf_view,
+        filter_fields=("id", "type", "name", "attach", "pid", "comm"), help=bpf_render.HELP,
+        options=(TabOption("--bpf-stats", "bpf_stats",
+                           "bpf: switch the kernel's BPF run-time statistics on while bpftop runs "
+                           "(a BPF_ENABLE_STATS fd, released at exit)", store_true=True),),
+        graph=bpf_model.graph, metrics=_bpf_metrics,
     ),
 )
 

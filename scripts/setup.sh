@@ -35,6 +35,10 @@ need_pkg tmux
 if [ -n "$extras" ]; then
     need_pkg openssh-server
     need_pkg openssh-client
+    # The exporter test scrapes bpftop exporter with Debian's Prometheus
+    # (its own binary on loopback, never the system service).
+    need_pkg prometheus
+    need_pkg openssl
 fi
 # The kernel matrix (scripts/kernel_matrix.py) boots Debian's stock kernels
 # in QEMU guests with virtme-ng (which needs busybox for its initramfs), each

@@ -74,9 +74,14 @@ def held_prog_ids(pid):
                 info = f.read()
         except OSError:
             continue  # closed meanwhile
-        for line in info.splitlines():
-            if line.startswith("prog_id:"):
-                ids.add(int(line.split()[1]))
+        fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+        if int(fields.get("flags", "0").strip() or "0", 8) & os.O_NONBLOCK:
+            # The BPF tab reading a program's info by id (it marks those
+            # fds), not a process holding it: else every program on the
+            # machine would look like this run's.
+            continue
+        if "prog_id" in fields:
+            ids.add(int(fields["prog_id"].split()[0]))
     return ids
 
 
@@ -276,3 +281,44 @@ def wait_until_ids_gone(ids, timeout=None):
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.2)
+
+
+def held_bpf_objects(pid="self"):
+    """The kernel ids of the BPF programs, maps and links process ``pid``
+    holds, and how many perf-event fds it has (a classic tracepoint's
+    attachment): ``{"prog": set, "map": set, "link": set, "perf_events": int}``."""
+    out = {"prog": set(), "map": set(), "link": set(), "perf_events": 0}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target == "anon_inode:[perf_event]":
+                out["perf_events"] += 1
+                continue
+            if not target.startswith("anon_inode:bpf"):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        except OSError:
+            continue  # closed meanwhile
+        for kind in ("link", "map", "prog"):
+            value = info.get(f"{kind}_id", "").strip()
+            if value.isdigit():
+                out[kind].add(int(value))
+                break
+    return out
+
+
+def links_of(prog_ids):
+    """bpftool's links (raw tracepoint attachments) of these programs."""
+    env = {k: v for k, v in os.environ.items() if k != TAG}
+    res = subprocess.run(["bpftool", "link", "list", "-j"], capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        return []
+    return [link for link in json.loads(res.stdout or "[]") if link.get("prog_id") in prog_ids]
+
+
+def map_list():
+    env = {k: v for k, v in os.environ.items() if k != TAG}
+    out = subprocess.run(["bpftool", "map", "list", "-j"], capture_output=True, text=True, check=True,
+                         env=env).stdout
+    return json.loads(out or "[]")

@@ -1,11 +1,28 @@
+import atexit
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from bpfprogs import bpf_skip_reason
 from testenv import scaled
+
+# A shell starts a background job with SIGINT ignored, and a child inherits
+# that; bpftop rightly keeps it ignored, so the SIGINT exit tests would hang
+# when the suite itself runs in the background. A handler (unlike SIG_IGN)
+# is reset to the default on exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# No test reads the operator's config files (~/.config/bpftop, /etc/bpftop):
+# every bpftop the tests start sees none unless the test writes one.
+_CONFIG_HOME = tempfile.mkdtemp(prefix="bpftop-test-config-")
+os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
+os.environ["BPFTOP_SYSTEM_CONFIG"] = os.path.join(_CONFIG_HOME, "system.toml")
+atexit.register(shutil.rmtree, _CONFIG_HOME, True)
 
 
 @pytest.fixture(scope="session")

@@ -271,5 +271,8 @@ def test_dd_of_a_cold_file_never_shows_negative_counts(file32):
         # binary, libraries and locale files may be cold too (DAMON evicts
         # idle pages here within seconds): tens of pages, not hundreds.
         extra = row["added"] - brought_in
-        assert 0 <= extra <= 0.05 * brought_in and row["misses"] == row["added"], (brought_in, row)
+        # dd's first read updates the file's atime: ext4 may dirty the inode
+        # table's block in dd's own context, a page or two that are not misses.
+        assert row["dirtied"] <= 4, row
+        assert 0 <= extra <= 0.05 * brought_in and row["misses"] == row["added"] - row["dirtied"], (brought_in, row)
         assert row["hits"] == row["accesses"] - row["misses"]

@@ -21,9 +21,11 @@ from bpftop.tabs import TABS
 pytestmark = pytest.mark.bpf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SYSCALL_PROGS = ("bpftop_sc_exit", "bpftop_sc_enter")
+# Starts kept in task storage (ts) where the kernel takes it, else the LRU hash (sc).
+SYSCALL_PROGS = ("bpftop_ts_exit", "bpftop_ts_enter", "bpftop_sc_exit", "bpftop_sc_enter")
 # Column headers only each tab shows.
-TAB_MARKERS = {"syscalls": "SYSCALL", "disk": "MB/s", "tcp": "DESTINATION", "cache": "MISSES", "procs": "FORKS"}
+TAB_MARKERS = {"syscalls": "SYSCALL", "disk": "MB/s", "tcp": "DESTINATION", "cache": "MISSES", "procs": "FORKS",
+               "bpf": "EVENTS/S"}
 TAB_LABELS = [f"{i} {spec.title}" for i, spec in enumerate(TABS.values(), start=1)]
 
 
@@ -260,7 +262,7 @@ def test_probes_screen_shows_its_cost_columns_with_numbers_at_80x24(term, tmp_pa
     the selected row's detail line."""
     before = prog_ids()
     term.width, term.height = 80, 24
-    term.start(bpftop_cmd("-d", "0.5", "--probes", "syscalls") + f"; echo EXIT=$? > {tmp_path}/rc")
+    term.start(bpftop_cmd("-d", "0.5", "--probes", "syscalls", "--latency") + f"; echo EXIT=$? > {tmp_path}/rc")
     term.wait_for("SYSCALL")
     term.keys("P")
     header = next(line for line in term.wait_for("CPU %").splitlines() if "PROBE" in line)
@@ -273,14 +275,17 @@ def test_probes_screen_shows_its_cost_columns_with_numbers_at_80x24(term, tmp_pa
             return None  # "-" until the second sample
 
     def attached_with_figures(shown):
-        rows = [line.split() for line in shown.splitlines() if line.split()[:2] == ["syscalls", "attached"]]
+        # The tab's own program, and its latency probe (a row of its own).
+        rows = [cells[:1] + cells[2:] if cells[1] == "latency" else cells
+                for cells in (line.split() for line in shown.splitlines())
+                if cells[:2] == ["syscalls", "attached"] or cells[:3] == ["syscalls", "latency", "attached"]]
         # The host's own work makes syscalls every interval: both programs run.
         return len(rows) == 2 and all((figure(r[2]) or 0) > 0 and (figure(r[3]) or 0) > 0
                                       and figure(r[4]) is not None for r in rows)
 
     shown = term.wait_for(attached_with_figures)
     assert attached_with_figures(shown), shown
-    assert "syscalls: bpftop_sc_" in shown and " on raw tracepoints" in shown  # the detail line
+    assert "syscalls: bpftop_" in shown and " on raw tracepoints" in shown  # the detail line
     term.keys("Escape")  # alone: Escape then q at once reads as Alt+q
     term.wait_for(lambda shown: "CPU %" not in shown)
     term.keys("q")

@@ -73,7 +73,9 @@ def test_console_recording_on_a_full_disk_is_shown_and_exits_3(tiny_fs, tmp_path
             if "RECORDING STOPPED" in shown:
                 break
             time.sleep(0.3)
-        assert "RECORDING STOPPED: No space" in shown, shown  # the title line may cut the rest
+        # The title line may cut the reason (its length depends on the host's
+        # name and kernel release); the exit line below gives it whole.
+        assert "RECORDING STOPPED" in shown, shown
         tmux("send-keys", "-t", "t", "q")
         deadline = time.monotonic() + 30
         while not (status.exists() and status.read_text().strip()) and time.monotonic() < deadline:

@@ -159,3 +159,16 @@ def test_row_filters_on_event_tables():
 
 def test_argv_text_marks_cuts_and_quotes_spaces():
     assert render.argv_text(("ls", "two words", "x"), cut=(2,), more=True) == "ls 'two words' x... ..."
+
+
+def test_metrics_add_each_interval_and_count_losses():
+    m = TABS["procs"].metrics()
+    table = pe.CountTable()
+    rows, _ = table.update([(100, 1, 0, "sh", (1, 0, 2, 3, 1, 0, 0))], {})
+    log = pe.EventLog()
+    procs = m.fold(snapshot(log, rows, n_execs=1, n_forks=2, n_opens=3, n_open_fails=1, lost_new=4))
+    m.fold(snapshot(log, (), n_execs=2, lost_new=-1))  # a restart never makes a counter go down
+    assert procs == [("procs_events", 100, "sh", 7)]
+    fams = {f.name: f.samples[0].value for f in m.families(top_n=10)}
+    assert fams["bpftop_procs_execs"] == 3 and fams["bpftop_procs_forks"] == 2
+    assert fams["bpftop_procs_open_failures"] == 1 and fams["bpftop_procs_lost_events"] == 4

@@ -11,6 +11,7 @@ import sys
 import tempfile
 
 import pytest
+from bpf_tab_fakes import bpf_snapshot
 from fakes import snapshot as syscalls_snapshot
 from test_cache_ui import cache_snapshot
 from test_disk_ui import disk_snapshot
@@ -56,6 +57,7 @@ def samples():
         "tcp": [tcp_snap(i + 1) for i in range(3)],
         "cache": [cache_snapshot(i) for i in range(3)],
         "procs": [procs_snap(i + 1) for i in range(3)],
+        "bpf": [bpf_snapshot(i) for i in range(3)],
     }
 
 

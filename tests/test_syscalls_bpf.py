@@ -57,14 +57,18 @@ def collector(request):
 
 @pytest.fixture
 def shared_collector(request, shared_collectors):
-    """The session's collector with these options on the rung the ladder
-    chooses (tests/shared.py); run_filtered puts its filter back."""
-    return shared_collectors.get(SyscallsCollector, **request.param)
+    """The session's collector on the rung the ladder chooses
+    (tests/shared.py), with latency switched as asked (one program: latency
+    is attached and detached live, not compiled in); run_filtered puts its
+    filter back, and latency goes off again."""
+    c = shared_collectors.get(SyscallsCollector)
+    c.set_latency(request.param)
+    yield c
+    c.set_latency(False)
 
 
 @pytest.mark.matrix
-@pytest.mark.parametrize("shared_collector", [{"latency": True}, {"latency": False}], indirect=True,
-                         ids=["latency", "counts"])
+@pytest.mark.parametrize("shared_collector", [True, False], indirect=True, ids=["latency", "counts"])
 def test_filtered_counts_are_exact(shared_collector):
     collector = shared_collector
     pid, snaps = run_filtered(collector)
@@ -117,15 +121,20 @@ def test_every_rung_counts_exactly(rung, shared_collectors):
     assert c.hook == s.name
     assert c.status.state is CollectorState.RUNNING
     assert wait_until_loaded(shared_collectors.before_of(c), timeout=1) and loaded_ids(c)
-    _, snaps = run_filtered(c)
+    c.set_latency(True)
+    try:
+        _, snaps = run_filtered(c)
+    finally:
+        c.set_latency(False)
     total = rows_by_name(snaps)
     assert total["getppid"][0] == N and total["getsid"][:2] == [K, K]
     assert total["getppid"][3] == N
 
 
-def test_once_json_cli_with_pid_filter():
+@pytest.mark.parametrize("latency", [[], ["--latency"]], ids=["default", "latency"])
+def test_once_json_cli_with_pid_filter(latency):
     with Workload(N, K) as w:
-        cli = start_once(["--json", "-d", "5", "-p", str(w.pid)])
+        cli = start_once(["--json", "-d", "5", "-p", str(w.pid), *latency])
         w.run()
         out, err = cli.communicate(timeout=60)
         w.close()
@@ -136,6 +145,12 @@ def test_once_json_cli_with_pid_filter():
     assert rows["getppid"]["count"] == N
     assert rows["getsid"]["errors"] == K
     assert set(rows["getppid"]) >= {"syscall", "count", "errors", "total_ns", "avg_ns"}
+    # Latency is off by default: its fields are there, and null.
+    assert data["latency"] is bool(latency)
+    if latency:
+        assert rows["getppid"]["total_ns"] > 0 and rows["getppid"]["avg_ns"] > 0
+    else:
+        assert all(r["total_ns"] is None and r["avg_ns"] is None for r in data["rows"])
     assert [p["pid"] for p in data["processes"]] == [w.pid]
     assert set(data["processes"][0]) >= {"pid", "comm", "count"}
 

@@ -40,3 +40,10 @@ async def test_output_healthy_while_running():
     app = _Hello()
     async with app.run_test(size=(40, 5)):
         assert output_healthy(app)
+
+
+def test_widgets_still_update_their_scrollbars_in_scroll_update():
+    from textual.widget import Widget
+
+    assert hasattr(Widget, "_scroll_update"), "Widget._scroll_update is gone: fix update_scrollbars()"
+    assert "_refresh_scrollbars" in inspect.getsource(Widget._scroll_update)

@@ -39,6 +39,14 @@ class ProgramStats:
     recursion_misses: Optional[int] = None
 
 
+def stats_enabled() -> Optional[bool]:
+    """Whether kernel.bpf_stats_enabled is 1; None when this kernel has no
+    such sysctl. It reads only what was written to it: statistics are also
+    on while any process holds a BPF_ENABLE_STATS fd, which it does not show."""
+    value = system.read_sysctl(_SYSCTL)
+    return None if value is None else value.strip() == "1"
+
+
 def program_stats(fd: int) -> Optional[ProgramStats]:
     """Counters of the program behind one of our file descriptors."""
     fields: Dict[str, int] = {}
@@ -62,7 +70,11 @@ class StatsSwitch:
     """Keeps BPF run-time statistics on while open; ``close()`` (or exit)
     restores what was there before."""
 
-    def __init__(self) -> None:
+    def __init__(self, sysctl_fallback: bool = True) -> None:
+        # Without the fallback only the fd is tried: the BPF tab never
+        # writes the sysctl, so no exit path (SIGKILL included) can leave
+        # statistics on behind it.
+        self.sysctl_fallback = sysctl_fallback
         self.fd: Optional[int] = None
         self.previous_sysctl: Optional[str] = None
         self.how = ""
@@ -75,6 +87,10 @@ class StatsSwitch:
         if fd >= 0:
             self.fd, self.how = fd, "BPF_ENABLE_STATS (released on exit)"
             return True
+        if not self.sysctl_fallback:
+            err = ctypes.get_errno()
+            self.error = f"BPF_ENABLE_STATS refused: {os.strerror(err) if err else 'no bpf(2) on this machine'}"
+            return False
         previous = system.read_sysctl(_SYSCTL)
         if previous is None:
             self.error = "this kernel has neither BPF_ENABLE_STATS nor kernel.bpf_stats_enabled"
@@ -90,6 +106,10 @@ class StatsSwitch:
             return False
         self.previous_sysctl, self.how = previous.strip(), "kernel.bpf_stats_enabled=1 (restored on exit)"
         return True
+
+    @property
+    def holding_fd(self) -> bool:
+        return self.fd is not None
 
     @staticmethod
     def _enable_stats_fd() -> int:

@@ -4,8 +4,18 @@
 // Feature blocks, chosen by the loader with integer -D flags only:
 //   USE_RAW_TP      raw tracepoints sys_enter/sys_exit (cheapest measured);
 //                   otherwise the classic raw_syscalls tracepoints
-//   LATENCY         time each call (needs sys_enter and a per-thread map)
+//   TASK_STORAGE    also build the latency programs on per-task storage
+//                   (5.11+); the loader tries them first and falls back to
+//                   the LRU-hash pair when the verifier refuses them
 //   PER_PROCESS     count per process as well
+//
+// Latency is a probe of its own, switched at run time without recompiling:
+// the sys_enter program that stamps each call's start is attached only
+// while latency is on, and latency_since (0: off, else the bpf_ktime_get_ns
+// at which it was switched on) tells the exit program whether to look for
+// a start at all, and which starts are from this switch-on: a start stamped
+// before it (a call already running, or left from an earlier switch-on)
+// is never timed.
 // Sizes and syscall numbers: NR_SYSCALLS, MAX_PROCS, MAX_THREADS,
 // MAX_FILTER_PIDS, SC_EXIT, SC_EXIT_GROUP, SC_EXECVE, SC_EXECVEAT, SC_CLONE,
 // SC_CLONE3, SC_FORK, SC_VFORK.
@@ -101,10 +111,20 @@ static __always_inline void count_process(u32 tgid, u32 id, long ret)
 }
 #endif
 
-#ifdef LATENCY
+// An array's lookup is inlined by the verifier: the exit program's cost
+// while latency is off is one load and one branch.
+BPF_ARRAY(latency_since, u64, 1);
 // tid -> entry time. LRU so threads killed inside a syscall cannot fill it.
 BPF_TABLE("lru_hash", u32, u64, start, MAX_THREADS);
+#ifdef TASK_STORAGE
+// The same, kept in the task itself: no hashing, freed with the task.
+BPF_TASK_STORAGE(task_start, u64);
 #endif
+
+// Where a start is kept: which of the two maps above (a constant after
+// inlining, so each program has one of them only).
+#define IN_LRU 0
+#define IN_TASK 1
 
 // The map lookups stay here: BCC rewrites map calls only in the program's
 // own text (see keyfilter.h).
@@ -117,9 +137,18 @@ static __always_inline int skip_tgid(u32 tgid)
     return kf_skip(*mode, filter_pids.lookup(&tgid) != NULL);
 }
 
-static __always_inline void on_enter(u32 id)
+static __always_inline u64 *start_slot(u32 tid, int where, int create)
 {
-#ifdef LATENCY
+#ifdef TASK_STORAGE
+    if (where == IN_TASK)
+        return task_start.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0,
+                                           create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+#endif
+    return start.lookup(&tid);
+}
+
+static __always_inline void on_enter(u32 id, int where)
+{
     u64 pid_tgid = bpf_get_current_pid_tgid();
     if (skip_tgid(pid_tgid >> 32))
         return;
@@ -128,11 +157,14 @@ static __always_inline void on_enter(u32 id)
         return;
     u32 tid = (u32)pid_tgid;
     u64 ts = bpf_ktime_get_ns();
-    start.update(&tid, &ts);
-#endif
+    u64 *slot = start_slot(tid, where, 1);
+    if (slot)
+        *slot = ts;
+    else if (where == IN_LRU)
+        start.update(&tid, &ts);
 }
 
-static __always_inline void on_exit(u32 id, long ret)
+static __always_inline void on_exit(u32 id, long ret, int where)
 {
     // A new task's first return to user space passes sys_exit with the
     // number of the clone that made it and 0: one call would count twice.
@@ -153,15 +185,19 @@ static __always_inline void on_exit(u32 id, long ret)
     if (ret < 0 && ret >= -4095)
         s->errors++;
 
-#ifdef LATENCY
-    u32 tid = (u32)pid_tgid;
-    u64 *tsp = start.lookup(&tid);
-    if (tsp) {
-        s->total_ns += bpf_ktime_get_ns() - *tsp;
-        s->timed++;
-        start.delete(&tid);
+    u32 zero = 0;
+    u64 *since = latency_since.lookup(&zero);
+    if (since && *since) {
+        u64 *tsp = start_slot((u32)pid_tgid, where, 0);
+        // 0 marks a start already used: an exit whose entry the kernel
+        // skipped (recursion guard) must not reuse the previous call's.
+        // Writing 0 costs less than deleting the entry.
+        if (tsp && *tsp >= *since) {
+            s->total_ns += bpf_ktime_get_ns() - *tsp;
+            s->timed++;
+            *tsp = 0;
+        }
     }
-#endif
 
 #ifdef PER_PROCESS
     count_process(tgid, id, ret);
@@ -186,34 +222,51 @@ static __always_inline u32 exit_syscall_nr(struct bpf_raw_tracepoint_args *ctx)
     return (u32)nr;
 }
 
-int bpftop_sc_exit(struct bpf_raw_tracepoint_args *ctx)
-{
-    on_exit(exit_syscall_nr(ctx), (long)ctx->args[1]);
-    return 0;
+// One exit and one enter program per place a start is kept; the loader
+// keeps the pair the verifier accepts (task storage first).
+#define SC_PROGRAMS(EXIT, ENTER, WHERE)                              \
+int EXIT(struct bpf_raw_tracepoint_args *ctx)                        \
+{                                                                    \
+    on_exit(exit_syscall_nr(ctx), (long)ctx->args[1], WHERE);        \
+    return 0;                                                        \
+}                                                                    \
+int ENTER(struct bpf_raw_tracepoint_args *ctx)                       \
+{                                                                    \
+    on_enter((u32)ctx->args[1], WHERE);                              \
+    return 0;                                                        \
 }
 
-#ifdef LATENCY
-int bpftop_sc_enter(struct bpf_raw_tracepoint_args *ctx)
-{
-    on_enter((u32)ctx->args[1]);
-    return 0;
+#else  // classic raw_syscalls tracepoints, attached by name (not BCC's
+       // TRACEPOINT_PROBE: it attaches at load, and both places of a start
+       // would run). Their records' layout has been fixed since 3.x.
+
+struct sc_enter_args {
+    u64 common;
+    long id;
+    unsigned long args[6];
+};
+
+struct sc_exit_args {
+    u64 common;
+    long id;
+    long ret;
+};
+
+#define SC_PROGRAMS(EXIT, ENTER, WHERE)                              \
+int EXIT(struct sc_exit_args *args)                                  \
+{                                                                    \
+    on_exit((u32)args->id, args->ret, WHERE);                        \
+    return 0;                                                        \
+}                                                                    \
+int ENTER(struct sc_enter_args *args)                                \
+{                                                                    \
+    on_enter((u32)args->id, WHERE);                                  \
+    return 0;                                                        \
 }
+
 #endif
 
-#else  // classic tracepoints; BCC attaches TRACEPOINT_PROBEs when loading
-
-TRACEPOINT_PROBE(raw_syscalls, sys_exit)
-{
-    on_exit((u32)args->id, args->ret);
-    return 0;
-}
-
-#ifdef LATENCY
-TRACEPOINT_PROBE(raw_syscalls, sys_enter)
-{
-    on_enter((u32)args->id);
-    return 0;
-}
-#endif
-
+SC_PROGRAMS(bpftop_sc_exit, bpftop_sc_enter, IN_LRU)
+#ifdef TASK_STORAGE
+SC_PROGRAMS(bpftop_ts_exit, bpftop_ts_enter, IN_TASK)
 #endif

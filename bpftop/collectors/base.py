@@ -65,6 +65,21 @@ class Collector(abc.ABC, Generic[S]):
     def _set_event_filter(self, flt: EventFilter) -> None:
         raise ValueError(f"the {self.title} collector filters no events in user space")
 
+    # -- optional probes ---------------------------------------------------------
+    def optional_probes(self) -> Dict[str, bool]:
+        """Parts of this collector switched on and off at run time on their
+        own (the syscalls collector's latency), by name: on or off."""
+        return {}
+
+    def optional_programs(self) -> Dict[str, str]:
+        """Program name -> the optional probe it belongs to."""
+        return {}
+
+    def set_optional_probe(self, name: str, on: bool) -> None:
+        """Switch one optional probe; the collector's other programs run on.
+        ValueError on a name it does not have."""
+        raise ValueError(f"the {self.title} collector has no optional probe {name!r}")
+
     # -- run-time filters ------------------------------------------------------
     def set_kernel_filter(self, field: KernelField, values: Iterable[FilterValue], exclude: bool = False) -> None:
         """Only these values of ``field`` (or all but them with ``exclude``;

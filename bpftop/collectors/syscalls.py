@@ -3,14 +3,21 @@ counts (like bcc's syscount, both views at once).
 
 Kernel counters are cumulative; each ``collect()`` reports the difference
 since the previous one, so reading never races with resetting.
+
+Latency is an optional probe of its own (``set_latency``): one compile holds
+its sys_enter program, attached and detached at run time while the counting
+exit program runs on, so counts have no gap across a switch and switching
+loads no new program or map.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import platform
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ..bpf import ladder, loader, maps, system
 from ..model import HookKind, ProcessRow, SyscallRow, SyscallsSnapshot
@@ -23,6 +30,25 @@ from .pidfilter import PidFilter
 MAX_PROCS = 10240
 MAX_THREADS = 65536
 MAX_FILTER_PIDS = 1024
+
+LATENCY = "latency"  # the optional probe's name
+
+# Where the start of each call is kept, best first: the program pair that
+# keeps it there, and words for the probes screen. Task storage (5.11+;
+# tracing programs may use it from about 6.2) needs no hashing and is
+# freed with the task; the LRU hash works everywhere.
+START_STORES = (
+    ("task storage", b"bpftop_ts_exit", b"bpftop_ts_enter"),
+    ("LRU hash by thread id", b"bpftop_sc_exit", b"bpftop_sc_enter"),
+)
+
+
+def kernel_at_least(major: int, minor: int, release: str = "") -> bool:
+    parts = (release or platform.release()).split(".")
+    try:
+        return (int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)) >= (major, minor)
+    except (IndexError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -84,9 +110,22 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
     title = "Syscalls"
     CAPABILITIES = Capabilities(kernel_filters=("pid",))
 
-    def __init__(self, pids: Sequence[int] = (), latency: bool = True, per_process: bool = True) -> None:
+    def __init__(self, pids: Sequence[int] = (), latency: bool = False, per_process: bool = True,
+                 task_storage: Optional[bool] = None) -> None:
+        """``latency``: time calls from the start (``set_latency`` switches
+        it later). ``task_storage``: keep starts in task storage (None:
+        where the kernel takes it, else the LRU hash; False: the LRU hash)."""
         super().__init__()
         self.latency = latency
+        # Task storage maps are 5.11+, and the programs reach the task
+        # through its BTF type (bpf_get_current_task_btf).
+        self.task_storage = (kernel_at_least(5, 11) and os.path.exists("/sys/kernel/btf/vmlinux")
+                             if task_storage is None else task_storage)
+        self.start_store = ""  # where starts are kept, once loaded
+        self._enter: bytes = b""  # the sys_enter program's name, once loaded
+        self._enter_attached = False
+        # Latency was on at some time in the interval being read.
+        self._latency_in_interval = latency
         self.per_process = per_process
         self.filter = self.key_filters["pid"] = PidFilter(pids)
         self.nr_syscalls = max(512, max(syscall_names.table(), default=0) + 1)
@@ -106,7 +145,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         never = 0xFFFFFFF
         return {
             "USE_RAW_TP": raw_tp,
-            "LATENCY": self.latency,
+            "TASK_STORAGE": self.task_storage,
             "PER_PROCESS": self.per_process,
             "NR_SYSCALLS": self.nr_syscalls,
             "MAX_PROCS": MAX_PROCS,
@@ -123,7 +162,8 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         }
 
     def strategies(self) -> List[ladder.Strategy]:
-        raw_hooks = ("sys_exit", "sys_enter") if self.latency else ("sys_exit",)
+        # sys_enter carries the latency probe, attached only while it is on.
+        raw_hooks = ("sys_exit", "sys_enter")
         tp_hooks = tuple(f"raw_syscalls:{h}" for h in raw_hooks)
         return [
             ladder.Strategy("raw tracepoints", HookKind.RAW_TRACEPOINT, raw_hooks, self._check_raw, self._load_raw),
@@ -149,19 +189,127 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         missing = [e for e in ("sys_enter", "sys_exit") if not system.tracepoint_exists("raw_syscalls", e)]
         return f"tracepoint raw_syscalls:{missing[0]} not found" if missing else ""
 
-    def _load_raw(self) -> Any:
-        def attach(bpf: Any) -> None:
-            bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=b"bpftop_sc_exit")
-            if self.latency:
-                bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"bpftop_sc_enter")
+    def _load_programs(self, bpf: Any, prog_type: int) -> Tuple[bytes, bytes]:
+        """Load the first exit/enter pair the verifier takes (task storage
+        where it was built in, then the LRU hash); no recompiling."""
+        why = []
+        for store, exit_fn, enter_fn in START_STORES:
+            if store == "task storage" and not self.task_storage:
+                continue
+            try:
+                bpf.load_func(exit_fn, prog_type)
+                bpf.load_func(enter_fn, prog_type)
+            except Exception as exc:  # the verifier refused it: the next store
+                why.append(f"{store}: {' '.join(str(exc).split())[:200]}")
+                for name in (exit_fn, enter_fn):
+                    fn = bpf.funcs.pop(name, None)
+                    if fn is not None:
+                        os.close(fn.fd)
+                continue
+            self.start_store = store
+            return exit_fn, enter_fn
+        raise RuntimeError("no latency program loads: " + "; ".join(why))
 
-        return loader.load("syscalls", self._defines(raw_tp=True), attach)
+    def _load_raw(self) -> Any:
+        bcc = loader.import_bcc()
+
+        def attach(bpf: Any) -> None:
+            exit_fn, self._enter = self._load_programs(bpf, bcc.BPF.RAW_TRACEPOINT)
+            bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=exit_fn)
+
+        return self._load(True, attach)
+
+    def _load(self, raw_tp: bool, attach: Callable[[Any], None]) -> Any:
+        compiled = []
+
+        def then_attach(bpf: Any) -> None:
+            compiled.append(True)
+            attach(bpf)
+
+        try:
+            return loader.load("syscalls", self._defines(raw_tp=raw_tp), then_attach)
+        except Exception:
+            if compiled or not self.task_storage:
+                raise
+            # A kernel that would not even create the task storage map:
+            # once more without it (a second compile, on such kernels only).
+            self.task_storage = False
+            return loader.load("syscalls", self._defines(raw_tp=raw_tp), attach)
 
     def _load_tp(self) -> Any:
-        return loader.load("syscalls", self._defines(raw_tp=False))
+        bcc = loader.import_bcc()
+
+        def attach(bpf: Any) -> None:
+            exit_fn, self._enter = self._load_programs(bpf, bcc.BPF.TRACEPOINT)
+            bpf.attach_tracepoint(tp=b"raw_syscalls:sys_exit", fn_name=exit_fn)
+
+        return self._load(False, attach)
+
+    # -- the latency probe ------------------------------------------------------
+    def _raw(self) -> bool:
+        return self._strategy is not None and self._strategy.kind is HookKind.RAW_TRACEPOINT
+
+    def _attach_enter(self) -> None:
+        """Time calls that start from now on: latency_since first, so no
+        start stamped by an earlier switch-on is ever matched."""
+        since = self._bpf[b"latency_since"]
+        since[ctypes.c_int(0)] = ctypes.c_uint64(time.monotonic_ns())
+        try:
+            with loader.BCC_LOCK, loader.native_output_kept():
+                if self._raw():
+                    self._bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=self._enter)
+                else:
+                    self._bpf.attach_tracepoint(tp=b"raw_syscalls:sys_enter", fn_name=self._enter)
+        except Exception:
+            since[ctypes.c_int(0)] = ctypes.c_uint64(0)
+            raise
+        self._enter_attached = True
+
+    def _detach_enter(self) -> None:
+        """Stop stamping starts, then stop timing: the program stays loaded
+        (same id) for the next switch-on; its link goes."""
+        if self._enter_attached:
+            with loader.BCC_LOCK, loader.native_output_kept():
+                if self._raw():
+                    self._bpf.detach_raw_tracepoint(tp=b"sys_enter")
+                else:
+                    self._bpf.detach_tracepoint(tp=b"raw_syscalls:sys_enter")
+            self._enter_attached = False
+        self._bpf[b"latency_since"][ctypes.c_int(0)] = ctypes.c_uint64(0)
+
+    def optional_probes(self) -> Dict[str, bool]:
+        return {LATENCY: self.latency}
+
+    def optional_programs(self) -> Dict[str, str]:
+        return {self._enter.decode(): LATENCY} if self._enter else {}
+
+    def set_optional_probe(self, name: str, on: bool) -> None:
+        if name != LATENCY:
+            raise ValueError(f"the {self.title} collector has no optional probe {name!r}")
+        self.set_latency(on)
+
+    def set_latency(self, on: bool) -> None:
+        """Switch call timing on or off, live: the counts go on untouched.
+        Before the collector runs this only says how it will start."""
+        with self._lock:
+            on = bool(on)
+            if self._bpf is not None and on != self._enter_attached:
+                if on:
+                    self._attach_enter()
+                else:
+                    self._detach_enter()
+            self.latency = on
+            self._latency_in_interval |= on
 
     def _on_loaded(self) -> None:
         self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
+        self._enter_attached = False
+        if self.latency:
+            try:
+                self._attach_enter()
+            except Exception:  # counting goes on; the probes screen shows latency off
+                self.latency = False
+        self._latency_in_interval = self.latency
         self._baseline()
 
     def _baseline(self) -> None:
@@ -221,14 +369,15 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         now = time.monotonic()
         counters = self._read_counters()
         procs, untracked, pending = self._read_processes()
-        rows = syscall_rows(counters, self._prev, self.nr_syscalls, self.latency)
+        latency = self._latency_in_interval
+        rows = syscall_rows(counters, self._prev, self.nr_syscalls, latency)
         proc_rows = process_rows(procs, self._prev_procs)
         snapshot = SyscallsSnapshot(
             interval_s=now - self._last,
             taken_at=time.time(),
             rows=rows,
             processes=proc_rows,
-            latency=self.latency,
+            latency=latency,
             pid_filter=self.filter.pids,
             pid_exclude=self.filter.exclude,
             hook=self.hook,
@@ -238,6 +387,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         self._prev_procs = {pid: count for pid, (count, _) in procs.items()}
         self._prev_untracked = untracked
         self._last = now
+        self._latency_in_interval = self.latency
         if self.per_process:
             self._forget_dead(procs, pending)
         return snapshot

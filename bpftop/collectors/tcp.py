@@ -304,6 +304,9 @@ class TcpCollector(Collector[TcpSnapshot]):
             port_filter=self.ports.ports,
             port_exclude=self.ports.exclude,
             match_filter=self.agg.match.text(),
+            outcome_counts=t.outcome_counts,
+            latency_hist=t.latency_hist,
+            latency_sum_ns=t.latency_sum_ns,
         )
         self._lost_prev = lost_c + lost_r
         self._last = now

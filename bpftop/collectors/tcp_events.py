@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Deque, Dict, Optional, Tuple
 
 from ..bpf import maps
+from ..model.disk import NSLOTS, slot_of_us
 from ..model.tcp import (
     ESTABLISHED,
     FAILED,
@@ -26,6 +27,7 @@ from ..model.tcp import (
     ConnectEvent,
     DestinationRow,
     FamilyCount,
+    OutcomeCount,
     TcpProcessRow,
 )
 from .tcp_match import MatchFilter
@@ -141,6 +143,9 @@ class Taken:
     rate_history: Tuple[float, ...]
     orphan_results: int
     overflow_destinations: int
+    outcome_counts: Tuple[OutcomeCount, ...] = ()
+    latency_hist: Tuple[int, ...] = ()
+    latency_sum_ns: int = 0
 
 
 def _avg_us(lat_ns: int, n: int) -> Optional[float]:
@@ -180,6 +185,9 @@ class Aggregator:
         self._connects = self._failures = 0  # this interval
         self._total_connects = self._total_failures = 0
         self._orphans = self._overflow = 0
+        self._by_outcome: Dict[Tuple[int, str], int] = {}
+        self._lat_hist = [0] * NSLOTS
+        self._lat_sum_ns = 0
 
     def reset(self) -> None:
         """Start counting again (a filter changed)."""
@@ -274,6 +282,11 @@ class Aggregator:
         att.latency_us = lat_ns / 1e3 if kind != EV_CONNECT_FAILED else None
         att.sport = sport
         att.saddr = self._addr(family, saddr)[1]
+        key = (att.family, att.result)
+        self._by_outcome[key] = self._by_outcome.get(key, 0) + 1
+        if kind != EV_CONNECT_FAILED:
+            self._lat_hist[slot_of_us(lat_ns / 1e3)] += 1
+            self._lat_sum_ns += lat_ns
         dest = self._dests.get(att.dest_key) if att.dest_key else None
         proc = self._procs.get(att.pid)
         # The average is over every outcome that carries its time (a refusal
@@ -328,6 +341,9 @@ class Aggregator:
                 rate_history=tuple(self._history),
                 orphan_results=self._orphans,
                 overflow_destinations=self._overflow,
+                outcome_counts=tuple(OutcomeCount(f, r, n) for (f, r), n in sorted(self._by_outcome.items())),
+                latency_hist=tuple(self._lat_hist),
+                latency_sum_ns=self._lat_sum_ns,
             )
             for d in self._dests.values():
                 d.new = 0

@@ -14,6 +14,8 @@ class HookKind(str, enum.Enum):
     TRACEPOINT = "tracepoint"
     KPROBE = "kprobe"
     FENTRY = "fentry"
+    # No hook: the BPF tab reads the kernel's object lists through bpf(2).
+    SYSCALL = "syscall"
 
 
 class EventBuffer(str, enum.Enum):

@@ -74,6 +74,16 @@ class FamilyCount:
     failures: int
 
 
+@dataclass(frozen=True)
+class OutcomeCount:
+    """Connect attempts of one IP version that ended one way, since the
+    counts (re)started."""
+
+    family: int  # 4 or 6
+    result: str  # ESTABLISHED, REFUSED or FAILED
+    count: int
+
+
 def endpoint(addr: str, port: int, family: int) -> str:
     return f"[{addr}]:{port}" if family == 6 else f"{addr}:{port}"
 
@@ -107,6 +117,12 @@ class TcpSnapshot:
     port_filter: Tuple[int, ...] = ()
     port_exclude: bool = False
     match_filter: str = ""  # Python-side comm / address filter, as text
+    # Since ``since``: outcomes per IP version, and the time to each outcome
+    # that carries one as log2 microsecond slots (model/disk.py's) and its
+    # sum, so that an exporter can keep counters across intervals.
+    outcome_counts: Tuple[OutcomeCount, ...] = ()
+    latency_hist: Tuple[int, ...] = ()
+    latency_sum_ns: int = 0
     tab: str = field(default="tcp", init=False)
 
     @property

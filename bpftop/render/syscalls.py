@@ -25,7 +25,9 @@ syscount; exit and exit_group never return and are not counted). A clone,
 clone3, fork or vfork counts once, in the caller, as strace -f counts it
 (syscount also counts the new task's return from it).
 ERRORS: calls that returned -4095..-1 (an errno). TOTAL and AVG: time from
-entry to exit, for calls whose entry was seen. PER SEC: COUNT / interval.
+entry to exit, for calls whose entry was seen while latency was on; empty
+while it is off (the default: L switches it, --latency starts with it on).
+PER SEC: COUNT / interval.
 The process filter (-p) is applied in the kernel.
 """
 
@@ -83,8 +85,8 @@ def summary(snap: SyscallsSnapshot) -> str:
         f"{len(snap.rows)} syscalls",
         f"{len(snap.processes)} processes",
     ]
-    if not snap.latency:
-        parts.append("latency off")
+    # Latency is a probe of its own (L switches it on the screen).
+    parts.append("latency on" if snap.latency else "latency off")
     if snap.untracked_calls:
         parts.append(f"{snap.untracked_calls} calls from processes past the per-process map limit")
     return "  ".join(parts)

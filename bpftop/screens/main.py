@@ -14,6 +14,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from ..tabs import TabSpec
 from ..views.base import TabView
 from ..widgets.filter_bar import FilterBar
+from ..widgets.plain import show_text
 from ..widgets.top_table import TopTable
 
 
@@ -121,4 +122,4 @@ class MainScreen(Screen[None]):
 
     # -- title line ----------------------------------------------------------------
     def refresh_title(self) -> None:
-        self.query_one("#titlebar", Static).update(self.title_text())
+        show_text(self.query_one("#titlebar", Static), self.title_text())

@@ -4,6 +4,7 @@ is used), and switching a tab's probe off and on in the collection loop."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from ..bpf.stats import StatsSwitch
@@ -29,6 +30,7 @@ class ProbeControl:
         self.collection: Optional[CollectionLoop] = None  # set once collection starts (never in a replay)
         self.meter = ProbeMeter()
         self.bpf_stats = StatsSwitch()
+        self._switching = threading.Lock()  # one optional-probe switch at a time
 
     def toggle_screen(self) -> None:
         app = self.screen.app
@@ -47,7 +49,12 @@ class ProbeControl:
     def sample(self) -> List[ProbeRow]:
         return self.meter.sample(self.collectors, self.statuses)
 
-    def toggle(self, tab: str) -> None:
+    def toggle(self, tab: str, part: str = "") -> None:
+        """Switch a tab's probe, or with ``part`` one of its collector's
+        optional probes, off or on."""
+        if part:
+            self.toggle_part(tab, part)
+            return
         collection = self.collection
         if collection is None or tab not in collection.tabs:
             if self.replay:
@@ -65,6 +72,43 @@ class ProbeControl:
         if view is not None:
             view.set_status(self.statuses[tab])
         self.notify(f"{TABS[tab].title}: {'switching on' if on else 'switched off, programs detached'}", timeout=3)
+
+    def toggle_part(self, tab: str, part: str) -> None:
+        """Switch an optional probe (attach or detach one program) in a
+        thread: attaching waits for BCC's lock, which another tab's compile
+        may hold for seconds, and the console must not wait with it."""
+        if self.replay:
+            self.notify("a replay has no probes to switch: it shows what was recorded", timeout=4)
+            return
+        collector = next((c for c in self.collectors if c.tab == tab), None)
+        if collector is None or part not in collector.optional_probes():
+            return
+        app = self.screen.app
+        title = TABS[tab].title
+
+        def switch() -> None:
+            # Each press switches from the state the previous one left.
+            with self._switching:
+                on = not collector.optional_probes()[part]
+                try:
+                    collector.set_optional_probe(part, on)
+                except Exception as exc:
+                    failed: Optional[Exception] = exc
+                else:
+                    failed = None
+            if failed is not None:  # an attach the kernel refused: say why, change nothing
+                message, severity = f"{title} {part}: not switched {'on' if on else 'off'}: {failed}", "error"
+            else:
+                state = "on" if on else "off, program detached"
+                message, severity = f"{title}: {part} {state}", "information"
+                if not collector.running:
+                    message += f" (from when {title} starts)"
+            try:
+                app.call_from_thread(self.notify, message, severity=severity, timeout=3)
+            except RuntimeError:
+                pass  # the console has gone meanwhile
+
+        threading.Thread(target=switch, name=f"bpftop-{tab}-{part}", daemon=True).start()
 
     def close(self) -> None:
         self.bpf_stats.close()

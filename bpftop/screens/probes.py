@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 from ..probes import ProbeRow
 from ..safetext import safe
 from ..tables import fmt_pct, fmt_rate
-from ..widgets.plain import plain
+from ..widgets.plain import plain, show_text
 
 # The cost columns come first: at 80 columns they must show, and the
 # program names and hook descriptions (up to 50 and 200 characters) would
@@ -31,15 +31,14 @@ _NUMERIC = {"EVENTS/s", "AVG ns", "CPU %", "SKIPPED"}
 
 def _cells(row: ProbeRow) -> List[Text]:
     values = [
-        row.tab, row.state,
+        row.label, row.state,
         fmt_rate(row.events_per_s), "-" if row.avg_ns is None else f"{row.avg_ns:.0f}",
         "-" if row.cpu_pct is None else fmt_pct(row.cpu_pct) if row.cpu_pct >= 0.1 else f"{row.cpu_pct:.3f}",
         "-" if row.misses is None else str(row.misses),
         row.kind, row.program, row.hook,
     ]
-    style = {"attached": "", "detached": "dim", "standby": "dim", "unavailable": "red", "starting": "yellow"}.get(
-        row.state, ""
-    )
+    style = {"attached": "", "detached": "dim", "on at start": "dim", "standby": "dim", "unavailable": "red",
+             "starting": "yellow"}.get(row.state, "")
     return [Text(safe(v), style=style, justify="right" if col in _NUMERIC else "left")
             for col, v in zip(COLUMNS, values)]
 
@@ -49,7 +48,7 @@ def detail_line(row: Optional[ProbeRow]) -> str:
     state (a failed load's reason)."""
     if row is None:
         return ""
-    text = f"{row.tab}: {row.program} on {row.hook} ({row.kind})"
+    text = f"{row.label}: {row.program} on {row.hook} ({row.kind})"
     return text + (f"\n{row.reason}" if row.reason else "")
 
 
@@ -60,9 +59,10 @@ class ProbesScreen(Screen[None]):
     ]
 
     def __init__(self, sample: Callable[[], List[ProbeRow]], note: Callable[[], str],
-                 toggle: Callable[[str], None]) -> None:
+                 toggle: Callable[[str, str], None]) -> None:
         """``sample`` lists the rows, ``note`` says where the kernel cost
-        figures come from, ``toggle`` switches a tab's probe off or on."""
+        figures come from, ``toggle`` switches a tab's probe (or one of its
+        optional probes, by name) off or on."""
         super().__init__()
         self.rows: List[ProbeRow] = []
         self._sample, self._note, self._toggle = sample, note, toggle
@@ -86,7 +86,7 @@ class ProbesScreen(Screen[None]):
     def refresh_rows(self) -> None:
         selected = self.selected()
         self.rows = self._sample()
-        self.query_one("#probes-stats", Static).update(plain(self._note()))
+        show_text(self.query_one("#probes-stats", Static), plain(self._note()))
         table = self.query_one(DataTable)
         table.clear()
         for row in self.rows:
@@ -105,7 +105,7 @@ class ProbesScreen(Screen[None]):
         return next((r for r in self.rows if r.key == key), None)
 
     def _show_reason(self) -> None:
-        self.query_one("#probes-reason", Static).update(plain(detail_line(self.selected())))
+        show_text(self.query_one("#probes-reason", Static), plain(detail_line(self.selected())))
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self._show_reason()
@@ -117,7 +117,7 @@ class ProbesScreen(Screen[None]):
     def action_toggle_probe(self) -> None:
         row = self.selected()
         if row is not None:
-            self._toggle(row.tab)
+            self._toggle(row.tab, row.part)
             self.refresh_rows()
 
     def action_close(self) -> None:

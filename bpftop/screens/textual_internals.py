@@ -9,6 +9,8 @@ from typing import Any
 
 from rich.console import Console
 from textual.app import App
+from textual.geometry import Size
+from textual.widget import Widget
 
 
 def screen_text(app: App[Any]) -> str:
@@ -32,3 +34,13 @@ def output_healthy(app: App[Any]) -> bool:
     """
     writer = getattr(getattr(app, "_driver", None), "_writer_thread", None)
     return writer is None or writer.is_alive() or not app.is_running
+
+
+def update_scrollbars(widget: Widget, virtual_size: Size) -> None:
+    """Show or size a widget's scrollbars for a new virtual size, without a
+    layout of the whole screen.
+
+    Textual does this only in its screen-wide layout pass; the public way to
+    get there, refresh(layout=True), lays out and redraws every widget.
+    """
+    widget._scroll_update(virtual_size)

@@ -13,7 +13,7 @@ from textual.widgets import Static
 from ..filters import NO_FILTER, Filter
 from ..model import CollectorState, CollectorStatus
 from ..model.history import History, TabHistory
-from ..widgets.plain import plain, styled
+from ..widgets.plain import plain, show_text, styled
 from ..widgets.top_table import TopTable
 
 
@@ -107,7 +107,7 @@ class TabView(Vertical):
         text = self.describe_status(self.status) if self.status is not None else plain("waiting for the collector...")
         if self.filter_note:
             text = Text.assemble(text, "   ", self.filter_note)
-        widget.update(text)
+        show_text(widget, text)
         widget.set_class(self.status is not None and self.status.state is CollectorState.FAILED, "-failed")
 
     # -- filtering ------------------------------------------------------------

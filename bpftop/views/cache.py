@@ -12,7 +12,7 @@ from ..model import CollectorState, CollectorStatus
 from ..model.cache import CacheSnapshot
 from ..render.cache import summary, table
 from ..widgets.cache_hitplot import HitRatioPlot
-from ..widgets.plain import plain
+from ..widgets.plain import plain, show_text
 from ..widgets.top_table import TopTable
 from .base import TabView
 
@@ -46,7 +46,7 @@ class CacheView(TabView):
         return super().describe_status(status)
 
     def render_snapshot(self, snapshot: CacheSnapshot) -> None:
-        self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
+        show_text(self.query_one(".tab-summary", Static), plain(summary(snapshot)))
         self.query_one("#cache-plot", HitRatioPlot).show(self.history.get("read_hit_pct"))
         self.query_one("#cache-table", TopTable).show(table(snapshot))
 

@@ -14,7 +14,7 @@ from ..model.disk import GRAPH_SPAN_S, OPS, DiskRow, DiskSnapshot
 from ..render.disk import UNITS, fmt_latency, summary, table
 from ..safetext import safe
 from ..widgets.disk_histogram import DiskHistogram
-from ..widgets.plain import plain
+from ..widgets.plain import plain, show_text
 from ..widgets.top_table import TopTable
 from .base import TabView
 
@@ -86,7 +86,7 @@ class DiskView(TabView):
 
     # -- rendering ------------------------------------------------------------
     def render_snapshot(self, snapshot: DiskSnapshot) -> None:
-        self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
+        show_text(self.query_one(".tab-summary", Static), plain(summary(snapshot)))
         widget = self.query_one("#disk-table", TopTable)
         widget.show(table(snapshot, self.unit, self.cumulative))
         if self.selected is None or self.selected not in snapshot.by_disk(self.cumulative):
@@ -118,11 +118,13 @@ class DiskView(TabView):
         fmt = fmt_latency(self.unit)
         name = self.selected or "-"
         now_iops = f"{iops[-1]:.0f}" if iops else "-"
-        self.query_one("#disk-iops-label", Static).update(
+        show_text(
+            self.query_one("#disk-iops-label", Static),
             plain(f"IOPS {name} (last {minutes:.0f} min)  now {now_iops}  max {max(iops, default=0):.0f}")
         )
         now_p99 = series[-1][1] if series else None
-        self.query_one("#disk-p99-label", Static).update(
+        show_text(
+            self.query_one("#disk-p99-label", Static),
             plain(f"p99 {self.unit}  now {fmt(now_p99)}  max {fmt(max(p99s) if p99s else None)}")
         )
         self._plot("#disk-iops", iops)

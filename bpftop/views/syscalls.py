@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import Static
 
+from ..messages import SwitchProbe
 from ..model import SyscallsSnapshot
 from ..render.syscalls import summary, tables
-from ..widgets.plain import plain
+from ..widgets.plain import plain, show_text
 from ..widgets.top_table import TopTable
 from .base import TabView
 
@@ -22,7 +24,9 @@ class SyscallsView(TabView):
         border-top: solid $primary-darken-2;
     }
     """
-
+    BINDINGS = [
+        Binding("L", "toggle_latency", "latency on/off"),
+    ]
 
     def compose(self) -> ComposeResult:
         yield self.status_widget()
@@ -32,6 +36,10 @@ class SyscallsView(TabView):
 
     def render_snapshot(self, snapshot: SyscallsSnapshot) -> None:
         calls, procs = tables(snapshot)
-        self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
+        show_text(self.query_one(".tab-summary", Static), plain(summary(snapshot)))
         self.query_one("#syscalls-table", TopTable).show(calls)
         self.query_one("#processes-table", TopTable).show(procs)
+
+    def action_toggle_latency(self) -> None:
+        # The collector is the app's: the view only asks.
+        self.post_message(SwitchProbe(self.tab, "latency"))

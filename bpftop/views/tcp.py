@@ -17,7 +17,7 @@ from textual.widgets import Sparkline, Static
 from ..model.tcp import TcpSnapshot
 from ..render.tcp import events_table, since_line, summary, tables
 from ..tables import Table, fmt_rate
-from ..widgets.plain import plain, styled
+from ..widgets.plain import plain, show_text, styled
 from ..widgets.tcp_log import TcpEventLog
 from ..widgets.top_table import TopTable
 from .base import TabView
@@ -105,7 +105,7 @@ class TcpView(TabView):
 
     def render_snapshot(self, snapshot: TcpSnapshot) -> None:
         dests, procs = tables(snapshot)
-        self.query_one(".tab-summary", Static).update(plain(summary(snapshot)))
+        show_text(self.query_one(".tab-summary", Static), plain(summary(snapshot)))
         history = self._rate_label()
         self.query_one("#tcp-rate", Sparkline).data = history or [0.0]
         self.query_one("#tcp-destinations-table", TopTable).show(_busiest(dests))
@@ -119,14 +119,16 @@ class TcpView(TabView):
         now = history[-1] if history else 0.0
         peak = max(history, default=0.0)
         lines = [f"connects/s {fmt_rate(now)}", f"peak {fmt_rate(peak)}", f"{len(history)} intervals"]
-        self.query_one("#tcp-rate-label", Static).update(
+        show_text(
+            self.query_one("#tcp-rate-label", Static),
             Text("  ".join(lines[:2]) if self.has_class("-narrow") else "\n".join(lines))
         )
         return history
 
     def _log_title(self, snapshot: TcpSnapshot) -> None:
         state = [("  "), (" FROZEN ", "reverse"), " (f resumes)"] if self.frozen else ["  (f freezes)"]
-        self.query_one("#tcp-log-title", Static).update(
+        show_text(
+            self.query_one("#tcp-log-title", Static),
             styled(f"Connects, newest first: {len(snapshot.events)} kept, {since_line(snapshot)}", *state)
         )
 

@@ -3,13 +3,16 @@ on the same row across refreshes."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional, Tuple
 
 from rich.text import Text
 from textual.coordinate import Coordinate
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import DataTable
 
 from ..filters import Filter
+from ..screens.textual_internals import update_scrollbars
 from ..tables import Table
 
 
@@ -20,6 +23,23 @@ class TopTable(DataTable):
     }
     """
 
+    # Rows come and go and columns widen every interval, and Textual lays out
+    # the whole screen whenever a widget's virtual size changes. This table's
+    # own box does not depend on it (1fr): only its scrollbars do, so the
+    # screen is laid out only when one appears or goes.
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+
+    def watch_virtual_size(self, size: Size) -> None:
+        width, height = self.container_size
+        bar_w, bar_h = self.styles.scrollbar_size_vertical, self.styles.scrollbar_size_horizontal
+        vertical = size.height > height
+        horizontal = size.width > width - (bar_w if vertical else 0)
+        vertical = vertical or (horizontal and size.height > height - bar_h)
+        if (horizontal, vertical) != (self.show_horizontal_scrollbar, self.show_vertical_scrollbar):
+            self.refresh(layout=True)
+        else:
+            update_scrollbars(self, size)
+
     def __init__(self, *, id: Optional[str] = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self.model: Optional[Table] = None
@@ -27,6 +47,8 @@ class TopTable(DataTable):
         self.reverse = False
         self.row_filter = Filter()
         self._shape: tuple = ()
+        # What is on screen: (row key, cell texts) in order.
+        self._plain: List[Tuple[str, Tuple[str, ...]]] = []
 
     @property
     def view(self) -> Optional[Table]:
@@ -74,6 +96,19 @@ class TopTable(DataTable):
         if view is None:
             return
         shape = (view.name, tuple(c.header for c in view.columns), self.sort_column, self.reverse)
+        if view.rows:
+            plain = [(str(row[view.key_column]), tuple(view.cells(row))) for row in view.rows]
+        else:
+            plain = [("__empty__", (view.empty,) + ("",) * (len(view.columns) - 1))]
+        if shape == self._shape and [k for k, _ in plain] == [k for k, _ in self._plain]:
+            # Same rows in the same order: change only the cells that changed, so an
+            # idle interval re-measures and re-renders almost nothing.
+            for (key, cells), (_, before) in zip(plain, self._plain):
+                for col, cell, old in zip(view.columns, cells, before):
+                    if cell != old:
+                        self.update_cell(key, col.key, self._cell(col.numeric, cell), update_width=True)
+            self._plain = plain
+            return
         cursor_key = None
         if self.row_count and 0 <= self.cursor_row < self.row_count:
             cursor_key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
@@ -84,17 +119,18 @@ class TopTable(DataTable):
             self._shape = shape
         else:
             self.clear()
+        self._plain = plain
         if not view.rows:
             self.add_row(*([Text(view.empty, style="dim italic")] + [""] * (len(view.columns) - 1)), key="__empty__")
             return
-        for row in view.rows:
-            cells = [
-                Text(cell, justify="right" if col.numeric else "left")
-                for col, cell in zip(view.columns, view.cells(row))
-            ]
-            self.add_row(*cells, key=str(row[view.key_column]))
+        for key, cells in plain:
+            self.add_row(*[self._cell(col.numeric, cell) for col, cell in zip(view.columns, cells)], key=key)
         if cursor_key is not None and cursor_key != "__empty__":
             try:
                 self.move_cursor(row=self.get_row_index(cursor_key), animate=False, scroll=False)
             except Exception:
                 pass  # that row is gone this interval
+
+    @staticmethod
+    def _cell(numeric: bool, text: str) -> Text:
+        return Text(text, justify="right" if numeric else "left")
