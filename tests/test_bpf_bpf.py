@@ -356,3 +356,47 @@ def test_entry_counts_batched_and_key_by_key_agree(child, tmp_path):
     possible = tmp_path / "possible"
     possible.write_text("0-3,8-11,16\n")
     assert mapcount.possible_cpus(str(possible)) == 9
+
+
+def test_a_pinned_program_shows_its_path_and_outlives_its_process(tmp_path):
+    """Pinned in a bpffs, a program's holder is the path: listed while its
+    loader runs, and after it exits (no process holds it then), until the
+    pin is removed."""
+    from bpftop.render.bpf import detail_lines, to_dict
+
+    bpffs = tmp_path / "bpffs"
+    bpffs.mkdir()
+    subprocess.run(["mount", "-t", "bpf", "bpf", str(bpffs)], check=True)
+    child = Child()
+    pin = bpffs / "bpftop test pin"
+    try:
+        subprocess.run(["bpftool", "prog", "pin", "id", str(child.prog_id), str(pin)], check=True)
+        c = BpfCollector()
+        c.start()
+        try:
+            row = row_of(c.collect(), child.prog_id)
+            assert row.pinned == (str(pin),) and [o.pid for o in row.owners] == [child.proc.pid]
+            child.quit()
+            deadline = time.monotonic() + scaled(10)
+            while True:
+                snap = c.collect()
+                row = row_of(snap, child.prog_id)
+                assert row is not None, "a pinned program left the list with its loader"
+                if not row.owners:
+                    break
+                assert time.monotonic() < deadline, "the exited loader stayed an owner"
+                time.sleep(0.2)
+            assert row.pinned == (str(pin),)
+            assert f"pinned: {pin}" in detail_lines(snap, row)
+            (json_row,) = [r for r in to_dict(snap)["rows"] if r["id"] == child.prog_id]
+            assert json_row["pinned"] == [str(pin)] and json_row["owners"] == []
+            pin.unlink()
+            deadline = time.monotonic() + scaled(10)
+            while row_of(c.collect(), child.prog_id) is not None:
+                assert time.monotonic() < deadline, "the program stayed after its pin was removed"
+                time.sleep(0.2)
+        finally:
+            c.stop()
+    finally:
+        child.quit()
+        subprocess.run(["umount", str(bpffs)], check=False)

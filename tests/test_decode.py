@@ -7,7 +7,7 @@ import pytest
 from bpftop.bpf.loader import define_flags
 from bpftop.collectors import syscall_names
 from bpftop.collectors.pidfilter import MODE_ALL, MODE_EXCEPT, MODE_ONLY, PidFilter, normalise
-from bpftop.collectors.syscalls import Counter, process_rows, sum_percpu, syscall_rows
+from bpftop.collectors.syscall_counts import Counter, process_rows, sum_percpu, syscall_rows
 
 
 def test_sum_percpu_adds_every_cpu():

@@ -29,6 +29,7 @@ BPF_PROG_GET_NEXT_ID = 11
 BPF_MAP_GET_NEXT_ID = 12
 BPF_PROG_GET_FD_BY_ID = 13
 BPF_MAP_GET_FD_BY_ID = 14
+BPF_OBJ_GET = 7
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_TASK_FD_QUERY = 20
 BPF_LINK_GET_FD_BY_ID = 30
@@ -139,6 +140,21 @@ def fd_by_id(cmd: int, obj_id: int, flags: int = 0) -> Optional[int]:
     # Marked as a reader's fd (O_NONBLOCK, which bpf fds ignore, shows in
     # its fdinfo flags): whoever looks for the processes holding a program
     # (bpftop's tests, other tools) can tell this brief look from a hold.
+    fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK)
+    return fd
+
+
+def obj_get(path: str) -> Optional[int]:
+    """An fd for the object pinned at ``path`` (a bpffs file), marked as a
+    reader's like fd_by_id's; None when it is not one."""
+    name = ctypes.create_string_buffer(os.fsencode(path))
+    attr = new_attr()
+    ptr = ctypes.addressof(name)
+    attr[0], attr[1] = ptr & 0xFFFFFFFF, ptr >> 32
+    try:
+        fd = bpf(BPF_OBJ_GET, attr)
+    except BpfError:
+        return None
     fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK)
     return fd
 

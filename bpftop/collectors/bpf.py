@@ -279,6 +279,7 @@ class BpfCollector(Collector[BpfSnapshot]):
                 recursion_misses=misses, loaded_at=boot + p.load_time_ns / 1e9, uid=p.uid,
                 xlated_bytes=p.xlated_bytes, jited_bytes=p.jited_bytes, verified_insns=p.verified_insns,
                 map_ids=p.map_ids, owners=owners, ours=any(o.pid == own for o in owners),
+                pinned=tuple(holders.pinned.get(p.id, ())),
             ))
         maps, map_bytes, map_count = read_maps(wanted_maps, self._maps, self.key_limit)
         self._prev, self._prev_misses, self._last = current, misses_now, now

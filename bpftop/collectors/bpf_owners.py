@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
-from ..bpf import attachinfo
+from ..bpf import attachinfo, objinfo
 from ..model.bpf import Owner
 
 _PROG = "anon_inode:bpf-prog"
@@ -31,6 +31,9 @@ class Holders:
     # Processes holding a BPF_ENABLE_STATS fd: statistics are on while they
     # do (the sysctl does not show it).
     stats_holders: List[Owner] = field(default_factory=list)
+    # prog id -> bpffs paths that keep it loaded (the program, or a link to it,
+    # pinned): a hold with no process behind it.
+    pinned: Dict[int, List[str]] = field(default_factory=dict)
 
     def drop_exited(self) -> None:
         """Forget holders whose process is gone (a pid reused meanwhile is
@@ -91,7 +94,7 @@ def _fds(pid: int) -> List[Tuple[str, str]]:
 
 def scan(pids: Tuple[int, ...] = ()) -> Holders:
     """Every process's BPF holds (only those of ``pids`` when given)."""
-    holders = Holders()
+    holders = Holders(pinned={} if pids else pinned())
     candidates = pids or tuple(int(p) for p in os.listdir("/proc") if p.isdigit())
     for pid in candidates:
         fds = _fds(pid)
@@ -116,3 +119,46 @@ def scan(pids: Tuple[int, ...] = ()) -> Holders:
             if prog_id:
                 holders.add_owner(prog_id, Owner(pid, comm, "fdinfo"))
     return holders
+
+
+# A bpffs with more files than this is looked at only this far.
+MAX_PINNED = 10000
+
+
+def bpffs_mounts(mounts: str = "/proc/self/mounts") -> List[str]:
+    out = []
+    try:
+        with open(mounts) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == "bpf":
+                    # /proc/mounts writes a space in a path as \040.
+                    out.append(fields[1].encode().decode("unicode_escape"))
+    except OSError:
+        pass
+    return out
+
+
+def pinned(roots: Optional[List[str]] = None) -> Dict[int, List[str]]:
+    """Programs kept loaded by a pinned path: prog id -> paths, for programs
+    pinned themselves and for pinned links."""
+    found: Dict[int, List[str]] = {}
+    seen = 0
+    for root in bpffs_mounts() if roots is None else roots:
+        for top, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                seen += 1
+                if seen > MAX_PINNED:
+                    return found
+                path = os.path.join(top, name)
+                fd = objinfo.obj_get(path)
+                if fd is None:
+                    continue
+                try:
+                    prog = objinfo.fdinfo_fields(f"/proc/self/fdinfo/{fd}").get("prog_id", "")
+                finally:
+                    os.close(fd)
+                if prog.isdigit() and int(prog):
+                    found.setdefault(int(prog), []).append(path)
+    return found

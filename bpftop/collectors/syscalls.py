@@ -16,16 +16,15 @@ import ctypes
 import os
 import platform
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ..bpf import ladder, loader, maps, system
-from ..model import HookKind, ProcessRow, SyscallRow, SyscallsSnapshot
-from ..model.common import Counters
+from ..model import HookKind, SyscallsSnapshot
 from . import syscall_names
 from .base import Collector
 from .capabilities import Capabilities
 from .pidfilter import PidFilter
+from .syscall_counts import Counter, process_rows, sum_percpu, syscall_rows
 
 MAX_PROCS = 10240
 MAX_THREADS = 65536
@@ -49,60 +48,6 @@ def kernel_at_least(major: int, minor: int, release: str = "") -> bool:
         return (int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)) >= (major, minor)
     except (IndexError, ValueError):
         return False
-
-
-@dataclass(frozen=True)
-class Counter(Counters):
-    """One syscall's cumulative kernel counters, summed over CPUs."""
-
-    count: int = 0
-    errors: int = 0
-    total_ns: int = 0
-    timed: int = 0
-
-
-def sum_percpu(values: Iterable[Any]) -> Counter:
-    return Counter(*maps.sum_fields(values, ("count", "errors", "total_ns", "timed")))
-
-
-def syscall_rows(
-    current: Mapping[int, Counter],
-    previous: Mapping[int, Counter],
-    nr_syscalls: int,
-    latency: bool,
-    namer: Callable[[int], str] = syscall_names.name,
-) -> Tuple[SyscallRow, ...]:
-    """Rows for the syscalls called in the interval, busiest first."""
-    rows = []
-    for nr, cur in current.items():
-        delta = cur.minus(previous.get(nr, Counter()))
-        if delta.count <= 0:
-            continue
-        label = namer(nr) if nr < nr_syscalls else "(other)"
-        rows.append(
-            SyscallRow(
-                syscall=label,
-                nr=nr,
-                count=delta.count,
-                errors=delta.errors,
-                total_ns=delta.total_ns if latency else None,
-                timed=delta.timed if latency else 0,
-            )
-        )
-    rows.sort(key=lambda r: (-r.count, r.syscall))
-    return tuple(rows)
-
-
-def process_rows(
-    current: Mapping[int, Tuple[int, str]], previous: Mapping[int, int]
-) -> Tuple[ProcessRow, ...]:
-    rows = [
-        ProcessRow(pid, comm, count - previous.get(pid, 0))
-        for pid, (count, comm) in current.items()
-        if count - previous.get(pid, 0) > 0
-    ]
-    rows.sort(key=lambda r: (-r.count, r.pid))
-    return tuple(rows)
 
 
 class SyscallsCollector(Collector[SyscallsSnapshot]):

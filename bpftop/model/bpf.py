@@ -88,6 +88,9 @@ class ProgramRow:
     map_ids: Tuple[int, ...]
     owners: Tuple[Owner, ...]
     ours: bool  # held by this bpftop process
+    # bpffs paths that keep it loaded (it or a link to it pinned): a hold
+    # without a process.
+    pinned: Tuple[str, ...] = ()
 
     @property
     def runs(self) -> Optional[int]:

@@ -89,7 +89,7 @@ def table(snap: BpfSnapshot) -> Table:
     for r in snap.rows:
         rows.append((
             r.id, r.ours, r.type, r.name, r.runs, _avg_when_counted(r, snap.stats_on), r.events_per_s, r.cpu_pct,
-            r.attach, r.pids, r.comms, r.total_avg_ns,
+            r.attach, r.pids, r.comms or (("(pinned)",) if r.pinned else ()), r.total_avg_ns,
         ))
     empty = "no BPF programs" + (" held by the filtered processes" if snap.pid_filter else "")
     return Table(
@@ -155,6 +155,8 @@ def detail_lines(snap: BpfSnapshot, row: ProgramRow) -> List[str]:
         "owners (fdinfo): " + (", ".join(f"{o.pid} {safe(o.comm)} [{o.source}]" for o in row.owners)
                                if row.owners else "- (no process holds it)"),
     ]
+    if row.pinned:
+        lines.append("pinned: " + ", ".join(safe(p) for p in row.pinned))
     if row.map_ids:
         lines.append("maps:")
         for map_id in row.map_ids:
@@ -219,6 +221,7 @@ def to_dict(snap: BpfSnapshot) -> Dict[str, Any]:
                 "jited_bytes": r.jited_bytes,
                 "verified_insns": r.verified_insns,
                 "owners": [{"pid": o.pid, "comm": o.comm, "source": o.source} for o in r.owners],
+                "pinned": list(r.pinned),
                 "ours": r.ours,
                 "maps": [_map_dict(snap, i) for i in r.map_ids],
             }
