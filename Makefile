@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 ARGS ?=
 KERNELS ?= 6.1,6.12
-BENCHES := syscall_overhead disk_overhead tcp_connect_rate cache_overhead console_cost bpf_tab_cost
+BENCHES := syscall_overhead disk_overhead tcp_connect_rate cache_overhead console_cost bpf_tab_cost procs_overhead
 
 .PHONY: run test test-host test-matrix lint setup setup-test setup-bench bench soak clean
 

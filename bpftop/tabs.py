@@ -21,6 +21,7 @@ from .collectors.base import Collector
 from .collectors.bpf import BpfCollector
 from .collectors.cache import CacheCollector
 from .collectors.disk import DiskCollector
+from .collectors.procs import ProcsCollector
 from .collectors.syscalls import SyscallsCollector
 from .collectors.tcp import TcpCollector
 from .model import bpf as bpf_model
@@ -31,11 +32,13 @@ from .model.bpf import BpfSnapshot
 from .model.cache import CacheSnapshot
 from .model.disk import DiskSnapshot
 from .model.history import GraphFeeder, History
+from .model.procs import ProcsSnapshot
 from .model.syscalls import SyscallsSnapshot
 from .model.tcp import TcpSnapshot
 from .render import bpf as bpf_render
 from .render import cache as cache_render
 from .render import disk as disk_render
+from .render import procs as procs_render
 from .render import syscalls as syscalls_render
 from .render import tcp as tcp_render
 from .safetext import safe_lines
@@ -178,6 +181,18 @@ def _cache_view() -> Type[TabView]:
     return CacheView
 
 
+def _procs_metrics() -> TabMetrics:
+    from .render.procs_metrics import ProcsMetrics
+
+    return ProcsMetrics()
+
+
+def _procs_view() -> Type[TabView]:
+    from .views.procs import ProcsView
+
+    return ProcsView
+
+
 def _bpf_view() -> Type[TabView]:
     from .views.bpf import BpfView
 
@@ -223,6 +238,13 @@ _ENTRIES = (
                            "cache: only processes whose name matches this regular expression",
                            parse=_regex, metavar="REGEX"),),
         graph=cache_model.graph, metrics=_cache_metrics,
+    ),
+    TabSpec(
+        "procs", "Processes", ProcsCollector,
+        lambda o: ProcsCollector(pids=o.pids),
+        ProcsSnapshot, procs_render.to_text, procs_render.to_dict, _procs_view,
+        filter_fields=("pid", "ppid", "uid", "comm", "path", "err", "sig", "argv"), help=procs_render.HELP,
+        metrics=_procs_metrics,
     ),
     TabSpec(
         "bpf", "BPF", BpfCollector,

@@ -56,8 +56,9 @@ TAB_OF_FILE = {
     "test_disk_bpf": "disk",
     "test_tcp_bpf": "tcp",
     "test_cache_bpf": "cache",
+    "test_procs_bpf": "procs",
 }
-COLLECTOR_OF_TAB = {"syscalls": "syscalls", "disk": "disk", "tcp": "tcp", "cache": "cache"}
+COLLECTOR_OF_TAB = {"syscalls": "syscalls", "disk": "disk", "tcp": "tcp", "cache": "cache", "procs": "procs"}
 
 README_START, README_END = "<!-- tested-kernels -->", "<!-- /tested-kernels -->"
 

@@ -21,7 +21,6 @@ def run(args, prefix=(), **kw):
         (["-d", "0"], "interval must be between"),
         (["-p", "12x"], "not a process id"),
         (["-p", "0"], "not a process id"),
-        (["--tab", "procs"], "not in this version"),
         (["--tab", "nope"], "no tab 'nope'"),
         (["-n", "0"], "not a number of intervals"),
         (["--once", "-n", "2"], "--once is -n 1"),

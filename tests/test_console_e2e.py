@@ -25,7 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Starts kept in task storage (ts) where the kernel takes it, else the LRU hash (sc).
 SYSCALL_PROGS = ("bpftop_ts_exit", "bpftop_ts_enter", "bpftop_sc_exit", "bpftop_sc_enter")
 # Column headers only each tab shows.
-TAB_MARKERS = {"syscalls": "SYSCALL", "disk": "MB/s", "tcp": "DESTINATION", "cache": "MISSES", "bpf": "EVENTS/S"}
+TAB_MARKERS = {"syscalls": "SYSCALL", "disk": "MB/s", "tcp": "DESTINATION", "cache": "MISSES", "procs": "FORKS",
+               "bpf": "EVENTS/S"}
 TAB_LABELS = [f"{i} {spec.title}" for i, spec in enumerate(TABS.values(), start=1)]
 
 

@@ -54,8 +54,9 @@ def run(*args, timeout=60):
 
 def test_replayed_text_of_every_tab_is_escaped_and_json_is_original(tmp_path):
     path = hostile_recording(tmp_path / "hostile.bpftop")
-    # The demo was recorded before the BPF tab existed; its hostile replay
-    # is in tests/test_bpf_text.py.
+    # The demo was recorded before the BPF and procs tabs existed; their
+    # hostile replays are in tests/test_bpf_text.py and, with synthetic
+    # snapshots, tests/test_recording.py.
     for tab in (t for t in TABS if t in json.loads(demo_lines()[0])["tabs"]):
         text = run("--replay", str(path), "--once", "--tab", tab)
         assert text.returncode == 0, text.stderr

@@ -15,10 +15,13 @@ from bpf_tab_fakes import bpf_snapshot
 from fakes import snapshot as syscalls_snapshot
 from test_cache_ui import cache_snapshot
 from test_disk_ui import disk_snapshot
+from test_procs_text import feed_scenario
+from test_procs_text import snapshot as procs_snapshot
 from test_tcp_text import raw
 from test_tcp_text import snapshot as tcp_snapshot
 
 from bpftop.app import BpftopApp
+from bpftop.collectors import procs_events as pe
 from bpftop.collectors import tcp_events as te
 from bpftop.filters import parse
 from bpftop.recording.codec import CodecError, decode, encode
@@ -38,6 +41,14 @@ def tcp_snap(n):
     return tcp_snapshot(agg, interval=1.0)
 
 
+def procs_snap(n):
+    log, table = pe.EventLog(), pe.CountTable()
+    for _ in range(n):
+        feed_scenario(log)
+    rows, _ = table.update([(100, 1, 0, "sh", (0, 0, n, 2 * n, n, n, 0))], {})
+    return procs_snapshot(log, rows, interval=1.0, lost=(("exec", 0), ("open", n)))
+
+
 def samples():
     """Per tab, snapshots as the collectors make them (fakes for no root)."""
     return {
@@ -45,6 +56,7 @@ def samples():
         "disk": [disk_snapshot(i) for i in range(3)],
         "tcp": [tcp_snap(i + 1) for i in range(3)],
         "cache": [cache_snapshot(i) for i in range(3)],
+        "procs": [procs_snap(i + 1) for i in range(3)],
         "bpf": [bpf_snapshot(i) for i in range(3)],
     }
 

@@ -13,8 +13,8 @@ from typing import Literal, Optional, Tuple
 from ..model.common import CountUnit, EventBuffer
 
 # Filter fields a kernel program applies through a BPF map (no recompile).
-KernelField = Literal["pid", "port", "disk", "op"]
-KERNEL_FIELDS: Tuple[KernelField, ...] = ("pid", "port", "disk", "op")
+KernelField = Literal["pid", "port", "disk", "op", "uid"]
+KERNEL_FIELDS: Tuple[KernelField, ...] = ("pid", "port", "disk", "op", "uid")
 # Fields a collector applies in Python to each event as it arrives.
 EventField = Literal["comm", "addr"]
 EVENT_FIELDS: Tuple[EventField, ...] = ("comm", "addr")

@@ -58,7 +58,7 @@ def tables(snap: TcpSnapshot) -> Tuple[Table, Table]:
             Column("new", "NEW", width=6),
             Column("failures", "FAILED", width=6),
             Column("avg", "AVG ms", fmt=fmt_us_as_ms, width=8),
-            Column("procs", "PROCESSES", numeric=False, fmt=str, width=12),
+            Column("processes", "PROCESSES", numeric=False, fmt=str, width=12),
         ),
         rows=tuple(
             (
