@@ -305,6 +305,7 @@ KEY_COLUMNS = {
     "disk": ["DISK", "IOPS", "MB/s", "P99 us", "INFL"],
     "tcp": ["DESTINATION", "CONNECTS", "FAILED", "AVG ms", "COMM", "RESULT", "LAT ms"],
     "cache": ["PID", "COMM", "HITS", "MISSES", "DIRTIES", "READ_HIT%"],
+    "procs": ["PID", "COMM", "EXECS", "EXITS", "FORKS", "OPENS", "LIVED ms"],
     "bpf": ["ID", "TYPE", "NAME", "RUNS", "AVG_NS", "CPU%"],
 }
 

@@ -212,22 +212,35 @@ def test_losses_are_counted_exactly_per_kind(buffer):
     c = ProcsCollector(buffer=buffer, ring_pages=1, perf_pages=1, poll=False)
     c.start()
     assert c.hook.endswith(f"{buffer} buffer")
+    n = 400
+    # The opens come from a child that does nothing else: this process's
+    # other threads (the tests' program sampler reads /proc) open files too.
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.read(go_r, 1)
+            for _ in range(n):
+                try:
+                    os.open("/nonexistent-bpftop-procs", os.O_RDONLY)
+                except FileNotFoundError:
+                    pass
+        finally:
+            os._exit(0)
     try:
-        c.set_kernel_filter("pid", [os.getpid()])
+        c.set_kernel_filter("pid", [pid])
         c.collect()
-        n = 400
-        for _ in range(n):
-            try:
-                os.open("/nonexistent-bpftop-procs", os.O_RDONLY)
-            except FileNotFoundError:
-                pass
+        os.write(go_w, b"g")
+        assert os.waitpid(pid, 0)[1] == 0
         snap = c.collect()
     finally:
+        os.close(go_r)
+        os.close(go_w)
         c.stop()
     lost = dict(snap.lost)
     seen = len([o for o in snap.opens if o.path == "/nonexistent-bpftop-procs"])
     assert lost["open"] > 0 and seen + lost["open"] == n
-    assert row_counts(snap, os.getpid())[3:5] == (n, n)  # the counts are in the kernel: all there
+    assert row_counts(snap, pid)[3:5] == (n, n)  # the counts are in the kernel: all there
     assert "lost" in render.summary(snap) and str(lost["open"]) in render.summary(snap)
 
 

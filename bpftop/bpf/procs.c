@@ -383,6 +383,12 @@ static __always_inline void open_exit(void *ctx, long ret)
     if (!o)
         return;
     u32 tgid = pid_tgid >> 32;
+    // An open that entered before the filter changed, and returns after:
+    // the filter in force now decides, as it does for every count.
+    if (skip_current(tgid)) {
+        opens.delete(&tid);
+        return;
+    }
     struct counts *c = counts_of(tgid, 1);
     if (c) {
         __sync_fetch_and_add(&c->opens, 1);
