@@ -21,17 +21,15 @@ import ctypes
 import functools
 import os
 import platform
-import re
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..bpf import btf, ladder, loader, maps, system
+from ..bpf import ladder, loader, maps
 from ..model import EventBuffer, HookKind
 from ..model.procs import ProcsSnapshot
 from .base import Collector, FilterValue
 from .capabilities import Capabilities, KernelField
-from .keyfilter import KeyFilter
 from .pidfilter import PidFilter
 from .procs_events import (
     ARG_LEN,
@@ -46,79 +44,21 @@ from .procs_events import (
     EventLog,
     short_lived,
 )
+from .procs_kernel import MAX_FILTER_UIDS, REQUIRED_TRACEPOINTS, UidFilter, kernel_version, task_offsets, tracepoint
 
 MAX_PROCS = 16384
 MAX_PENDING = 8192  # execs and opens in flight at once
 MAX_FILTER_PIDS = 1024
-MAX_FILTER_UIDS = 1024
 RING_PAGES = 1024  # 4 MiB: about 12,000 opens, or 5,000 execs
 PERF_PAGES = 64  # per CPU
 POLL_MS = 50
 GONE_EVERY = 10  # reads between looks in /proc for processes that ended unseen
 BUFFERS = ("auto", "ring", "perf")
 
-# struct task_struct members the program reads, from the kernel's BTF.
-TASK_MEMBERS = (
-    ("TASK_PID", "pid"),
-    ("TASK_TGID", "tgid"),
-    ("TASK_REAL_PARENT", "real_parent"),
-    ("TASK_START_TIME", "start_time"),
-    ("TASK_EXIT_CODE", "exit_code"),
-)
-REQUIRED_TRACEPOINTS = (
-    "sched:sched_process_exec",
-    "sched:sched_process_exit",
-    "sched:sched_process_fork",
-    "syscalls:sys_enter_execve",
-    "syscalls:sys_exit_execve",
-    "syscalls:sys_enter_openat",
-    "syscalls:sys_exit_openat",
-    "signal:signal_generate",
-)
-
-
-def _tracepoint(name: str) -> bool:
-    """Whether ``category:event`` exists in this kernel."""
-    category, event = name.split(":", 1)
-    return system.tracepoint_exists(category, event)
-
-
 def _pow2(n: int, what: str) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n & (n - 1):
         raise ValueError(f"{what} must be a power of two, not {n!r}")
     return n
-
-
-def _kernel_version() -> tuple:
-    m = re.match(r"(\d+)\.(\d+)", platform.release())
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-
-
-def task_offsets() -> Tuple[Dict[str, int], str]:
-    """The task_struct offsets as -D values, or ({}, why not)."""
-    try:
-        found = btf.members(tuple(("task_struct", member) for _, member in TASK_MEMBERS))
-    except btf.BtfError as e:
-        return {}, f"needs the kernel's BTF for task_struct offsets ({e})"
-    out = {}
-    for define, member in TASK_MEMBERS:
-        got = found[("task_struct", member)]
-        if got is None:
-            return {}, f"the kernel's task_struct has no {member} member"
-        out[define] = got[0]
-    return out, ""
-
-
-class UidFilter(KeyFilter):
-    """User ids of the acting process (the maps uid_mode and filter_uids)."""
-
-    what = "uid"
-    low, high = 0, 2**32 - 2
-    limit = MAX_FILTER_UIDS
-
-    @property
-    def uids(self) -> Tuple[int, ...]:
-        return self.keys
 
 
 class ProcsCollector(Collector[ProcsSnapshot]):
@@ -183,11 +123,11 @@ class ProcsCollector(Collector[ProcsSnapshot]):
 
     def _check(self, ring: bool) -> str:
         for name in REQUIRED_TRACEPOINTS:
-            if not _tracepoint(name):
+            if not tracepoint(name):
                 return f"tracepoint {name} not found"
-        if ring and _kernel_version() < (5, 8):
+        if ring and kernel_version() < (5, 8):
             return f"kernel {platform.release()} has no BPF ring buffer (5.8 and later)"
-        if _kernel_version() < (4, 17):
+        if kernel_version() < (4, 17):
             return f"kernel {platform.release()} has no raw tracepoints (4.17 and later)"
         _, why = task_offsets()
         return why
@@ -200,9 +140,9 @@ class ProcsCollector(Collector[ProcsSnapshot]):
         defines.update(
             USE_RINGBUF=ring,
             RINGBUF_PAGES=self.ring_pages,
-            HAVE_OPEN=_tracepoint("syscalls:sys_enter_open"),
-            HAVE_OPENAT2=_tracepoint("syscalls:sys_enter_openat2"),
-            HAVE_EXECVEAT=_tracepoint("syscalls:sys_enter_execveat"),
+            HAVE_OPEN=tracepoint("syscalls:sys_enter_open"),
+            HAVE_OPENAT2=tracepoint("syscalls:sys_enter_openat2"),
+            HAVE_EXECVEAT=tracepoint("syscalls:sys_enter_execveat"),
             MAX_PROCS=MAX_PROCS,
             MAX_PENDING=MAX_PENDING,
             MAX_FILTER_PIDS=MAX_FILTER_PIDS,
