@@ -98,6 +98,30 @@ fi
 # Kernel headers. BCC looks in /lib/modules/$release/{build,source}; the
 # kernel may also carry its own (CONFIG_IKHEADERS), which BCC finds itself.
 headers_ok() { [ -e "/lib/modules/$release/build/include" ] || [ -e /sys/kernel/kheaders.tar.xz ]; }
+# The distribution's own headers: the ones its meta package (linux-headers-
+# amd64, -generic) depends on, which its BCC compiles. Newer ones may be
+# installed too (the kernel matrix's): Debian 12's BCC cannot compile 6.12's
+# linux/bpf.h, which tools including net/sock.h (tcplife) pull in.
+distro_headers() {
+    local dep
+    dep=$(dpkg-query -W -f='${Depends}' "$1" 2>/dev/null | sed -n 's/^\(linux-headers-[^ ,]*\).*/\1/p')
+    [ -n "$dep" ] && [ -d "/usr/src/$dep" ] && echo "/usr/src/$dep"
+}
+# A fallback link made by an earlier run that points elsewhere than the
+# distribution's headers goes (and is made again below).
+link=$(readlink "/lib/modules/$release/build" 2>/dev/null || true)
+if [ -n "$link" ] && [ ! -e /sys/kernel/kheaders.tar.xz ] && [[ "$link" == /usr/src/linux-headers-* ]]; then
+    for meta in "linux-headers-$arch" linux-headers-generic; do
+        want=$(distro_headers "$meta" || true)
+        if [ -n "$want" ]; then
+            if [ "$want" != "$link" ]; then
+                say "kernel $release: the headers link pointed at $link; relinking to the distribution's $want"
+                rm -f "/lib/modules/$release/build" "/lib/modules/$release/source"
+            fi
+            break
+        fi
+    done
+fi
 if ! headers_ok; then
     if apt-cache show "linux-headers-$release" >/dev/null 2>&1 || { apt_update; apt-cache show "linux-headers-$release" >/dev/null 2>&1; }; then
         say "installing linux-headers-$release"
@@ -116,7 +140,8 @@ if ! headers_ok; then
         say "no headers for kernel $release; installing the distribution's ($meta)"
         apt_install "$meta"
     fi
-    build=$(ls -d /usr/src/linux-headers-*-"$arch" /usr/src/linux-headers-*-generic 2>/dev/null | sort -V | tail -n 1 || true)
+    build=$(distro_headers "$meta" || true)
+    [ -n "$build" ] || build=$(ls -d /usr/src/linux-headers-*-"$arch" /usr/src/linux-headers-*-generic 2>/dev/null | sort -V | tail -n 1 || true)
     [ -n "$build" ] || die "no kernel headers found under /usr/src after installing $meta"
     source_dir=${build%-"$arch"}-common
     [ -d "$source_dir" ] || source_dir=$build
