@@ -109,11 +109,13 @@ def test_a_call_that_started_before_the_switch_on_is_not_timed(syscalls):
     check_stale_starts(syscalls)
 
 
-def test_the_lru_hash_store_switches_as_exactly(shared_collectors):
-    """The fallback where the verifier refuses task storage: starts in the
-    LRU hash by thread id (its own compile: host only, not the matrix)."""
-    c = shared_collectors.get(SyscallsCollector, task_storage=False)
-    assert c.start_store.startswith("LRU")
+def test_the_task_storage_store_switches_as_exactly(shared_collectors):
+    """Starts in task storage, asked for (not the default: Debian's 6.12
+    died under it), where this kernel takes it (its own compile: host only,
+    never in the matrix's guests)."""
+    c = shared_collectors.get(SyscallsCollector, task_storage=True)
+    if not c.start_store.startswith("task"):
+        pytest.skip(f"this kernel keeps starts in the {c.start_store}")
     try:
         check_switches(c, 20)
         check_stale_starts(c)
