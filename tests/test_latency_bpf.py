@@ -190,10 +190,11 @@ def check_stale_starts(c):
 @pytest.mark.matrix
 @pytest.mark.parametrize("rung", rung_params(SyscallsCollector, 2))
 def test_switching_on_every_rung(rung, shared_collectors):
-    """Each rung attaches its own way (a raw tracepoint link, or a perf
-    event for the classic tracepoint): switched on, it times; off, the
-    attachment is gone. The session's collectors of test_syscalls_bpf's
-    every-rung test: no compile of its own."""
+    """On each rung (a raw tracepoint link, or a perf event for the
+    classic tracepoint), switched on, it times; off, it does not; and a
+    switch attaches or detaches nothing (attaching and detaching sys_enter
+    at each switch took Debian's 6.12 down). The session's collectors of
+    test_syscalls_bpf's every-rung test: no compile of its own."""
     c = shared_collectors.get(SyscallsCollector, rung)
     with Caller() as child:
         c.set_kernel_filter("pid", [child.pid])
@@ -201,9 +202,7 @@ def test_switching_on_every_rung(rung, shared_collectors):
             held = held_bpf_objects()
             c.collect()
             c.set_latency(True)
-            attached = held_bpf_objects()
-            assert (len(attached["link"]) + attached["perf_events"]
-                    == len(held["link"]) + held["perf_events"] + 1)
+            assert held_bpf_objects() == held
             child.calls(1000)
             on = c.collect()
             c.set_latency(False)

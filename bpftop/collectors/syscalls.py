@@ -5,9 +5,9 @@ Kernel counters are cumulative; each ``collect()`` reports the difference
 since the previous one, so reading never races with resetting.
 
 Latency is an optional probe of its own (``set_latency``): one compile holds
-its sys_enter program, attached and detached at run time while the counting
-exit program runs on, so counts have no gap across a switch and switching
-loads no new program or map.
+its sys_enter program, attached with the counting exit program and switched
+by a flag in a map, so counts have no gap across a switch and switching
+loads, attaches and detaches nothing.
 """
 
 from __future__ import annotations
@@ -197,32 +197,22 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         return self._strategy is not None and self._strategy.kind is HookKind.RAW_TRACEPOINT
 
     def _attach_enter(self) -> None:
-        """Time calls that start from now on: latency_since first, so no
-        start stamped by an earlier switch-on is ever matched."""
-        since = self._bpf[b"latency_since"]
-        since[ctypes.c_int(0)] = ctypes.c_uint64(time.monotonic_ns())
-        try:
-            with loader.BCC_LOCK, loader.native_output_kept():
-                if self._raw():
-                    self._bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=self._enter)
-                else:
-                    self._bpf.attach_tracepoint(tp=b"raw_syscalls:sys_enter", fn_name=self._enter)
-        except Exception:
-            since[ctypes.c_int(0)] = ctypes.c_uint64(0)
-            raise
+        """Attached once, when the collector loads, and left attached: it
+        stamps starts only while latency_since says latency is on.
+        (Attaching and detaching it at each switch took Debian's 6.12
+        kernel down in the kernel matrix's guests.)"""
+        with loader.BCC_LOCK, loader.native_output_kept():
+            if self._raw():
+                self._bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=self._enter)
+            else:
+                self._bpf.attach_tracepoint(tp=b"raw_syscalls:sys_enter", fn_name=self._enter)
         self._enter_attached = True
 
-    def _detach_enter(self) -> None:
-        """Stop stamping starts, then stop timing: the program stays loaded
-        (same id) for the next switch-on; its link goes."""
-        if self._enter_attached:
-            with loader.BCC_LOCK, loader.native_output_kept():
-                if self._raw():
-                    self._bpf.detach_raw_tracepoint(tp=b"sys_enter")
-                else:
-                    self._bpf.detach_tracepoint(tp=b"raw_syscalls:sys_enter")
-            self._enter_attached = False
-        self._bpf[b"latency_since"][ctypes.c_int(0)] = ctypes.c_uint64(0)
+    def _switch(self, on: bool) -> None:
+        """On: time calls that start from now on (a start stamped by an
+        earlier switch-on is never matched). Off: stamp and time nothing."""
+        now = ctypes.c_uint64(time.monotonic_ns() if on else 0)
+        self._bpf[b"latency_since"][ctypes.c_int(0)] = now
 
     def optional_probes(self) -> Dict[str, bool]:
         return {LATENCY: self.latency}
@@ -240,22 +230,21 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         Before the collector runs this only says how it will start."""
         with self._lock:
             on = bool(on)
-            if self._bpf is not None and on != self._enter_attached:
-                if on:
-                    self._attach_enter()
-                else:
-                    self._detach_enter()
+            if self._bpf is not None and on != self.latency:
+                if on and not self._enter_attached:
+                    raise ValueError("the latency program could not be attached when the collector started")
+                self._switch(on)
             self.latency = on
             self._latency_in_interval |= on
 
     def _on_loaded(self) -> None:
         self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
         self._enter_attached = False
-        if self.latency:
-            try:
-                self._attach_enter()
-            except Exception:  # counting goes on; the probes screen shows latency off
-                self.latency = False
+        try:
+            self._attach_enter()
+        except Exception:  # counting goes on; the probes screen shows latency off
+            self.latency = False
+        self._switch(self.latency)
         self._latency_in_interval = self.latency
         self._baseline()
 
