@@ -15,6 +15,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -23,10 +24,6 @@ from ..errors import UsageError
 from ..loop import CollectionLoop
 from ..tabs import TABS, CollectorOptions
 from .base import TabMetrics
-
-
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to leave the loop."""
 
 
 def _listen(text: str) -> str:
@@ -123,10 +120,12 @@ def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     stopping = threading.Event()
     previous: Dict[int, Any] = {}
 
+    # Set by the signal handler, read by the main thread's wait: a handler
+    # that raised or took a lock could land inside the loop's own locks.
+    asked = {"stop": False}
+
     def stop_now(_signum: int, _frame: Optional[FrameType]) -> None:
-        if not stopping.is_set():
-            stopping.set()
-            raise _Stop
+        asked["stop"] = True
 
     def hang_up(_signum: int, _frame: Optional[FrameType]) -> None:
         reload.set()  # applied in a thread: the loop's lock may be held right here
@@ -151,10 +150,11 @@ def run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
             previous[sig] = signal.signal(sig, handler)
         threading.Thread(target=_reloader, args=(loop, reload, stopping, args), name="bpftop-reload",
                          daemon=True).start()
-        try:
-            loop.run(None)
-        except _Stop:
-            pass
+        loop.start()  # reads in its own thread; this one only waits for a signal
+        while not asked["stop"] and loop.alive:
+            time.sleep(0.2)
+        if loop.error is not None:
+            raise loop.error
         return 0
     finally:
         stopping.set()
