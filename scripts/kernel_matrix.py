@@ -17,8 +17,10 @@ non-zero when any guest failed, timed out or ran no test.
 
 --pytest-args runs a subset while developing: the words go to the guests'
 pytest after `-m matrix`; test files or node ids among them replace the
-default list of files. A subset run skips the guests' doctor run up front:
-a selected doctor test runs doctor itself (tests/conftest.py), once.
+default list of files.
+
+A guest's chosen hooks come from its tests (hooks.txt, tests/shared.py), the
+host's from `bpftop doctor`.
 """
 
 from __future__ import annotations
@@ -214,14 +216,24 @@ def chosen_hooks(doctor_text: str) -> Dict[str, str]:
     return chosen
 
 
+def recorded_hooks(text: str) -> Dict[str, str]:
+    """tab -> rung, from a guest's hooks.txt ("tab<TAB>rung" lines; the
+    first line of a tab wins)."""
+    hooks: Dict[str, str] = {}
+    for line in text.splitlines():
+        tab, sep, rung = line.partition("\t")
+        if sep and rung and tab not in hooks:
+            hooks[tab] = rung
+    return hooks
+
+
 def table(rows: List[Tuple[str, str, str, str]]) -> str:
     lines = ["| kernel | tab | chosen hook | tests passed |", "| --- | --- | --- | --- |"]
     lines += [f"| {k} | {t} | {h} | {p} |" for k, t, h, p in rows]
     return "\n".join(lines) + "\n"
 
 
-def rows_for(label: str, per: Dict[str, Dict[str, int]], doctor: str) -> List[Tuple[str, str, str, str]]:
-    hooks = chosen_hooks(doctor)
+def rows_for(label: str, per: Dict[str, Dict[str, int]], hooks: Dict[str, str]) -> List[Tuple[str, str, str, str]]:
     out = []
     for module, tab in TAB_OF_FILE.items():
         c = per.get(module, {"passed": 0, "failed": 0, "skipped": 0})
@@ -242,8 +254,8 @@ def rows_for(label: str, per: Dict[str, Dict[str, int]], doctor: str) -> List[Tu
 def precompile() -> None:
     """Bytecode for the package and the tests, written here: the guests'
     root is this one, read-only, so a guest's Python compiles every module
-    whose .pyc is missing or stale again in each process it starts (doctor,
-    the CLI runs, pytest), seconds each under emulation."""
+    whose .pyc is missing or stale again in each process it starts (the
+    CLI runs, pytest), seconds each under emulation."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "bpftop"), str(REPO / "tests")],
                    stdout=subprocess.DEVNULL, check=False)
 
@@ -262,7 +274,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--readme", action="store_true", help="also put the table into README.md's Tested kernels section")
     ap.add_argument("--pytest-args", default="", metavar="ARGS",
                     help='a subset, for developing: e.g. "-k clone" or "tests/test_disk_bpf.py::test_x" '
-                         "(added after -m matrix; skips the up-front doctor run)")
+                         "(added after -m matrix)")
     args = ap.parse_args(argv)
     pytest_args = shlex.split(args.pytest_args)
     if any("\n" in a for a in pytest_args):
@@ -337,14 +349,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows: List[Tuple[str, str, str, str]] = []
     if args.host_junit and Path(args.host_junit).exists():
         per, _ = junit_counts(Path(args.host_junit))
-        rows += rows_for(f"{os.uname().release} (host)", per, host_doctor())
+        rows += rows_for(f"{os.uname().release} (host)", per, chosen_hooks(host_doctor()))
 
     total_passed = total_failed = 0
     bad = bool(missing)
     for g in guests:
         junit = g.out / "junit.xml"
         rc = (g.out / "pytest.rc").read_text().strip() if (g.out / "pytest.rc").exists() else "none"
-        doctor = (g.out / "doctor.txt").read_text() if (g.out / "doctor.txt").exists() else ""
+        hooks_file = g.out / "hooks.txt"
+        hooks = recorded_hooks(hooks_file.read_text()) if hooks_file.exists() else {}
         if junit.exists():
             g.results, g.failures = junit_counts(junit)
         passed = sum(c["passed"] for c in g.results.values())
@@ -366,7 +379,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if status != "ok":
             tail = (g.out / "guest.log").read_text(errors="replace").splitlines()[-40:]
             print("\n".join(f"  | {line}" for line in tail), flush=True)
-        rows += rows_for(f"{g.release} ({KERNELS[g.name][0]})", g.results, doctor)
+        rows += rows_for(f"{g.release} ({KERNELS[g.name][0]})", g.results, hooks)
 
     minutes = (time.monotonic() - t0) / 60
     md = f"Last run {time.strftime('%Y-%m-%d')}: the matrix took {minutes:.1f} min.\n\n" + table(rows)

@@ -1,13 +1,14 @@
 #!/bin/bash
 # Runs inside one kernel-matrix guest (started by scripts/kernel_matrix.py):
-# `bpftop doctor`, then every test marked `matrix` (the real-eBPF tests that
-# check numbers against ground truth, on the rung this kernel chooses and on
-# each other rung that loads here, and the exit-cleanup checks).
+# every test marked `matrix` (the real-eBPF tests that check numbers against
+# ground truth, on the rung this kernel chooses and on each other rung that
+# loads here, and an exit-cleanup check).
 #
 #   kernel_matrix_guest.sh OUTDIR REPO TIME_SCALE
 #
 # OUTDIR is shared with the host (--rwdir); everything the host reads back
-# is written there: kernel, doctor.txt, doctor.rc, junit.xml, pytest.rc.
+# is written there: kernel, hooks.txt (the rung each ladder chose, written
+# by the tests: tests/shared.py), junit.xml, pytest.rc.
 # OUTDIR/pytest-args, when the host wrote it (kernel_matrix.py
 # --pytest-args), holds a subset's pytest words, one a line.
 set -u
@@ -45,18 +46,9 @@ extra=()
 if [ -e "$out/pytest-args" ]; then
     mapfile -t extra < "$out/pytest-args"
 fi
-# The doctor tests check this run's output rather than compile every rung
-# of every collector again (minutes under emulation). It is `doctor --quick`:
-# the rungs past each chosen one are compiled by the every-rung tests anyway,
-# and compiling them twice cost each guest 6 minutes. A subset skips the run
-# up front: a doctor test it selects runs doctor once and saves it here.
-export BPFTOP_DOCTOR_OUTPUT=$out/doctor.txt
-if [ ${#extra[@]} -eq 0 ]; then
-    start=$(date +%s)
-    .venv/bin/python -m bpftop doctor --quick > "$out/doctor.txt" 2> "$out/doctor.err"
-    echo $? > "$out/doctor.rc"
-    echo "guest: doctor took $(( $(date +%s) - start )) s"
-fi
+# No doctor run here: it compiled each ladder's chosen rung again, six
+# minutes a guest, for what the tests below record as they start them.
+export BPFTOP_MATRIX_HOOKS=$out/hooks.txt
 
 start=$(date +%s)
 # Only the files that hold matrix tests: collecting the others imports the

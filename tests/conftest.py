@@ -75,25 +75,9 @@ def need_tmux():
 @pytest.fixture(scope="session")
 def doctor_run():
     """One ``bpftop doctor`` for every test that reads its report: it
-    compiles every rung of every collector, which takes minutes in a
-    kernel-matrix guest. The guest script runs it first and names the
-    output here (BPFTOP_DOCTOR_OUTPUT, with its exit status beside it).
-    A guest running a subset does not run doctor up front: the first test
-    that needs it runs it and leaves its output there for the host."""
-    path = os.environ.get("BPFTOP_DOCTOR_OUTPUT")
-    rc_path = os.path.splitext(path)[0] + ".rc" if path else ""
-    if path and os.path.exists(path) and os.path.exists(rc_path):
-        with open(path) as out, open(rc_path) as rc:
-            return subprocess.CompletedProcess(["bpftop", "doctor"], int(rc.read()), out.read(), "")
-    # Quick in a kernel-matrix guest, as the guest script's own run.
-    quick = ["--quick"] if path else []
-    res = subprocess.run([sys.executable, "-m", "bpftop", "doctor", *quick], capture_output=True, text=True,
-                         timeout=scaled(300))
-    if path:
-        with open(path, "w") as out, open(rc_path, "w") as rc:
-            out.write(res.stdout)
-            rc.write(f"{res.returncode}\n")
-    return res
+    compiles every rung of every collector."""
+    return subprocess.run([sys.executable, "-m", "bpftop", "doctor"], capture_output=True, text=True,
+                          timeout=scaled(300))
 
 
 @pytest.fixture(autouse=True)

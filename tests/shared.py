@@ -15,12 +15,18 @@ puts back any filter it set (``pid_filtered``). Tests of start, stop and
 A rung that did not load is remembered with its reason: a later test that
 asks for the same collector, options and rung is skipped with that reason
 instead of compiling the same program again.
+
+In a kernel-matrix guest (BPFTOP_MATRIX_HOOKS names a file) the rung each
+ladder chose with default options is written there, a line "tab<TAB>rung",
+for the Tested kernels table: running doctor for it cost each guest six
+minutes of compiles the tests make anyway.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import pytest
@@ -93,12 +99,16 @@ class SharedCollectors:
             s = rest[0]
             key = self._key(cls, opts, s.name)
             if key in self.started:
+                if not opts:
+                    _record_choice(c.tab, s.name)
                 return self.started[key]
             if key in self.failed or s.check():
                 rest.pop(0)
                 continue
             break
         self._start(None, c, rest, cls=cls, opts=opts)
+        if not opts:
+            _record_choice(c.tab, next((s.name for s in rest if c.hook in _names(s)), c.hook))
         return c
 
     def _start(self, key: Optional[Key], c, ladder: Sequence[Any], cls=None, opts=None) -> None:
@@ -139,6 +149,13 @@ class SharedCollectors:
         assert wait_until_ids_gone(self.ids) == []
         if self.before is not None:
             assert wait_until_gone(self.before) == []
+
+
+def _record_choice(tab: str, rung: str) -> None:
+    path = os.environ.get("BPFTOP_MATRIX_HOOKS")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{tab}\t{rung}\n")
 
 
 @contextlib.contextmanager

@@ -56,6 +56,11 @@ def test_chosen_hooks_first_section_per_collector_and_none_when_nothing_chosen()
     assert "tcp" not in hooks
 
 
+def test_recorded_hooks_first_line_per_tab_wins():
+    text = "syscalls\traw tracepoints\ncache\tkprobes\nsyscalls\traw_syscalls tracepoints\nnot a line\ntcp\t\n"
+    assert km.recorded_hooks(text) == {"syscalls": "raw tracepoints", "cache": "kprobes"}
+
+
 def test_junit_counts_per_file_and_failed_ids(tmp_path):
     path = tmp_path / "junit.xml"
     path.write_text(JUNIT)
@@ -72,7 +77,7 @@ def test_table_rows_name_each_tab_its_hook_and_its_tests(tmp_path):
     path = tmp_path / "junit.xml"
     path.write_text(JUNIT)
     per, _ = km.junit_counts(path)
-    rows = {r[1]: r for r in km.rows_for("6.1", per, DOCTOR)}
+    rows = {r[1]: r for r in km.rows_for("6.1", per, km.chosen_hooks(DOCTOR))}
     assert rows["disk"] == ("6.1", "disk", "kprobes", "1/2 (1 skipped)")
     assert rows["tcp"] == ("6.1", "tcp", "none loaded", "0/1")
     assert rows["cache"][2] == "kprobes"

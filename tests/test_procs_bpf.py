@@ -244,7 +244,6 @@ def test_losses_are_counted_exactly_per_kind(buffer):
     assert "lost" in render.summary(snap) and str(lost["open"]) in render.summary(snap)
 
 
-@pytest.mark.matrix
 def test_doctor_lists_the_procs_ladder(doctor_run):
     out = doctor_run.stdout
     section = out[out.index("\nprocs collector"):]

@@ -122,7 +122,9 @@ async def test_snapshot_of_the_procs_tab_escapes_argv(tmp_path):
         execs = app.screen.query_one("#procs-execs-table", TopTable)
         await wait_for(pilot, lambda: execs.row_count >= 1)
         await pilot.press("p")  # hold the screen still
-        await pilot.pause(0.1)
+        # A row in the table is painted at the next refresh: on a loaded
+        # machine that came after the key (CI saw a capture without it).
+        await wait_for(pilot, lambda: "two words" in app.screen_text())
         await pilot.press("s")
         (snap,) = (tmp_path / "snaps").iterdir()
         assert snap.name.startswith("bpftop-procs-")

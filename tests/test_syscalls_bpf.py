@@ -163,7 +163,6 @@ def test_once_text_cli():
     assert any(ln.startswith("SYSCALL") for ln in lines) and any(ln.lstrip().startswith("PID") for ln in lines)
 
 
-@pytest.mark.matrix
 def test_doctor_reports_hooks_and_facts(doctor_run):
     assert doctor_run.returncode == 0, doctor_run.stdout + doctor_run.stderr
     out = doctor_run.stdout

@@ -335,7 +335,6 @@ def test_once_text_cli():
     assert any(ln.startswith("Latest connects") for ln in lines)
 
 
-@pytest.mark.matrix
 def test_doctor_lists_the_tcp_ladder(doctor_run):
     out = doctor_run.stdout
     section = out[out.index("\ntcp collector"):]

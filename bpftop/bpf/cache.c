@@ -36,9 +36,8 @@
 // is dereferenced (the headers may be another kernel's).
 
 #include <uapi/linux/ptrace.h>
-#include <linux/sched.h>
 
-#include "keyfilter.h"
+#include "common.h"
 
 struct cache_counts {
     u64 accesses;        // pages read (tracepoints) or mark_page_accessed calls

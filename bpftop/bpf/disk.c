@@ -35,7 +35,7 @@
 #include <linux/blkdev.h>
 #endif
 
-#include "keyfilter.h"
+#include "common.h"
 
 #define OP_READ 0
 #define OP_WRITE 1

@@ -50,7 +50,7 @@ def define_flags(defines: Mapping[str, Union[int, bool]]) -> list:
 
 def include_flags() -> List[str]:
     """The package's BPF directory on the include path, for the helper
-    headers the programs share (keyfilter.h)."""
+    headers the programs share (common.h, keyfilter.h)."""
     return ["-I" + os.path.dirname(os.path.abspath(__file__))]
 
 

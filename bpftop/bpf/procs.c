@@ -15,9 +15,8 @@
 // PATH_LEN, ARG_LEN, MAX_ARGS (powers of two), RINGBUF_PAGES.
 
 #include <uapi/linux/ptrace.h>
-#include <linux/sched.h>
 
-#include "keyfilter.h"
+#include "common.h"
 
 #define EV_EXEC 1
 #define EV_EXIT 2

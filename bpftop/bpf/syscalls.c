@@ -26,9 +26,8 @@
 // takes differences, so no count is lost between a read and a reset.
 
 #include <uapi/linux/ptrace.h>
-#include <linux/sched.h>
 
-#include "keyfilter.h"
+#include "common.h"
 
 struct sc_stat {
     u64 count;

@@ -17,12 +17,11 @@
 // an opaque map key only, so headers of another kernel version are safe.
 
 #include <uapi/linux/ptrace.h>
-#include <linux/sched.h>
-
-#include "keyfilter.h"
 #ifndef USE_TRACEPOINT
 #include <net/sock.h>
 #endif
+
+#include "common.h"
 
 #define EV_CONNECT 1
 #define EV_ESTABLISHED 2
