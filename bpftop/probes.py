@@ -19,7 +19,7 @@ class ProbeRow:
     key: str  # unique per row: tab, or tab/program
     tab: str
     program: str  # BPF program name, or the rung's name when not attached
-    state: str  # attached, detached, starting, failed, unavailable, not tried
+    state: str  # attached, off (an optional part), detached, starting, failed, unavailable, not tried
     hook: str
     kind: str
     events_per_s: Optional[float] = None
@@ -58,12 +58,9 @@ class ProbeMeter:
             if programs and chosen is not None:
                 for name, fd in programs:
                     part = parts.get(name, "")
-                    if part and not optional.get(part, False):
-                        # Loaded, not attached: it runs nowhere and costs nothing.
-                        rows.append(ProbeRow(f"{collector.tab}/{name}", collector.tab, name, "detached",
-                                             chosen.strategy, chosen.kind.value, part=part,
-                                             reason=f"{part} is off: switch it on here or with its tab's key"))
-                        continue
+                    # Switched off, it stays attached and reads the switch
+                    # at each event: its cost is shown as it is.
+                    off = bool(part) and not optional.get(part, False)
                     stats = program_stats(fd)
                     rate = avg = cpu = None
                     if stats is not None:
@@ -79,9 +76,11 @@ class ProbeMeter:
                             avg = spent / runs if runs > 0 else None
                             cpu = 100.0 * spent / (secs * 1e9)
                     rows.append(ProbeRow(
-                        f"{collector.tab}/{name}", collector.tab, name, "attached",
+                        f"{collector.tab}/{name}", collector.tab, name, "off" if off else "attached",
                         chosen.strategy, chosen.kind.value, rate, avg, cpu,
                         misses=stats.recursion_misses if stats is not None else None, part=part,
+                        reason=f"{part} is off: attached, it only reads the switch (here or its tab's key)"
+                        if off else "",
                     ))
             else:
                 rows.append(self._idle_row(collector, status))
@@ -89,7 +88,7 @@ class ProbeMeter:
                 # they start as set.
                 for part, on in optional.items():
                     rows.append(ProbeRow(
-                        f"{collector.tab}/{part}", collector.tab, "-", "on at start" if on else "detached",
+                        f"{collector.tab}/{part}", collector.tab, "-", "on at start" if on else "off at start",
                         "-", "-", part=part,
                         reason=f"{part} {'starts on' if on else 'stays off'} when {collector.tab} starts",
                     ))

@@ -26,9 +26,9 @@ import urllib.request
 
 import pytest
 from bpfprogs import held_prog_ids, prog_ids, wait_until_gone
+from connects import Connector
 from disk_workload import DiskWorkload, diskstats
 from testenv import scaled
-from workload import Child
 
 from bpftop.tabs import TABS
 
@@ -38,39 +38,6 @@ PROMETHEUS = "/usr/bin/prometheus"
 N = 5000  # getppid calls
 N4, N6, J = 30, 20, 15  # IPv4 and IPv6 connects to listeners, and J to a closed port (refused)
 READS = 2000  # O_DIRECT reads
-
-# Listens on 127.0.0.1 and ::1 and finds a closed port; "sys N" makes N
-# getppid calls, "tcp A B C" A IPv4 and B IPv6 connects that are accepted
-# and C to the closed port (refused), one after the other.
-CHILD = r"""
-import os, socket, sys
-l4 = socket.socket(); l4.bind(("127.0.0.1", 0)); l4.listen(4096)
-l6 = socket.socket(socket.AF_INET6); l6.bind(("::1", 0)); l6.listen(4096)
-c = socket.socket(); c.bind(("127.0.0.1", 0)); closed = c.getsockname()[1]; c.close()
-print(closed, flush=True)
-for line in sys.stdin:
-    words = line.split()
-    if words[0] == "sys":
-        for _ in range(int(words[1])):
-            os.getppid()
-        print("done", flush=True)
-        continue
-    a, b, k = map(int, words[1:])
-    for fam, addr, lst, n in ((socket.AF_INET, "127.0.0.1", l4, a), (socket.AF_INET6, "::1", l6, b)):
-        for _ in range(n):
-            s = socket.socket(fam); s.connect((addr, lst.getsockname()[1]))
-            lst.accept()[0].close(); s.close()
-    refused = 0
-    for _ in range(k):
-        s = socket.socket()
-        try:
-            s.connect(("127.0.0.1", closed))
-        except ConnectionRefusedError:
-            refused += 1
-        s.close()
-    print("done", refused, flush=True)
-"""
-
 
 def self_signed(tmp):
     """A certificate for 127.0.0.1 and its key, which Prometheus is told to trust."""
@@ -201,8 +168,8 @@ def setup(tmp_path_factory):
     user_cfg.write_text("[exporter]\nper_process = true\ntop_n = 5\n")
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp / "xdg"), BPFTOP_SYSTEM_CONFIG=str(tmp / "none.toml"))
     before = prog_ids()
-    child = Child(CHILD)
-    closed = int(child.proc.stdout.readline())
+    child = Connector()
+    closed = child.closed
     listen = f"127.0.0.1:{free_port()}"
     err = open(tmp / "exporter.err", "w+")
     exporter = subprocess.Popen(
@@ -275,8 +242,8 @@ def test_syscalls_and_tcp_exact(setup):
     q_dst = f'bpftop_tcp_destination_connect_attempts_total{{dport="{setup["closed"]}"}}'
     b = {q: prom.query(q) for q in (q_out, q_att)}
     b1 = prom.snapshot({q: q for q in (q_calls, q_errs, q_proc, q_lat, q_dst)})
-    assert child.ask(f"sys {N}") == "done\n"
-    assert child.ask(f"tcp {N4} {N6} {J}") == f"done {J}\n"
+    child.syscalls(N)
+    child.run(N4, N6, J)
     settle(setup, tabs)
     a1 = prom.snapshot({q: q for q in (q_calls, q_errs, q_proc, q_lat, q_dst)})
     a = {q: prom.query(q) for q in (q_out, q_att)}

@@ -147,8 +147,8 @@ def check_switches(c, switches):
         assert totals(snaps, "getppid") == (switches * PER_PHASE, timed_expected)
         assert all(s.latency for s in snaps[1:-1])  # each of those intervals had latency on for a while
         # Nothing new in the kernel: the same programs (the enter program
-        # is loaded once, attached and detached), the same maps, no link or
-        # tracepoint attachment left from the switching.
+        # stays attached; a flag in a map switches it), the same maps, no
+        # link or tracepoint attachment left from the switching.
         assert loaded_ids(c) == progs_before
         held_after = held_bpf_objects()
         assert held_after == held_before

@@ -122,8 +122,8 @@ async def test_snapshot_of_the_procs_tab_escapes_argv(tmp_path):
         execs = app.screen.query_one("#procs-execs-table", TopTable)
         await wait_for(pilot, lambda: execs.row_count >= 1)
         await pilot.press("p")  # hold the screen still
-        # A row in the table is painted at the next refresh: on a loaded
-        # machine that came after the key (CI saw a capture without it).
+        # A row in the table is painted at the next refresh, which may come
+        # after the key on a loaded machine.
         await wait_for(pilot, lambda: "two words" in app.screen_text())
         await pilot.press("s")
         (snap,) = (tmp_path / "snaps").iterdir()

@@ -59,7 +59,7 @@ def collector(request):
 def shared_collector(request, shared_collectors):
     """The session's collector on the rung the ladder chooses
     (tests/shared.py), with latency switched as asked (one program: latency
-    is attached and detached live, not compiled in); run_filtered puts its
+    is switched live by a flag in a map, not compiled in); run_filtered puts its
     filter back, and latency goes off again."""
     c = shared_collectors.get(SyscallsCollector)
     c.set_latency(request.param)

@@ -4,8 +4,8 @@ import json
 import subprocess
 import sys
 
+import connects
 import pytest
-import workload
 from bpfprogs import ours, prog_ids, prog_list, start_once
 from bpfprogs import wait_until_gone as _wait_until_gone
 from rungs import doctor_mark, rung_params
@@ -31,54 +31,9 @@ pytestmark = pytest.mark.bpf
 N4, N6, NK = 40, 30, 20  # IPv4 to a listener, IPv6 to ::1, to a closed port
 BURST = 3000
 
-# Listens on 127.0.0.1 and ::1, finds a closed port, prints the three ports,
-# then for every "go A B C" line on stdin makes A IPv4 connects, B IPv6
-# connects and C connects to the closed port, accepting each, and prints
-# "done <refused>". Connects are made one after the other, each closed
-# before the next.
-CHILD = r"""
-import socket, sys
-l4 = socket.socket(); l4.bind(("127.0.0.1", 0)); l4.listen(4096)
-l6 = socket.socket(socket.AF_INET6); l6.bind(("::1", 0)); l6.listen(4096)
-c = socket.socket(); c.bind(("127.0.0.1", 0)); closed = c.getsockname()[1]; c.close()
-print(l4.getsockname()[1], l6.getsockname()[1], closed, flush=True)
-import os
-cpus = sorted(os.sched_getaffinity(0))
-for line in sys.stdin:
-    if line.startswith("each-cpu"):
-        # One connect from every CPU in turn (per-CPU buffers see one each).
-        for cpu in cpus:
-            os.sched_setaffinity(0, {cpu})
-            s = socket.socket(); s.connect(("127.0.0.1", l4.getsockname()[1]))
-            l4.accept()[0].close(); s.close()
-        os.sched_setaffinity(0, cpus)
-        print("done 0", flush=True)
-        continue
-    a, b, k = map(int, line.split()[1:])
-    for fam, addr, lst, n in ((socket.AF_INET, "127.0.0.1", l4, a), (socket.AF_INET6, "::1", l6, b)):
-        for _ in range(n):
-            s = socket.socket(fam); s.connect((addr, lst.getsockname()[1]))
-            lst.accept()[0].close(); s.close()
-    refused = 0
-    for _ in range(k):
-        s = socket.socket()
-        try:
-            s.connect(("127.0.0.1", closed))
-        except ConnectionRefusedError:
-            refused += 1
-        s.close()
-    print("done", refused, flush=True)
-"""
-
-
-class Connector(workload.Child):
-    def __init__(self):
-        super().__init__(CHILD)
-        self.p4, self.p6, self.closed = map(int, self.proc.stdout.readline().split())
-
+class Connector(connects.Connector):
     def run(self, n4=N4, n6=N6, nk=NK):
-        done, refused = self.ask(f"go {n4} {n6} {nk}").split()
-        assert done == "done" and int(refused) == nk  # the closed port stayed closed
+        super().run(n4, n6, nk)
 
 
 def start(**kw):
@@ -273,7 +228,7 @@ def test_lost_events_are_counted_exactly(buffer):
         assert snap.lost_new == snap.lost_total
         if buffer == "perf":
             # The perf buffer's own lost records agree with the kernel count.
-            assert c.perf_lost_reported == snap.lost_total
+            assert c.events.perf_lost == snap.lost_total
     finally:
         c.stop()
     assert wait_until_gone(before) == []
@@ -295,7 +250,7 @@ def test_kprobe_rungs_are_checked_and_say_why():
 def test_stop_while_running_leaves_nothing_and_restarts(collector):
     assert collector.status.state is CollectorState.RUNNING
     collector.stop()
-    assert collector._poller is None
+    assert not collector.events.running
     collector.start()
     with Connector() as w:
         collector.set_kernel_filter("pid", [w.pid])

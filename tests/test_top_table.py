@@ -7,6 +7,7 @@ from typing import List, Tuple
 
 from textual.app import App, ComposeResult
 
+from bpftop.screens.textual_internals import screen_text
 from bpftop.tables import Column, Table, fmt_int
 from bpftop.widgets.top_table import TopTable
 
@@ -87,3 +88,19 @@ async def test_a_table_that_changes_size_lays_out_the_screen_only_when_a_scrollb
         await pilot.pause()
         await pilot.pause()
         assert not t.show_vertical_scrollbar
+
+
+async def test_rows_painted_before_their_columns_were_measured_are_painted_again() -> None:
+    """A paint between new rows and the idle pass that measures their
+    columns (CI saw one) cached them cut at the old width, for good: the
+    table no longer lays the screen out when its virtual size changes, which
+    is what told Textual's DataTable to render its rows again."""
+    app = One()
+    async with app.run_test(size=(60, 10)) as pilot:
+        t = app.query_one(TopTable)
+        t.show(table(("a", 1)))
+        await pilot.pause()
+        t.show(table(("a-much-longer-name", 1)))
+        assert "a-much-longer-name" not in screen_text(app)  # painted before the columns are measured
+        await pilot.pause()
+        assert "a-much-longer-name" in screen_text(app)

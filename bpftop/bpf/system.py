@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import platform
+import re
 import subprocess
 import threading
 import time
@@ -179,6 +180,13 @@ def ensure_tracefs() -> TracefsInfo:
         raise FeatureError(f"tracefs is not mounted and mounting it at {TRACEFS} failed: {detail}")
     _tracefs = TracefsInfo(TRACEFS, mounted_by_us=True)
     return _tracefs
+
+
+def kernel_version(release: str = "") -> Tuple[int, int]:
+    """(major, minor) of the running kernel, or of ``release``; (0, 0) when
+    the release does not start with them."""
+    m = re.match(r"(\d+)\.(\d+)", release or platform.release())
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
 def tracepoint_exists(category: str, event: str) -> bool:

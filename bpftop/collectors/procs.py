@@ -17,19 +17,18 @@ Python (the view's row filter).
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import platform
-import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
-from ..bpf import ladder, loader, maps
+from ..bpf import ladder, loader, maps, system
 from ..model import EventBuffer, HookKind
 from ..model.procs import ProcsSnapshot
 from .base import Collector, FilterValue
 from .capabilities import Capabilities, KernelField
+from .event_pump import EventPump, buffer_pages
 from .pidfilter import PidFilter
 from .procs_events import (
     ARG_LEN,
@@ -44,22 +43,15 @@ from .procs_events import (
     EventLog,
     short_lived,
 )
-from .procs_kernel import MAX_FILTER_UIDS, REQUIRED_TRACEPOINTS, UidFilter, kernel_version, task_offsets, tracepoint
+from .procs_kernel import MAX_FILTER_UIDS, REQUIRED_TRACEPOINTS, UidFilter, task_offsets, tracepoint
 
 MAX_PROCS = 16384
 MAX_PENDING = 8192  # execs and opens in flight at once
 MAX_FILTER_PIDS = 1024
 RING_PAGES = 1024  # 4 MiB: about 12,000 opens, or 5,000 execs
 PERF_PAGES = 64  # per CPU
-POLL_MS = 50
 GONE_EVERY = 10  # reads between looks in /proc for processes that ended unseen
 BUFFERS = ("auto", "ring", "perf")
-
-def _pow2(n: int, what: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n & (n - 1):
-        raise ValueError(f"{what} must be a power of two, not {n!r}")
-    return n
-
 
 class ProcsCollector(Collector[ProcsSnapshot]):
     tab = "procs"
@@ -86,24 +78,18 @@ class ProcsCollector(Collector[ProcsSnapshot]):
         if buffer not in BUFFERS:
             raise ValueError(f"buffer must be one of {', '.join(BUFFERS)}, not {buffer!r}")
         self.buffer = buffer
-        self.ring_pages = _pow2(ring_pages, "ring buffer pages")
-        self.perf_pages = _pow2(perf_pages, "perf buffer pages")
-        self.poll = poll
+        self.ring_pages = buffer_pages(ring_pages, "ring buffer pages")
         self.max_events = max_events
         self.filter = self.key_filters["pid"] = PidFilter(pids)
         self.uids = self.key_filters["uid"] = UidFilter(uids)
         self.log = EventLog(max_events)
         self.counts = CountTable()
-        self.perf_lost_reported = 0  # from the perf buffer's own lost records
-        self._ring = False
+        self.events = EventPump("procs", lambda data: self.log.feed(data), SMALL_SIZE, FULL_SIZE,
+                                buffer_pages(perf_pages, "perf buffer pages"), threaded=poll)
         self._lost_base: Tuple[int, ...] = (0,) * len(LOST_KINDS)
         self._lost_prev = 0
         self._reads = 0
         self._last = time.monotonic()
-        self._poller: Optional[threading.Thread] = None
-        self._stop_poll = threading.Event()
-        self._drain_req = threading.Event()
-        self._drain_done = threading.Event()
 
     # -- ladder -----------------------------------------------------------
     def strategies(self) -> List[ladder.Strategy]:
@@ -125,9 +111,9 @@ class ProcsCollector(Collector[ProcsSnapshot]):
         for name in REQUIRED_TRACEPOINTS:
             if not tracepoint(name):
                 return f"tracepoint {name} not found"
-        if ring and kernel_version() < (5, 8):
+        if ring and system.kernel_version() < (5, 8):
             return f"kernel {platform.release()} has no BPF ring buffer (5.8 and later)"
-        if kernel_version() < (4, 17):
+        if system.kernel_version() < (4, 17):
             return f"kernel {platform.release()} has no raw tracepoints (4.17 and later)"
         _, why = task_offsets()
         return why
@@ -154,69 +140,17 @@ class ProcsCollector(Collector[ProcsSnapshot]):
         return defines
 
     def _load(self, ring: bool) -> Any:
-        def attach(bpf: Any) -> None:
-            if ring:
-                bpf[b"events"].open_ring_buffer(self._on_ring_event)
-            else:
-                bpf[b"events"].open_perf_buffer(self._on_perf_event, page_cnt=self.perf_pages,
-                                                 lost_cb=self._on_perf_lost)
-
-        return loader.load("procs", self._defines(ring), attach)
-
-    # -- events (in the poll thread, or in collect() without one) -----------
-    def _on_ring_event(self, _ctx: Any, data: Any, size: int) -> int:
-        if size >= SMALL_SIZE:
-            self.log.feed(ctypes.string_at(data, min(size, FULL_SIZE)))
-        return 0
-
-    def _on_perf_event(self, _cpu: int, data: Any, size: int) -> None:
-        if size >= SMALL_SIZE:
-            self.log.feed(ctypes.string_at(data, min(size, FULL_SIZE)))
-
-    def _on_perf_lost(self, count: int) -> None:
-        self.perf_lost_reported += count
-
-    def _consume(self, bpf: Any) -> None:
-        if self._ring:
-            bpf.ring_buffer_consume()
-        else:
-            bpf.perf_buffer_consume()
-
-    def _poll_loop(self, bpf: Any) -> None:
-        while not self._stop_poll.is_set():
-            if self._ring:
-                bpf.ring_buffer_poll(POLL_MS)
-            else:
-                bpf.perf_buffer_poll(POLL_MS)
-            if self._drain_req.is_set():
-                self._consume(bpf)
-                self._drain_req.clear()
-                self._drain_done.set()
-        self._drain_done.set()
-
-    def _drain(self) -> None:
-        if self._poller is not None and self._poller.is_alive():
-            self._drain_done.clear()
-            self._drain_req.set()
-            self._drain_done.wait(5.0)
-        elif self._bpf is not None:
-            self._consume(self._bpf)
+        return loader.load("procs", self._defines(ring), lambda bpf: self.events.open(bpf, ring))
 
     def _on_loaded(self) -> None:
-        assert self._strategy is not None
-        self._ring = self._strategy.buffer is EventBuffer.RING
         self.log = EventLog(self.max_events)
         self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
         self.uids.bind(self._bpf[b"uid_mode"], self._bpf[b"filter_uids"])
         self._baseline()
-        if self.poll:
-            self._stop_poll.clear()
-            self._poller = threading.Thread(target=self._poll_loop, args=(self._bpf,), name="procs-events",
-                                            daemon=True)
-            self._poller.start()
+        self.events.start(self._bpf)
 
     def _baseline(self) -> None:
-        self._drain()
+        self.events.drain()
         self.log.reset()
         self.counts.reset(self._entries())
         self._lost_base = self._read_lost()
@@ -224,10 +158,7 @@ class ProcsCollector(Collector[ProcsSnapshot]):
         self._last = time.monotonic()
 
     def stop(self) -> None:
-        poller, self._poller = self._poller, None
-        self._stop_poll.set()
-        if poller is not None and poller is not threading.current_thread():
-            poller.join(5.0)
+        self.events.stop()
         super().stop()
 
     def _set_kernel_filter(self, field: KernelField, values: Sequence[FilterValue], exclude: bool) -> None:
@@ -273,7 +204,7 @@ class ProcsCollector(Collector[ProcsSnapshot]):
                 pass
 
     def _read(self) -> ProcsSnapshot:
-        self._drain()
+        self.events.drain()
         now = time.monotonic()
         interval = now - self._last
         entries = self._entries()
@@ -309,7 +240,7 @@ class ProcsCollector(Collector[ProcsSnapshot]):
             n_signals=iv["sig_sent"],
             lost=tuple(zip(LOST_KINDS, lost)),
             lost_new=sum(lost) - self._lost_prev,
-            buffer=(EventBuffer.RING if self._ring else EventBuffer.PERF).value,
+            buffer=(EventBuffer.RING if self.events.ring else EventBuffer.PERF).value,
             pid_filter=self.filter.pids,
             pid_exclude=self.filter.exclude,
             uid_filter=self.uids.uids,

@@ -4,8 +4,6 @@ the uid filter's map."""
 
 from __future__ import annotations
 
-import platform
-import re
 from typing import Dict, Tuple
 
 from ..bpf import btf, system
@@ -37,11 +35,6 @@ def tracepoint(name: str) -> bool:
     """Whether ``category:event`` exists in this kernel."""
     category, event = name.split(":", 1)
     return system.tracepoint_exists(category, event)
-
-
-def kernel_version() -> tuple:
-    m = re.match(r"(\d+)\.(\d+)", platform.release())
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
 def task_offsets() -> Tuple[Dict[str, int], str]:

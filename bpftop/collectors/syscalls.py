@@ -42,14 +42,6 @@ START_STORES = (
 )
 
 
-def kernel_at_least(major: int, minor: int, release: str = "") -> bool:
-    parts = (release or platform.release()).split(".")
-    try:
-        return (int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)) >= (major, minor)
-    except (IndexError, ValueError):
-        return False
-
-
 class SyscallsCollector(Collector[SyscallsSnapshot]):
     tab = "syscalls"
     title = "Syscalls"
@@ -66,7 +58,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         # cheaper here, but on Debian's 6.12 the kernel died within two
         # minutes of our sys_enter/sys_exit programs using it (the kernel
         # matrix's guest, twice): the LRU hash is the default everywhere.
-        self.task_storage = bool(task_storage) and kernel_at_least(5, 11) \
+        self.task_storage = bool(task_storage) and system.kernel_version() >= (5, 11) \
             and os.path.exists("/sys/kernel/btf/vmlinux")
         self.start_store = ""  # where starts are kept, once loaded
         self._enter: bytes = b""  # the sys_enter program's name, once loaded

@@ -16,19 +16,17 @@ filter restarts the counts.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import platform
-import re
-import threading
 import time
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 from ..bpf import ladder, loader, maps, system
 from ..model import EventBuffer, HookKind
 from ..model.tcp import TcpSnapshot
 from .base import Collector
 from .capabilities import Capabilities, EventFilter
+from .event_pump import EventPump, buffer_pages
 from .keyfilter import KeyFilter
 from .pidfilter import PidFilter
 from .tcp_events import EVENT, MAX_EVENTS, Aggregator, MatchFilter
@@ -38,19 +36,7 @@ MAX_FILTER_PIDS = 1024
 MAX_FILTER_PORTS = 1024
 RING_PAGES = 512  # 2 MiB: about 20,000 events, a second of a connect storm
 PERF_PAGES = 64  # per CPU
-POLL_MS = 50
 BUFFERS = ("auto", "ring", "perf")
-
-
-def _pow2(n: int, what: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n & (n - 1):
-        raise ValueError(f"{what} must be a power of two, not {n!r}")
-    return n
-
-
-def _kernel_version() -> tuple:
-    m = re.match(r"(\d+)\.(\d+)", platform.release())
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
 class PortFilter(KeyFilter):
@@ -92,23 +78,17 @@ class TcpCollector(Collector[TcpSnapshot]):
         if buffer not in BUFFERS:
             raise ValueError(f"buffer must be one of {', '.join(BUFFERS)}, not {buffer!r}")
         self.buffer = buffer
-        self.ring_pages = _pow2(ring_pages, "ring buffer pages")
-        self.perf_pages = _pow2(perf_pages, "perf buffer pages")
-        self.poll = poll
+        self.ring_pages = buffer_pages(ring_pages, "ring buffer pages")
         self.max_events = max_events
         self.filter = self.key_filters["pid"] = PidFilter(pids)
         self.ports = self.key_filters["port"] = PortFilter(ports, port_exclude)
         self.agg = Aggregator(max_events=max_events)
-        self.perf_lost_reported = 0  # from the perf buffer's own lost records
-        self._ring = False
+        self.events = EventPump("tcp", lambda data: self.agg.feed(data), EVENT.size, EVENT.size,
+                                buffer_pages(perf_pages, "perf buffer pages"), threaded=poll)
         self._outcomes = True
         self._lost_base = (0, 0)
         self._lost_prev = 0
         self._last = time.monotonic()
-        self._poller: Optional[threading.Thread] = None
-        self._stop_poll = threading.Event()
-        self._drain_req = threading.Event()
-        self._drain_done = threading.Event()
 
     # -- ladder -----------------------------------------------------------
     def strategies(self) -> List[ladder.Strategy]:
@@ -135,7 +115,7 @@ class TcpCollector(Collector[TcpSnapshot]):
 
     @staticmethod
     def _check_ring(ring: bool) -> str:
-        if ring and _kernel_version() < (5, 8):
+        if ring and system.kernel_version() < (5, 8):
             return f"kernel {platform.release()} has no BPF ring buffer (5.8 and later)"
         return ""
 
@@ -174,81 +154,30 @@ class TcpCollector(Collector[TcpSnapshot]):
                 for v in ("v4", "v6"):
                     bpf.attach_kprobe(event=f"tcp_{v}_connect".encode(), fn_name=f"bpftop_tcp_{v}_entry".encode())
                     bpf.attach_kretprobe(event=f"tcp_{v}_connect".encode(), fn_name=f"bpftop_tcp_{v}_return".encode())
-            if ring:
-                bpf[b"events"].open_ring_buffer(self._on_ring_event)
-            else:
-                bpf[b"events"].open_perf_buffer(self._on_perf_event, page_cnt=self.perf_pages,
-                                                 lost_cb=self._on_perf_lost)
+            self.events.open(bpf, ring)
 
         return loader.load("tcp", self._defines(tracepoint, ring), attach)
 
-    # -- events (in the poll thread, or in collect() without one) -----------
-    def _on_ring_event(self, _ctx: Any, data: Any, size: int) -> int:
-        if size >= EVENT.size:
-            self.agg.feed(ctypes.string_at(data, EVENT.size))
-        return 0
-
-    def _on_perf_event(self, _cpu: int, data: Any, size: int) -> None:
-        if size >= EVENT.size:
-            self.agg.feed(ctypes.string_at(data, EVENT.size))
-
-    def _on_perf_lost(self, count: int) -> None:
-        self.perf_lost_reported += count
-
-    def _consume(self, bpf: Any) -> None:
-        if self._ring:
-            bpf.ring_buffer_consume()
-        else:
-            bpf.perf_buffer_consume()
-
-    def _poll_loop(self, bpf: Any) -> None:
-        while not self._stop_poll.is_set():
-            if self._ring:
-                bpf.ring_buffer_poll(POLL_MS)
-            else:
-                bpf.perf_buffer_poll(POLL_MS)
-            if self._drain_req.is_set():
-                self._consume(bpf)
-                self._drain_req.clear()
-                self._drain_done.set()
-        self._drain_done.set()  # nobody waits for a drain that will not come
-
-    def _drain(self) -> None:
-        """Everything the kernel sent up to now goes into the aggregator."""
-        if self._poller is not None and self._poller.is_alive():
-            self._drain_done.clear()
-            self._drain_req.set()
-            self._drain_done.wait(5.0)
-        elif self._bpf is not None:
-            self._consume(self._bpf)
-
     def _on_loaded(self) -> None:
         assert self._strategy is not None
-        self._ring = self._strategy.buffer is EventBuffer.RING
         self._outcomes = self._strategy.kind is HookKind.TRACEPOINT
         self.agg = Aggregator(outcomes=self._outcomes, max_events=self.max_events)
         self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
         self.ports.bind(self._bpf[b"port_mode"], self._bpf[b"filter_ports"])
         self._baseline()
-        if self.poll:
-            self._stop_poll.clear()
-            self._poller = threading.Thread(target=self._poll_loop, args=(self._bpf,), name="tcp-events", daemon=True)
-            self._poller.start()
+        self.events.start(self._bpf)
 
     def _baseline(self) -> None:
         """Counts start again (after a filter change): what the kernel sent
         under the old filter is drained and dropped."""
-        self._drain()
+        self.events.drain()
         self.agg.reset()
         self._lost_base = self._read_lost()
         self._lost_prev = 0
         self._last = time.monotonic()
 
     def stop(self) -> None:
-        poller, self._poller = self._poller, None
-        self._stop_poll.set()
-        if poller is not None and poller is not threading.current_thread():
-            poller.join(5.0)
+        self.events.stop()
         super().stop()
 
     # -- run-time filters -----------------------------------------------------
@@ -258,7 +187,7 @@ class TcpCollector(Collector[TcpSnapshot]):
         arrives. What the kernel sent under the old filter is drained first."""
         match = MatchFilter(flt.comm, flt.comm_exclude, flt.addrs, flt.addr_exclude)
         if self._bpf is not None:
-            self._drain()
+            self.events.drain()
         self.agg.set_match(match)
         if self._bpf is not None:
             self._lost_base = self._read_lost()
@@ -273,7 +202,7 @@ class TcpCollector(Collector[TcpSnapshot]):
         return maps.percpu_total(table, 0), maps.percpu_total(table, 1)
 
     def _read(self) -> TcpSnapshot:
-        self._drain()
+        self.events.drain()
         now = time.monotonic()
         lost = self._read_lost()
         lost_c, lost_r = lost[0] - self._lost_base[0], lost[1] - self._lost_base[1]
@@ -295,7 +224,7 @@ class TcpCollector(Collector[TcpSnapshot]):
             lost_connects=lost_c,
             lost_results=lost_r,
             lost_new=lost_c + lost_r - self._lost_prev,
-            buffer=(EventBuffer.RING if self._ring else EventBuffer.PERF).value,
+            buffer=(EventBuffer.RING if self.events.ring else EventBuffer.PERF).value,
             outcomes=self._outcomes,
             orphan_results=t.orphan_results,
             overflow_destinations=t.overflow_destinations,

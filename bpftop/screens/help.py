@@ -27,8 +27,10 @@ ignored there and listed in its status line); F again unpins it.
 Every collector and every rung of its hook ladder: attached, detached,
 standby or unavailable (and why). EVENTS/s, AVG ns and CPU % are the
 kernel's own BPF run-time statistics for each attached program, switched on
-while bpftop runs. Space switches a probe off (its programs are detached)
-or on again (compiled and attached anew).
+while bpftop runs. Space switches a probe off (a tab's programs are
+detached) or on again (compiled and attached anew). An optional part, such
+as syscalls latency, is switched by a flag: "off", its program stays
+attached and only reads the switch, at the cost shown.
 
 [b]Snapshots[/b] (s, S)
 s saves the screen as plain text, S every tab in one file, each with a

@@ -37,8 +37,8 @@ def _cells(row: ProbeRow) -> List[Text]:
         "-" if row.misses is None else str(row.misses),
         row.kind, row.program, row.hook,
     ]
-    style = {"attached": "", "detached": "dim", "on at start": "dim", "standby": "dim", "unavailable": "red",
-             "starting": "yellow"}.get(row.state, "")
+    style = {"attached": "", "off": "dim", "detached": "dim", "on at start": "dim", "off at start": "dim",
+             "standby": "dim", "unavailable": "red", "starting": "yellow"}.get(row.state, "")
     return [Text(safe(v), style=style, justify="right" if col in _NUMERIC else "left")
             for col, v in zip(COLUMNS, values)]
 

@@ -3,16 +3,17 @@ on the same row across refreshes."""
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
 
 from ..filters import Filter
-from ..screens.textual_internals import update_scrollbars
+from ..screens.textual_internals import forget_rendered_rows, update_scrollbars
 from ..tables import Table
 
 
@@ -39,6 +40,12 @@ class TopTable(DataTable):
             self.refresh(layout=True)
         else:
             update_scrollbars(self, size)
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        # Column widths are measured here, after the rows came in: rows
+        # rendered meanwhile (a paint in between) must be rendered again.
+        super()._update_dimensions(new_rows)
+        forget_rendered_rows(self)
 
     def __init__(self, *, id: Optional[str] = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
