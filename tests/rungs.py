@@ -22,23 +22,18 @@ def short(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.split(" (")[0].lower()).strip("-")
 
 
-def rung_params(factory: Callable[[], object], count: int) -> List[object]:
+def rung_params(factory: Callable[[], object], count: int,
+                in_matrix: Callable[[str], bool] = lambda name: False) -> List[object]:
     """One pytest param per rung, named after it where the ladder can be
     built at collection time (it reads tracefs and kallsyms: root), else
-    ``count`` numbered ones (the tests then skip without root anyway)."""
+    ``count`` numbered ones (the tests then skip without root anyway). The
+    rungs ``in_matrix`` says yes to are marked ``matrix`` (a test marked as
+    a whole runs every rung there)."""
     try:
         names = [s.name for s in factory().strategies()]  # type: ignore[attr-defined]
     except Exception:
         names = []
     if not names:
         names = [f"rung{i}" for i in range(count)]
-    return [pytest.param(i, id=short(n)) for i, n in enumerate(names)]
-
-
-def doctor_mark(doctor_out: str, mark: str) -> str:
-    """The mark a rung after the chosen one carries in this report: a
-    kernel-matrix guest runs ``doctor --quick``, which stops at the chosen
-    rung, so a rung that would be "works" there is "--" (not tried)."""
-    if mark == "works" and "(rungs tried until one loads" in doctor_out:
-        mark = "--"
-    return f"[{mark:^6}]"
+    return [pytest.param(i, id=short(n), marks=[pytest.mark.matrix] if in_matrix(n) else [])
+            for i, n in enumerate(names)]

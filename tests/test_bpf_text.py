@@ -35,7 +35,7 @@ def test_stats_off_reads_stats_off_not_zero():
     text = to_text(snap)
     assert "BPF CPU stats off" in text and "stats off (--bpf-stats switches them on)" in text
     row = next(ln for ln in text.splitlines() if ln.split()[:1] == ["11"])
-    assert row.count("stats off") == 4
+    assert row.split()[3:7] == ["off"] * 4  # id, type, name, then RUNS to CPU%
     out = to_dict(snap)
     assert all(r["runs"] is None and r["run_ns"] is None for r in out["rows"])
     assert out["totals"]["cpu_pct"] is None and out["totals"]["stats"] == "off"

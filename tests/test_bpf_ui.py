@@ -59,7 +59,7 @@ async def test_stats_off_shows_stats_off():
     async with app.run_test(size=(100, 30)) as pilot:
         table = app.screen.query_one("#bpf-table", TopTable)
         await wait_rows(pilot, table, 3)
-        assert set(column_texts(table, 4)) == {"stats off"}
+        assert set(column_texts(table, 4)) == {"off"}
         label = str(app.screen.query_one("#bpf-history-label").render())
         assert "now stats off" in label
 

@@ -8,7 +8,7 @@ import connects
 import pytest
 from bpfprogs import ours, prog_ids, prog_list, start_once
 from bpfprogs import wait_until_gone as _wait_until_gone
-from rungs import doctor_mark, rung_params
+from rungs import rung_params
 from shared import pid_filtered
 
 from bpftop.collectors.capabilities import EventFilter
@@ -166,8 +166,11 @@ def test_python_filters_on_comm_and_address(collector):
         w.close()
 
 
-@pytest.mark.matrix
-@pytest.mark.parametrize("rung", rung_params(TcpCollector, 4))
+# In the kernel matrix, every rung but kprobes with a ring buffer: a kernel
+# without the tracepoint (before 4.16) has no ring buffer either (5.8), and
+# the kprobe rungs' compile (net/sock.h) takes three minutes in a guest.
+@pytest.mark.parametrize("rung", rung_params(
+    TcpCollector, 4, in_matrix=lambda name: not ("kprobes" in name and "ring buffer" in name)))
 def test_every_rung_counts_exactly(rung, shared_collectors):
     """Each rung this kernel offers sees exactly the child's connects. The
     kprobe rungs see the attempt as connect() returns, not its outcome.
@@ -294,7 +297,7 @@ def test_doctor_lists_the_tcp_ladder(doctor_run):
     out = doctor_run.stdout
     section = out[out.index("\ntcp collector"):]
     assert "[chosen] inet_sock_set_state tracepoint, ring buffer" in section
-    assert doctor_mark(out, "works") + " inet_sock_set_state tracepoint, perf buffer" in section
+    assert "[works ] inet_sock_set_state tracepoint, perf buffer" in section
     assert "tcp_v4/v6_connect kprobes, ring buffer" in section
 
 

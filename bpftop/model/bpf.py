@@ -4,7 +4,7 @@ processes that hold it.
 
 Run counts and run time are counted by the kernel only while BPF
 statistics are on; when they are off the interval's figures are None
-("stats off"), never 0.
+("off"), never 0.
 """
 
 from __future__ import annotations

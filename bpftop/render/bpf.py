@@ -17,7 +17,7 @@ RUNS, AVG_NS, EVENTS/S and CPU% are the interval's, from the kernel's
 run_cnt and run_time_ns: AVG_NS = run time / runs, EVENTS/S = runs per
 second, CPU% = run time / interval (100 = one whole CPU). The kernel counts
 them only while BPF statistics are on (kernel.bpf_stats_enabled): when they
-are off these columns read "stats off". --bpf-stats switches them on
+are off these columns read "off" (never 0). --bpf-stats switches them on
 through a BPF_ENABLE_STATS fd, which the kernel releases when bpftop exits,
 however it exits; bpftop never writes the sysctl. Switching statistics on
 costs every BPF program on the host two clock reads per run.
@@ -33,10 +33,13 @@ The totals line sums CPU% over every program and memlock over every map.
 """
 
 STATS_OFF = "stats off"
+# In a cell: as narrow as the numbers, so that CPU% stays on an 80-column
+# screen (the totals line says why and how to switch them on).
+CELL_OFF = "off"
 
 
 def _stats(v: Any, fmt: Any) -> str:
-    return STATS_OFF if v is None else fmt(v)
+    return CELL_OFF if v is None else fmt(v)
 
 
 def fmt_owner_pids(v: Any) -> str:
@@ -78,7 +81,7 @@ def fmt_bytes(v: Optional[int]) -> str:
 
 
 def _avg_when_counted(r: ProgramRow, stats_on: bool) -> Optional[float]:
-    # Ran zero times in the interval: no average, but not "stats off" either.
+    # Ran zero times in the interval: no average, but not "off" either.
     if r.cost is None:
         return None
     return r.avg_ns if r.avg_ns is not None else 0.0
