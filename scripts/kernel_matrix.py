@@ -166,8 +166,10 @@ def start_guest(g: Guest, pytest_args: List[str]) -> None:
         # through vng's command line and the guest's shell.
         (g.out / "pytest-args").write_text("".join(a + "\n" for a in pytest_args))
     inner = f"bash {GUEST_SCRIPT} {g.out} {REPO} {scale}"
+    # --verbose: the kernel's own messages go to the guest's log too, so a
+    # guest that dies says why (an oops or a panic) in the lines printed.
     cmd = vng_command(g.release, g.kvm, [
-        "--memory", "4G", "--cpus", "2",
+        "--verbose", "--memory", "4G", "--cpus", "2",
         "--disk", str(g.image), f"--rwdir={g.out}", "--", inner,
     ])
     g.log = open(g.out / "guest.log", "w")

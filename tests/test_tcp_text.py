@@ -63,6 +63,22 @@ def test_attempts_join_their_outcomes():
     assert [(f.family, f.count, f.failures) for f in snap.families] == [(4, 2, 1), (6, 1, 0)]
 
 
+def test_an_outcome_read_before_its_attempt_joins_it():
+    """Per-CPU perf buffers are read one after the other: the outcome, handled
+    on another CPU, can come first (CI saw an attempt stay "pending")."""
+    agg = te.Aggregator()
+    agg.feed(raw(te.EV_ESTABLISHED, 7, sport=40000, ts=1_000_250_000, lat=250_000))
+    agg.feed(raw(te.EV_REFUSED, 8, sport=40001, ts=1_000_900_000, lat=50_000))  # an older socket's
+    agg.feed(raw(te.EV_CONNECT, 7, ts=1_000_000_000))
+    agg.feed(raw(te.EV_CONNECT, 8, ts=1_000_000_000))  # not the attempt that refusal belongs to
+    snap = snapshot(agg)
+    ev = {e.seq: e for e in snap.events}
+    assert (ev[1].result, ev[1].sport, ev[1].latency_us) == ("established", 40000, 250.0)
+    assert ev[2].result == "pending"
+    assert (snap.connects, snap.failures, snap.orphan_results) == (2, 0, 1)
+    assert snap.destinations[0].established == 1
+
+
 def test_interval_counts_restart_but_totals_do_not():
     agg = te.Aggregator()
     feed_scenario(agg)

@@ -177,6 +177,9 @@ class Aggregator:
     def _reset(self) -> None:
         self.since = time.time()
         self._open: Dict[int, _Attempt] = {}  # skaddr -> attempt in SYN_SENT
+        # skaddr -> an outcome read before its attempt: (the attempt's
+        # time, kind, latency, sport, family, saddr).
+        self._early: Dict[int, Tuple[int, int, int, int, int, bytes]] = {}
         self._dests: Dict[Tuple[int, bytes, int], _Dest] = {}
         self._procs: Dict[int, _Proc] = {}
         self._fam = {4: [0, 0], 6: [0, 0]}
@@ -220,10 +223,18 @@ class Aggregator:
                 att = self._attempt(ts, sk, pid, uid, kind, family, sport, dport, saddr, daddr, comm)
                 if kind == EV_CONNECT_FAILED and att is not None:
                     self._outcome(att, kind, lat, sport, family, saddr)
+                elif kind == EV_CONNECT:
+                    self._join_early(sk, ts)
             elif kind in (EV_ESTABLISHED, EV_FAILED, EV_REFUSED):
                 att = self._open.pop(sk, None)
                 if att is None:
+                    # A perf buffer is one buffer per CPU, read one after the
+                    # other: an outcome handled on another CPU than its
+                    # connect() can be read first. It waits for its attempt.
                     self._orphans += 1
+                    if len(self._early) >= MAX_OPEN:
+                        self._early.pop(next(iter(self._early)))
+                    self._early[sk] = (ts - lat, kind, lat, sport, family, saddr)
                 elif att.counted:
                     self._outcome(att, kind, lat, sport, family, saddr)
 
@@ -271,6 +282,20 @@ class Aggregator:
         proc.count += 1
         proc.new += 1
         return att
+
+    def _join_early(self, sk: int, ts: int) -> None:
+        """The outcome of the attempt at ``ts`` on ``sk``, if it came first.
+        Its time less its latency is the attempt's time to the nanosecond
+        (both are the kernel's): an outcome of an earlier socket at the same
+        address, whose attempt was lost, stays an orphan."""
+        early = self._early.get(sk)
+        if early is None or early[0] != ts:
+            return
+        del self._early[sk]
+        self._orphans -= 1
+        att = self._open.pop(sk, None)
+        if att is not None and att.counted:
+            self._outcome(att, *early[1:])
 
     def _forget_a_process(self) -> None:
         # The process table is full: drop the quietest one (a pid scan).
