@@ -167,9 +167,11 @@ def start_guest(g: Guest, pytest_args: List[str]) -> None:
         (g.out / "pytest-args").write_text("".join(a + "\n" for a in pytest_args))
     inner = f"bash {GUEST_SCRIPT} {g.out} {REPO} {scale}"
     # --verbose: the kernel's own messages go to the guest's log too, so a
-    # guest that dies says why (an oops or a panic) in the lines printed.
+    # guest that dies says why (an oops, a panic, the OOM killer) in the
+    # lines printed. 6 GiB: one pytest process holds every shared
+    # collector's compiled module and maps until the session ends.
     cmd = vng_command(g.release, g.kvm, [
-        "--verbose", "--memory", "4G", "--cpus", "2",
+        "--verbose", "--memory", "6G", "--cpus", "2",
         "--disk", str(g.image), f"--rwdir={g.out}", "--", inner,
     ])
     g.log = open(g.out / "guest.log", "w")
