@@ -99,7 +99,12 @@ def vng_command(release: str, kvm: bool, extra: List[str]) -> List[str]:
         # -cpu host makes QEMU abort here on IA32_ARCH_CAPABILITIES.
         cmd += ["--qemu-opts=-cpu host,-arch-capabilities"]
     else:
-        cmd += ["--disable-kvm"]
+        # One host thread for all of a guest's vCPUs. With a thread each
+        # (QEMU's default) Debian's 6.12 died in two of three runs; the one
+        # with the kernel's console showed "Oops: int3" in
+        # syscall_trace_enter, mid-patch of a call site (text_poke's int3,
+        # seen by another vCPU after the patch was done).
+        cmd += ["--disable-kvm", "--qemu-opts=-accel tcg,thread=single"]
     return cmd + extra
 
 
