@@ -173,8 +173,9 @@ def start_guest(g: Guest, pytest_args: List[str]) -> None:
     inner = f"bash {GUEST_SCRIPT} {g.out} {REPO} {scale}"
     # --verbose: the kernel's own messages go to the guest's log too, so a
     # guest that dies says why (an oops, a panic, the OOM killer) in the
-    # lines printed. 6 GiB: one pytest process holds every shared
-    # collector's compiled module and maps until the session ends.
+    # lines printed. 6 GiB was headroom against the OOM killer while a 6.12
+    # death was unexplained; the same tests peak at 235 MB RSS on the host,
+    # and the death was an emulator fault (below, vng_command).
     cmd = vng_command(g.release, g.kvm, [
         "--verbose", "--memory", "6G", "--cpus", "2",
         "--disk", str(g.image), f"--rwdir={g.out}", "--", inner,
