@@ -21,6 +21,7 @@ from . import config as config_mod
 from .bpf import system
 from .errors import BpftopError
 from .loop import MAX_INTERVAL, MIN_INTERVAL
+from .numtext import is_decimal
 from .safetext import safe
 from .stderr_guard import python_stderr_apart
 from .tabs import PLANNED, TABS
@@ -45,7 +46,7 @@ def _pids(text: str) -> List[int]:
     pids = []
     for part in text.split(","):
         part = part.strip()
-        if not part.isdigit() or not 0 < int(part) <= 2**22:
+        if not is_decimal(part) or not 0 < int(part) <= 2**22:
             raise argparse.ArgumentTypeError(f"not a process id: {part!r}")
         pids.append(int(part))
     return pids
@@ -62,7 +63,7 @@ def _tab(text: str) -> str:
 
 
 def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not is_decimal(text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not a number of intervals (1 or more): {text!r}")
     return int(text)
 

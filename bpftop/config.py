@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import UsageError
+from .numtext import is_decimal
 from .safetext import safe
 
 if sys.version_info >= (3, 11):
@@ -104,7 +105,7 @@ def parse_listen(text: str) -> Tuple[str, int]:
     import ipaddress
 
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not is_decimal(port) or not 0 < int(port) < 65536:
         raise ValueError(f"not ADDR:PORT: {text!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

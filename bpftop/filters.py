@@ -16,6 +16,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from .numtext import is_decimal
 from .tables import Table
 
 Value = Union[int, float, str]
@@ -127,7 +128,7 @@ def parse_term(text: str) -> Term:
         if part == "":
             raise FilterError(f"{text}: an empty value in the list")
         if name in INT_FIELDS:
-            if not part.isdigit() or len(part) > 10:
+            if not is_decimal(part) or len(part) > 10:
                 raise FilterError(f"{text}: {name} takes whole numbers, not {part!r}")
             values.append(int(part))
         else:

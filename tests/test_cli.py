@@ -21,6 +21,8 @@ def run(args, prefix=(), **kw):
         (["-d", "0"], "interval must be between"),
         (["-p", "12x"], "not a process id"),
         (["-p", "0"], "not a process id"),
+        (["-p", "\u00b2"], "not a process id"),  # a digit to isdigit(), not to int()
+        (["-n", "\u00b3"], "not a number of intervals"),
         (["--tab", "nope"], "no tab 'nope'"),
         (["-n", "0"], "not a number of intervals"),
         (["--once", "-n", "2"], "--once is -n 1"),

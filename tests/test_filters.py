@@ -2,7 +2,7 @@
 parser raise anything but FilterError."""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bpftop.filters import OPS, Filter, FilterError, check_fields, parse
@@ -89,6 +89,8 @@ values = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.tuples(field_names, st.sampled_from(OPS), values), max_size=6))
+@example([("pid", "!=", "\u00b2")])  # isdigit() but not int(): found by this test in CI
+@example([("port", "=", "\u0661")])
 def test_term_shaped_input_parses_or_raises_filter_error(terms):
     text = " ".join(f"{f}{op}{v}" for f, op, v in terms)
     try:

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from .. import config as config_mod
 from ..errors import UsageError
 from ..loop import CollectionLoop
+from ..numtext import is_decimal
 from ..tabs import TABS, CollectorOptions
 from .base import TabMetrics
 
@@ -36,7 +37,7 @@ def _listen(text: str) -> str:
 
 
 def _top(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
+    if not is_decimal(text) or not 1 <= int(text) <= 1000:
         raise argparse.ArgumentTypeError(f"not a number from 1 to 1000: {text!r}")
     return int(text)
 
