@@ -60,8 +60,16 @@ async def test_table_summary_plot_at_80x24():
         assert len(ys) >= 2 and all(0 <= y <= 100 for y in ys) and xs[-1] == 0
         # Legible at 80x24: the plot and at least the three rows are on screen.
         assert plot.region.height >= 5 and table.region.height >= 5
-        rendered = plot.render()
-        assert "hit ratio" in str(rendered)
+        # plotext loads after the first frame; then the plot draws the series.
+        for _ in range(100):
+            if plot.canvas is not None:
+                break
+            await pilot.pause(0.05)
+        assert plot.canvas is not None, "the plot never loaded"
+        await pilot.pause(0.3)
+        assert plot.canvas.region.height >= 5
+        drawn = "\n".join(line.text for line in plot.canvas.render_lines(plot.canvas.region.reset_offset))
+        assert "hit ratio" in drawn and "(now " in drawn and "seconds ago" in drawn
     assert collector.stopped
 
 

@@ -1,12 +1,18 @@
 """The Cache tab's hit-ratio time series: a plotext line over the last
 intervals, newest at the right. It keeps no points of its own: it draws the
-series it is shown (the app's history holds them)."""
+series it is shown (the app's history holds them).
+
+The plot itself (``hitplot_canvas``) is imported in a worker thread once
+this widget is mounted, so plotext's import does not delay the console's
+first frame; until then the widget says the graph is loading.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
-from textual_plotext import PlotextPlot
+from rich.text import Text
+from textual.widget import Widget
 
 Point = Tuple[float, Optional[float]]  # (epoch seconds, hit ratio % or None when nothing was read)
 
@@ -22,17 +28,38 @@ def seconds_ago(points: Sequence[Point]) -> Tuple[List[float], List[float]]:
     return xs, ys
 
 
-class HitRatioPlot(PlotextPlot):
+class HitRatioPlot(Widget):
     DEFAULT_CSS = """
     HitRatioPlot {
         height: 8;
         min-height: 5;
+    }
+    HitRatioPlot > HitRatioCanvas {
+        height: 1fr;
     }
     """
 
     def __init__(self, *, id: Optional[str] = None) -> None:
         super().__init__(id=id)
         self.points: List[Point] = []
+        self.canvas: Optional[Any] = None  # the HitRatioCanvas, once plotext is loaded
+
+    def on_mount(self) -> None:
+        self.run_worker(self._load, thread=True, group="hitplot", exit_on_error=False)
+
+    def _load(self) -> None:
+        from .hitplot_canvas import HitRatioCanvas
+
+        self.app.call_from_thread(self._mount_canvas, HitRatioCanvas)
+
+    def _mount_canvas(self, canvas_class: Any) -> None:
+        if self.canvas is None and self.is_mounted:
+            self.canvas = canvas_class()
+            self.mount(self.canvas)
+            self.replot()
+
+    def render(self) -> Text:
+        return Text("system read hit ratio %  (graph loading)", style="dim")
 
     def show(self, points: Iterable[Any]) -> None:
         self.points = list(points)
@@ -42,18 +69,7 @@ class HitRatioPlot(PlotextPlot):
         return seconds_ago(self.points)
 
     def replot(self) -> None:
-        plt = self.plt
-        plt.clear_data()
+        if self.canvas is None:
+            return
         xs, ys = self.series()
-        latest = self.points[-1][1] if self.points else None
-        last = "-" if latest is None else f"{latest:.1f}%"
-        plt.title(f"system read hit ratio %  (now {last})")
-        plt.ylim(0, 100)
-        plt.yticks([0, 50, 100])
-        if xs:
-            plt.xlim(min(xs[0], -10.0), 0)
-            plt.plot(xs, ys, marker="braille")
-        else:
-            plt.xlim(-10.0, 0)
-        plt.xlabel("seconds ago")
-        self.refresh()
+        self.canvas.draw(xs, ys, self.points[-1][1] if self.points else None)
