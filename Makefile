@@ -40,18 +40,18 @@ lint: setup-test
 
 lint-only:
 	@rc=0; \
-	echo "== ruff"; $(VENV)/bin/ruff check bpftop tests scripts $(addprefix bench/,$(BENCHES) soak) || rc=$$?; \
+	echo "== ruff"; $(VENV)/bin/ruff check bpftop tests scripts $(addprefix bench/,$(BENCHES) soak table benchtable.py) || rc=$$?; \
 	echo "== mypy"; $(VENV)/bin/mypy || rc=$$?; \
 	exit $$rc
 
 setup-bench:
 	@bash scripts/setup.sh --bench
 
-# Every benchmark, each printing ratios against the stock tool run side by
-# side in the same run (BENCH_ARGS=--quick for shorter runs).
+# Every benchmark, each printing its report against the stock tool run side
+# by side in the same run, then one table of all their headline figures
+# (BENCH_ARGS=--quick for shorter runs).
 bench: setup-bench
-	@for b in $(BENCHES); do \
-		echo "== bench/$$b"; $(VENV)/bin/python bench/$$b $(BENCH_ARGS) || exit $$?; done
+	@$(VENV)/bin/python bench/table $(BENCHES) -- $(BENCH_ARGS)
 
 # Memory under churn over 15 minutes (BENCH_ARGS="--minutes 60" for an hour):
 # apart from make bench, whose table it would hold up.
