@@ -58,8 +58,9 @@ class ProbeMeter:
             if programs and chosen is not None:
                 for name, fd in programs:
                     part = parts.get(name, "")
-                    # Switched off, it stays attached and reads the switch
-                    # at each event: its cost is shown as it is.
+                    # Switched off, it reads the switch at each event once
+                    # attached (from its first switch-on): its cost is
+                    # shown as it is, none before then.
                     off = bool(part) and not optional.get(part, False)
                     stats = program_stats(fd)
                     rate = avg = cpu = None
@@ -79,7 +80,8 @@ class ProbeMeter:
                         f"{collector.tab}/{name}", collector.tab, name, "off" if off else "attached",
                         chosen.strategy, chosen.kind.value, rate, avg, cpu,
                         misses=stats.recursion_misses if stats is not None else None, part=part,
-                        reason=f"{part} is off: attached, it only reads the switch (here or its tab's key)"
+                        reason=f"{part} is off: it only reads the switch (here or its tab's key), "
+                        "once attached at its first switch-on"
                         if off else "",
                     ))
             else:

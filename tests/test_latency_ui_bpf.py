@@ -32,10 +32,13 @@ async def test_l_and_the_probes_screen_switch_latency_live():
             await wait_for(pilot, lambda: collector.status.state is CollectorState.RUNNING
                            and "latency off" in summary(app), timeout=scaled(60))
             ids = loaded_ids(collector)
+            # Never switched on, sys_enter is not attached: syscalls pay for the exit program only.
+            assert not collector.latency_attached
             before = attachments()
             await pilot.press("L")
             await wait_for(pilot, lambda: collector.latency and "latency on" in summary(app), timeout=scaled(10))
-            assert attachments() == before  # a switch attaches nothing
+            assert attachments() == before + 1  # the first switch-on attaches sys_enter, once
+            before += 1
             assert any("latency on" in str(n.message) for n in app._notifications)
             # The probes screen lists latency as a probe of its own, attached.
             await pilot.press("P")

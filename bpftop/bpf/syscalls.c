@@ -15,9 +15,10 @@
 // stamp starts and the exit program whether to look for one, and which
 // starts are from this switch-on: a start stamped before it (a call
 // already running, or left from an earlier switch-on) is never timed.
-// Both programs stay attached while the collector runs: attaching and
-// detaching sys_enter at each switch took Debian's 6.12 kernel down in
-// the kernel matrix's guests.
+// sys_enter is attached at the first switch-on and then stays attached:
+// attaching and detaching it at each switch took Debian's 6.12 kernel down
+// in the kernel matrix's guests. Never switched on, syscalls pay for the
+// exit program only.
 // Sizes and syscall numbers: NR_SYSCALLS, MAX_PROCS, MAX_THREADS,
 // MAX_FILTER_PIDS, SC_EXIT, SC_EXIT_GROUP, SC_EXECVE, SC_EXECVEAT, SC_CLONE,
 // SC_CLONE3, SC_FORK, SC_VFORK.

@@ -73,9 +73,9 @@ class Collector(abc.ABC, Generic[S]):
 
     def optional_programs(self) -> Dict[str, str]:
         """Program name -> the optional probe it belongs to. Such a program
-        stays attached while its collector runs, and the probe's switch
-        decides what it does: attaching and detaching at each switch took
-        Debian's 6.12 kernel down."""
+        is attached at most once (at its probe's first switch-on) and the
+        probe's switch decides what it does: attaching and detaching at each
+        switch took Debian's 6.12 kernel down in the matrix's guests."""
         return {}
 
     def set_optional_probe(self, name: str, on: bool) -> None:

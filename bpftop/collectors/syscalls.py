@@ -5,9 +5,10 @@ Kernel counters are cumulative; each ``collect()`` reports the difference
 since the previous one, so reading never races with resetting.
 
 Latency is an optional probe of its own (``set_latency``): one compile holds
-its sys_enter program, attached with the counting exit program and switched
-by a flag in a map, so counts have no gap across a switch and switching
-loads, attaches and detaches nothing.
+its sys_enter program, switched by a flag in a map, so counts have no gap
+across a switch and switching loads nothing. The program is attached at the
+first switch-on (at load, when latency starts on) and then stays attached:
+until latency is wanted, syscalls pay for the exit program only.
 """
 
 from __future__ import annotations
@@ -114,12 +115,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         if platform.machine() not in ("x86_64", "aarch64"):
             return ("reads the syscall number from pt_regs, written for x86_64 and arm64 only "
                     f"(this is {platform.machine()})")
-        bcc = loader.import_bcc()
-        with loader.BCC_LOCK:
-            supported = bcc.BPF.support_raw_tracepoint()
-        if not supported:
-            if not system.kallsyms_readable():
-                return "cannot tell whether the kernel has raw tracepoints: /proc/kallsyms shows no addresses here"
+        if not system.raw_tracepoints_supported():
             return "kernel has no raw tracepoints (before 4.17)"
         return ""
 
@@ -189,10 +185,12 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         return self._strategy is not None and self._strategy.kind is HookKind.RAW_TRACEPOINT
 
     def _attach_enter(self) -> None:
-        """Attached once, when the collector loads, and left attached: it
-        stamps starts only while latency_since says latency is on.
-        (Attaching and detaching it at each switch took Debian's 6.12
-        kernel down in the kernel matrix's guests.)"""
+        """Attached once, at the first switch-on, and left attached: it
+        stamps starts only while latency_since says latency is on. Never
+        attached, it costs nothing; attached, it reads the flag at each
+        syscall. (Attaching and detaching it at each switch brought Debian's
+        6.12 down in the matrix's guests, then emulated with one host thread
+        per vCPU: a switch attaches at most once.)"""
         with loader.BCC_LOCK, loader.native_output_kept():
             if self._raw():
                 self._bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=self._enter)
@@ -212,6 +210,11 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
     def optional_programs(self) -> Dict[str, str]:
         return {self._enter.decode(): LATENCY} if self._enter else {}
 
+    @property
+    def latency_attached(self) -> bool:
+        """Whether the latency program is attached (from its first switch-on)."""
+        return self._enter_attached
+
     def set_optional_probe(self, name: str, on: bool) -> None:
         if name != LATENCY:
             raise ValueError(f"the {self.title} collector has no optional probe {name!r}")
@@ -224,7 +227,10 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
             on = bool(on)
             if self._bpf is not None and on != self.latency:
                 if on and not self._enter_attached:
-                    raise ValueError("the latency program could not be attached when the collector started")
+                    try:
+                        self._attach_enter()
+                    except Exception as exc:
+                        raise ValueError(f"the latency program could not be attached: {exc}") from None
                 self._switch(on)
             self.latency = on
             self._latency_in_interval |= on
@@ -232,10 +238,11 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
     def _on_loaded(self) -> None:
         self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
         self._enter_attached = False
-        try:
-            self._attach_enter()
-        except Exception:  # counting goes on; the probes screen shows latency off
-            self.latency = False
+        if self.latency:
+            try:
+                self._attach_enter()
+            except Exception:  # counting goes on; the probes screen shows latency off
+                self.latency = False
         self._switch(self.latency)
         self._latency_in_interval = self.latency
         self._baseline()

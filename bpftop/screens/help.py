@@ -29,8 +29,9 @@ standby or unavailable (and why). EVENTS/s, AVG ns and CPU % are the
 kernel's own BPF run-time statistics for each attached program, switched on
 while bpftop runs. Space switches a probe off (a tab's programs are
 detached) or on again (compiled and attached anew). An optional part, such
-as syscalls latency, is switched by a flag: "off", its program stays
-attached and only reads the switch, at the cost shown.
+as syscalls latency, is switched by a flag: its program is attached at the
+first switch-on and stays attached; "off", it only reads the switch, at the
+cost shown (none before it was first switched on).
 
 [b]Snapshots[/b] (s, S)
 s saves the screen as plain text, S every tab in one file, each with a

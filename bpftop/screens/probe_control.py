@@ -74,9 +74,10 @@ class ProbeControl:
         self.notify(f"{TABS[tab].title}: {'switching on' if on else 'switched off, programs detached'}", timeout=3)
 
     def toggle_part(self, tab: str, part: str) -> None:
-        """Switch an optional probe (attach or detach one program) in a
-        thread: attaching waits for BCC's lock, which another tab's compile
-        may hold for seconds, and the console must not wait with it."""
+        """Switch an optional probe in a thread: its first switch-on
+        attaches its program, which waits for BCC's lock, which another
+        tab's compile may hold for seconds, and the console must not wait
+        with it."""
         if self.replay:
             self.notify("a replay has no probes to switch: it shows what was recorded", timeout=4)
             return
@@ -99,7 +100,7 @@ class ProbeControl:
             if failed is not None:  # an attach the kernel refused: say why, change nothing
                 message, severity = f"{title} {part}: not switched {'on' if on else 'off'}: {failed}", "error"
             else:
-                state = "on" if on else "off, program detached"
+                state = "on" if on else "off"
                 message, severity = f"{title}: {part} {state}", "information"
                 if not collector.running:
                     message += f" (from when {title} starts)"
