@@ -90,12 +90,31 @@ class _Kallsyms:
 
 _kallsyms: Dict[str, _Kallsyms] = {}
 _kallsyms_lock = threading.Lock()
+# Names the collectors will ask about, declared when their modules load:
+# the first scan looks for all of them, so /proc/kallsyms (about 0.1 s to
+# read here) is read once per process, not once per collector.
+_wanted: Set[str] = set()
+
+# bcc's own test for raw tracepoints (BPF.support_raw_tracepoint) asks for
+# one of these by address: it loads every kernel symbol into bcc's cache
+# (0.14 s, and memory kept for good) and says no when kallsyms hides
+# addresses. Their names are enough.
+RAW_TP_SYMBOLS = ("bpf_find_raw_tracepoint", "bpf_get_raw_tracepoint")
+
+
+def want_symbols(names: Iterable[str]) -> None:
+    """Declare kernel symbol names a later kernel_symbols() call will ask
+    about, so that one read of kallsyms answers them all."""
+    with _kallsyms_lock:
+        _wanted.update(names)
 
 
 def _scan_kallsyms(path: str, names: Iterable[str]) -> _Kallsyms:
     with _kallsyms_lock:
         known = _kallsyms.setdefault(path, _Kallsyms())
-        new = set(names) - set(known.types)
+        if not set(names) - set(known.types) and known.readable is not None:
+            return known
+        new = (set(names) | _wanted) - set(known.types)
         if not new and known.readable is not None:
             return known
         found: Dict[str, Set[str]] = {name: set() for name in new}
@@ -136,10 +155,12 @@ def kernel_symbols(names: Iterable[str], path: str = KALLSYMS, text_only: bool =
     }
 
 
-def kallsyms_readable(path: str = KALLSYMS) -> bool:
-    """Whether /proc/kallsyms shows addresses to us (kptr_restrict or a
-    missing capability show zeros, and symbol checks then all fail)."""
-    return bool(_scan_kallsyms(path, ()).readable)
+def raw_tracepoints_supported(path: str = KALLSYMS) -> bool:
+    """Whether the kernel has raw tracepoints (4.17 and later)."""
+    return bool(kernel_symbols(RAW_TP_SYMBOLS, path, text_only=False))
+
+
+want_symbols(RAW_TP_SYMBOLS)
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,10 @@ def _counts(v: Any) -> CacheCounts:
     return CacheCounts(int(v.accesses), int(v.buffer_dirties), int(v.added), int(v.dirtied))
 
 
+TRAMPOLINE_SYMBOL = "bpf_trampoline_link_prog"  # fentry needs BPF trampolines
+system.want_symbols([TRAMPOLINE_SYMBOL])
+
+
 def read_meminfo(path: str = "/proc/meminfo") -> Tuple[Optional[float], Optional[float]]:
     """(Buffers, Cached) in MB, None for a field the file lacks."""
     values: Dict[str, float] = {}
@@ -189,7 +193,7 @@ class CacheCollector(Collector[CacheSnapshot]):
         # BCC's support_kfunc() looks this symbol up through its symbol
         # cache, which crashes when another thread uses BCC at the same time;
         # kallsyms read here is the same test.
-        if not system.kernel_symbols(["bpf_trampoline_link_prog"]):
+        if not system.kernel_symbols([TRAMPOLINE_SYMBOL]):
             return "kernel has no BPF trampolines (bpf_trampoline_link_prog not in /proc/kallsyms)"
         # Load an empty fentry program first: quiet and quick, where a
         # refused compile costs a second and a line on stderr. libbpf's BTF

@@ -21,6 +21,7 @@ ROLES: Dict[str, Tuple[str, ...]] = {
     "dirtied": ("folio_account_dirtied", "account_page_dirtied"),
     "bufdirty": ("mark_buffer_dirty",),
 }
+system.want_symbols(name for names in ROLES.values() for name in names)
 # role -> the BPF function the kprobe rung attaches there
 KPROBE_FN = {
     "access": "bpftop_ca_access",

@@ -28,6 +28,7 @@ RQ_MEMBERS = (
 KP_ISSUE = "blk_mq_start_request"
 KP_START = ("__blk_account_io_start", "blk_account_io_start")
 KP_DONE = ("__blk_account_io_done", "blk_account_io_done")
+system.want_symbols((KP_ISSUE,) + KP_START + KP_DONE)
 
 
 def rq_offsets() -> Tuple[Dict[str, int], str]:
@@ -65,10 +66,8 @@ def check_raw(events: Sequence[str]) -> str:
     why = check_tp(events)
     if why:
         return why
-    bcc = loader.import_bcc()
-    with loader.BCC_LOCK:
-        if not bcc.BPF.support_raw_tracepoint():
-            return "kernel has no raw tracepoints (before 4.17)"
+    if not system.raw_tracepoints_supported():
+        return "kernel has no raw tracepoints (before 4.17)"
     return rq_offsets()[1]
 
 
