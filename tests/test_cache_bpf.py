@@ -134,6 +134,8 @@ def warm_read(collector, child, path, bs):
 def test_tracepoint_rung_runs_here(collector):
     assert collector.status.state is CollectorState.RUNNING
     assert collector.hook == "tracepoints" and collector.unit == "pages"
+    # This kernel's BTF describes mm_filemap_get_pages: read as a raw tracepoint.
+    assert "bpftop_ca_read_raw" in {name for name, _ in collector.programs()}
 
 
 @pytest.mark.parametrize("bs", [128 * 1024, 1 * MB], ids=["128KiB-reads", "1MiB-reads"])
@@ -191,6 +193,44 @@ def test_every_rung_cold_then_warm_read(rung, data_file, shared_collectors):
         cold = c.collect()
         warm = warm_read(c, child, data_file, 128 * 1024)
         child.close()
+    r = row_for(cold, child.pid)
+    assert r is not None, cold.rows
+    assert near(r.misses, PAGES) and r.hits <= 0.10 * PAGES, r
+    w = row_for(warm, child.pid)
+    assert w is not None, warm.rows
+    assert near(w.hits, PAGES) and w.misses <= 0.01 * PAGES, w
+
+
+def test_the_read_hook_counts_alike_as_a_raw_and_as_a_classic_tracepoint(data_file, monkeypatch):
+    """mm_filemap_get_pages is read as a raw tracepoint where the kernel's
+    BTF shows the arguments the program reads (here), else as the classic
+    tracepoint: both count a cold and a warm read exactly. The classic one
+    is forced here (a compile of its own, host only)."""
+    from bpftop.bpf import btf
+    from bpftop.collectors import cache as cache_mod
+
+    if not cache_mod.get_pages_raw():
+        pytest.skip("this kernel's BTF does not describe mm_filemap_get_pages: only the classic tracepoint")
+    b = btf.Btf()
+    try:
+        assert b.raw_tracepoint_args("sys_exit") == ("pt_regs *", "long int")  # an ABI that never changed
+        assert b.raw_tracepoint_args("no_such_tracepoint") is None
+    finally:
+        b.close()
+    monkeypatch.setattr(cache_mod, "get_pages_raw", lambda: False)
+    c = CacheCollector()
+    c.start()
+    try:
+        assert "bpftop_ca_read_raw" not in {name for name, _ in c.programs()}
+        with Reader() as child, pid_filtered(c, [child.pid]):
+            child.do("evict", data_file)
+            c.collect()
+            child.do("read", data_file, 128 * 1024)
+            cold = c.collect()
+            warm = warm_read(c, child, data_file, 128 * 1024)
+            child.close()
+    finally:
+        c.stop()
     r = row_for(cold, child.pid)
     assert r is not None, cold.rows
     assert near(r.misses, PAGES) and r.hits <= 0.10 * PAGES, r

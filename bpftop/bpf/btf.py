@@ -19,7 +19,8 @@ from .. import errors
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 
-_KIND_STRUCT, _KIND_UNION, _KIND_ENUM, _KIND_ENUM64 = 4, 5, 6, 19
+_KIND_INT, _KIND_PTR, _KIND_STRUCT, _KIND_UNION, _KIND_ENUM = 1, 2, 4, 5, 6
+_KIND_TYPEDEF, _KIND_FUNC_PROTO, _KIND_ENUM64 = 8, 13, 19
 
 
 class BtfError(errors.FeatureError):
@@ -32,6 +33,10 @@ class _Type(ctypes.Structure):
 
 class _Member(ctypes.Structure):
     _fields_ = [("name_off", ctypes.c_uint32), ("type", ctypes.c_uint32), ("offset", ctypes.c_uint32)]
+
+
+class _Param(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("type", ctypes.c_uint32)]
 
 
 class _Enum(ctypes.Structure):
@@ -138,6 +143,37 @@ class Btf:
             return None  # a bit field: not read through a byte offset
         size = self._lib.btf__resolve_size(self._btf, mtype)
         return bits // 8, int(size)
+
+    def _type_name(self, tid: int) -> str:
+        """``pgoff_t``, ``long unsigned int``, ``address_space *``: a
+        typedef's, an integer's or a struct's name, with one `` *`` per
+        pointer; "?" for anything else."""
+        t = self._type(tid) if tid > 0 else None
+        if t is None:
+            return "?"
+        kind = (t.info >> 24) & 0x1F
+        if kind == _KIND_PTR:
+            return self._type_name(t.size) + " *"  # a pointer's size field is its target's id
+        if kind in (_KIND_INT, _KIND_TYPEDEF, _KIND_STRUCT, _KIND_UNION):
+            return self._name(t.name_off)
+        return "?"
+
+    def raw_tracepoint_args(self, event: str) -> Optional[Tuple[str, ...]]:
+        """The types of what the raw tracepoint ``event`` passes (its
+        TP_PROTO), from the kernel's ``btf_trace_<event>`` typedef; None
+        when the kernel does not describe it."""
+        tid = self._lib.btf__find_by_name_kind(self._btf, f"btf_trace_{event}".encode(), _KIND_TYPEDEF)
+        if tid <= 0:
+            return None
+        ptr = self._type(tid)
+        proto_id = self._type(ptr.size).size if (self._type(ptr.size).info >> 24) & 0x1F == _KIND_PTR else 0
+        if proto_id <= 0 or (self._type(proto_id).info >> 24) & 0x1F != _KIND_FUNC_PROTO:
+            return None
+        proto = self._type(proto_id)
+        base = ctypes.addressof(proto) + ctypes.sizeof(_Type)
+        params = [_Param.from_address(base + i * ctypes.sizeof(_Param)) for i in range(proto.info & 0xFFFF)]
+        # The first is the tracepoint's own data pointer, not an argument.
+        return tuple(self._type_name(p.type) for p in params[1:])
 
     def enum_value(self, enum: str, name: str) -> Optional[int]:
         for kind in (_KIND_ENUM, _KIND_ENUM64):

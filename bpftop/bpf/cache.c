@@ -21,6 +21,9 @@
 //                   fault-around maps only what is cached; the filemap
 //                   events say neither)
 //   DIRTY_TP_FOLIO  writeback_dirty_folio (1) or writeback_dirty_page (0)
+//   READ_RAW        mm_filemap_get_pages as a raw tracepoint (its arguments,
+//                   checked in the kernel's BTF, are the mapping and the
+//                   page range); otherwise the classic tracepoint
 //   DIRTY_RAW       writeback_dirty_folio as a raw tracepoint, its folio's
 //                   size read from the folio itself at offsets user space
 //                   took from the kernel's BTF: FOLIO_FLAGS, PG_HEAD_BIT,
@@ -247,39 +250,57 @@ struct read_range {
 };
 BPF_TABLE("lru_hash", u32, struct read_range, last_read, MAX_THREADS);
 
-TRACEPOINT_PROBE(filemap, mm_filemap_get_pages)
+// `file` identifies the file: its inode number and device (classic
+// tracepoint) or its address_space pointer (raw tracepoint, never read).
+static __always_inline void on_get_pages(u64 file, u32 dev, u64 first, u64 last)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tgid = pid_tgid >> 32;
     if (skip_tgid(tgid))
-        return 0;
-    u64 first = args->index, last = args->last_index;
+        return;
     if (last < first)
-        return 0;
+        return;
     u32 tid = (u32)pid_tgid;
     struct read_range *prev = last_read.lookup(&tid);
     if (prev) {
-        if (prev->ino == args->i_ino && prev->dev == args->s_dev && prev->last == last &&
+        if (prev->ino == file && prev->dev == dev && prev->last == last &&
             first > prev->index && first <= last) {
             prev->index = first;
-            return 0;
+            return;
         }
         // Rewritten in place: an LRU update per read costs more than this.
-        prev->ino = args->i_ino;
-        prev->dev = args->s_dev;
+        prev->ino = file;
+        prev->dev = dev;
         prev->index = first;
         prev->last = last;
     } else {
         struct read_range cur = {};
-        cur.ino = args->i_ino;
-        cur.dev = args->s_dev;
+        cur.ino = file;
+        cur.dev = dev;
         cur.index = first;
         cur.last = last;
         last_read.update(&tid, &cur);
     }
     count(tgid, F_ACCESS, last - first + 1);
+}
+
+#ifdef READ_RAW
+// The raw tracepoint: TP_PROTO(mapping, index, last_index), as the
+// kernel's BTF said before this was compiled. It skips the classic
+// tracepoint's record (inode number and device read through the mapping),
+// which is most of this hook's cost on a cached read.
+int bpftop_ca_read_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+    on_get_pages(ctx->args[0], 0, ctx->args[1], ctx->args[2]);
     return 0;
 }
+#else
+TRACEPOINT_PROBE(filemap, mm_filemap_get_pages)
+{
+    on_get_pages(args->i_ino, args->s_dev, args->index, args->last_index);
+    return 0;
+}
+#endif
 
 #if defined(MMAP_RSS)
 // mm_id -> the process's file pages mapped, in bytes, at its last change.

@@ -75,6 +75,30 @@ def folio_offsets() -> Dict[str, int]:
     return out
 
 
+# mm_filemap_get_pages's TP_PROTO as the raw tracepoint passes it: the
+# mapping (used only as the file's identity) and the page range.
+GET_PAGES_ARGS = (("address_space *", "long unsigned int", "long unsigned int"),
+                  ("address_space *", "pgoff_t", "pgoff_t"))
+
+
+def get_pages_raw() -> bool:
+    """Whether mm_filemap_get_pages can be read as a raw tracepoint: its
+    arguments, as the running kernel's BTF gives them, are the ones the
+    program reads. Otherwise the classic tracepoint, whose fields are
+    checked by name."""
+    if not system.btf_available():
+        return False
+    try:
+        b = btf.Btf()
+        try:
+            args = b.raw_tracepoint_args("mm_filemap_get_pages")
+        finally:
+            b.close()
+    except btf.BtfError:
+        return False
+    return args in GET_PAGES_ARGS
+
+
 def _counts(v: Any) -> CacheCounts:
     return CacheCounts(int(v.accesses), int(v.buffer_dirties), int(v.added), int(v.dirtied))
 
@@ -237,11 +261,16 @@ class CacheCollector(Collector[CacheSnapshot]):
         folio = folio_offsets() if plan.dirty_folio else {}
         if folio:
             defines.update(folio, DIRTY_RAW=True)
+        read_raw = get_pages_raw()
+        defines.update(READ_RAW=read_raw)
 
         def attach(bpf: Any) -> None:
-            bpf.attach_raw_tracepoint(tp=b"writeback_dirty_folio", fn_name=b"bpftop_ca_dirty_raw")
+            if folio:
+                bpf.attach_raw_tracepoint(tp=b"writeback_dirty_folio", fn_name=b"bpftop_ca_dirty_raw")
+            if read_raw:
+                bpf.attach_raw_tracepoint(tp=b"mm_filemap_get_pages", fn_name=b"bpftop_ca_read_raw")
 
-        return loader.load("cache", defines, attach if folio else None)
+        return loader.load("cache", defines, attach if folio or read_raw else None)
 
     @property
     def unit(self) -> str:
