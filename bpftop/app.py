@@ -151,8 +151,11 @@ class BpftopApp(App[int]):
                 self.collectors, self.interval, on_interval=self._collected,
                 on_status=self._status_changed, enabled=self.enabled,
             )
-            self.collection.start()
             self.probing.collection = self.collection
+            # The compiles start once the first frame is drawn: the rungs'
+            # checks and bcc's own Python hold the GIL, and with them going
+            # the first frame came 0.5 s later.
+            self.call_after_refresh(self.collection.start)
         # The views are composed by the next refresh. Focus goes into the
         # first tab so that its own keys (bindings of its view) work at once.
         self.call_after_refresh(self.filtering.show_all)

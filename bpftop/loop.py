@@ -129,7 +129,9 @@ class CollectionLoop:
     # -- running --------------------------------------------------------------
     def start(self) -> None:
         """Bring the enabled collectors up and read them in a thread of the
-        loop's own; returns at once."""
+        loop's own; returns at once. A loop already stopped stays so."""
+        if self._stop.is_set():
+            return
         self._bring_up()
         self._thread = threading.Thread(target=self._run_in_thread, name="bpftop-collection", daemon=True)
         self._thread.start()

@@ -5,8 +5,10 @@ import threading
 import time
 
 import pytest
-from bpfprogs import prog_ids, wait_until_gone, wait_until_loaded
+from bpfprogs import ours, prog_ids, prog_list, wait_until_gone
 from fakes import FakeCollector, snapshot
+from testenv import scaled
+from uihelpers import wait_for
 
 from bpftop.app import BpftopApp
 from bpftop.collectors.syscalls import SyscallsCollector
@@ -193,16 +195,21 @@ def test_run_in_the_callers_thread_counts_intervals():
 async def test_exception_in_the_ui_detaches_real_programs():
     before = prog_ids()
     collector = SyscallsCollector()
+    armed = threading.Event()
 
     class Buggy(BpftopApp):
         def on_snapshot_ready(self, message):
-            raise RuntimeError("a bug in a view")
+            if armed.is_set():
+                raise RuntimeError("a bug in a view")
+            super().on_snapshot_ready(message)
 
     app = Buggy([collector], interval=0.2)
     with pytest.raises(RuntimeError, match="a bug in a view"):
         async with app.run_test() as pilot:
-            assert wait_until_loaded(before)
-            for _ in range(50):  # the first snapshot raises and ends the app
+            # The compile starts after the first frame: wait for it with the app running.
+            await wait_for(pilot, lambda: bool(ours(prog_list(), before)), timeout=scaled(30))
+            armed.set()
+            for _ in range(50):  # the next snapshot raises and ends the app
                 await pilot.pause(0.1)
     assert not collector.running
     assert wait_until_gone(before) == []
