@@ -26,7 +26,7 @@ from . import malloc
 from .collectors.base import Collector
 from .errors import BpftopError
 from .model import CollectorState, CollectorStatus
-from .model.common import SWITCHED_OFF_MESSAGE
+from .model.common import STARTING_MESSAGE, SWITCHED_OFF_MESSAGE
 
 MIN_INTERVAL = 0.1
 MAX_INTERVAL = 3600.0
@@ -205,6 +205,9 @@ class CollectionLoop:
 
     def _start_one(self, slot: _Slot) -> None:
         collector = slot.collector
+        # Said at once: the tab shows it for the seconds a compile takes.
+        collector.set_status(CollectorState.STARTING, STARTING_MESSAGE)
+        self._on_status(collector.status)
         try:
             collector.start()
         except BpftopError:

@@ -123,10 +123,6 @@ def showing(screen, key):
     return True
 
 
-def starting(screen):
-    return "compiling" in screen or "waiting for the collector" in screen
-
-
 def test_tab_key_bursts_last_key_wins(term):
     """Bursts of tab keys typed ahead, as over SSH, from the first frame
     while the tabs still compile until all run: the last key's tab shows,
@@ -136,10 +132,11 @@ def test_tab_key_bursts_last_key_wins(term):
     # No underline animation: the tab bar shows where it ends at once.
     term.start(bpftop_cmd("-d", "0.5"), env={"TEXTUAL_ANIMATIONS": "none"})
     term.wait_for(lambda s: active_tab(s, TAB_LABELS) is not None)
-    during_start = 0
+    loaded_at_send = []  # how many of the console's programs were loaded as each burst went
     tab_keys = "".join(str(i) for i in range(1, len(TAB_LABELS) + 1))
     for n in range(50):
         keys = [rng.choice(tab_keys) for _ in range(rng.randint(3, 6))]
+        loaded_at_send.append(len(ours(prog_list(), before)))
         if rng.random() < 0.5:
             term.keys(*keys)  # one write: the keys arrive together
         else:
@@ -147,12 +144,14 @@ def test_tab_key_bursts_last_key_wins(term):
                 term.keys(key)
         try:
             last = keys[-1]
-            shown = term.wait_steady(lambda s, last=last: showing(s, last), samples=4, what=f"tab {keys[-1]}")
+            term.wait_steady(lambda s, last=last: showing(s, last), samples=4, what=f"tab {keys[-1]}")
         except AssertionError as e:
             raise AssertionError(f"burst {n} {''.join(keys)}: {e}") from None
-        during_start += starting(shown)
-    # The first bursts land on tabs whose programs are still compiling.
-    assert during_start, "every burst came after the tabs were up"
+    # The first bursts went while the tabs still compiled: the compiles
+    # start only once the first frame is drawn, and take seconds. (Which
+    # tab a burst ends on is random: the screen cannot tell this.)
+    final = len(ours(prog_list(), before))
+    assert final and loaded_at_send[0] < final, (loaded_at_send[:5], final)
     term.keys("q")
     assert wait_until_gone(before, timeout=20) == []
 

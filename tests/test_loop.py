@@ -59,6 +59,20 @@ def test_loop_delivers_snapshots_and_stops_the_collector():
     assert snaps[0][0] == "syscalls" and snaps[0][1].rows
 
 
+def test_a_collector_is_reported_starting_before_it_runs():
+    """The tab says "compiling and attaching" while it compiles, not
+    "waiting for the collector" until it runs."""
+    statuses = []
+    loop = CollectionLoop([FakeCollector()], 0.1, on_interval=lambda s: None, on_status=statuses.append)
+    loop.start()
+    deadline = time.monotonic() + 10
+    while not any(s.state is CollectorState.RUNNING for s in statuses) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    loop.stop()
+    states = [s.state for s in statuses]
+    assert states[:2] == [CollectorState.STARTING, CollectorState.RUNNING], states
+
+
 def test_read_error_is_reported_and_retried():
     statuses, snaps = [], []
     collector = Flaky()
