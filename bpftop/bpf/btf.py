@@ -93,6 +93,9 @@ class Btf:
         t: _Type = self._lib.btf__type_by_id(self._btf, tid).contents
         return t
 
+    def _kind(self, tid: int) -> int:
+        return int(self._type(tid).info >> 24) & 0x1F
+
     def _name(self, off: int) -> str:
         raw = self._lib.btf__name_by_offset(self._btf, off)
         return raw.decode() if raw else ""
@@ -115,7 +118,7 @@ class Btf:
                 return base_bits + bits, mtype
             if not mname:
                 inner = self._lib.btf__resolve_type(self._btf, mtype)
-                if inner > 0 and (self._type(inner).info >> 24) & 0x1F in (_KIND_STRUCT, _KIND_UNION):
+                if inner > 0 and self._kind(inner) in (_KIND_STRUCT, _KIND_UNION):
                     found = self._find(inner, name, base_bits + bits)
                     if found:
                         return found
@@ -136,7 +139,7 @@ class Btf:
                 return None
             bits, mtype = found
             tid = self._lib.btf__resolve_type(self._btf, mtype)
-            compound = tid > 0 and (self._type(tid).info >> 24) & 0x1F in (_KIND_STRUCT, _KIND_UNION)
+            compound = tid > 0 and self._kind(tid) in (_KIND_STRUCT, _KIND_UNION)
             if i < name.count(".") and not compound:
                 return None
         if bits % 8:
@@ -148,10 +151,9 @@ class Btf:
         """``pgoff_t``, ``long unsigned int``, ``address_space *``: a
         typedef's, an integer's or a struct's name, with one `` *`` per
         pointer; "?" for anything else."""
-        t = self._type(tid) if tid > 0 else None
-        if t is None:
+        if tid <= 0:
             return "?"
-        kind = (t.info >> 24) & 0x1F
+        t, kind = self._type(tid), self._kind(tid)
         if kind == _KIND_PTR:
             return self._type_name(t.size) + " *"  # a pointer's size field is its target's id
         if kind in (_KIND_INT, _KIND_TYPEDEF, _KIND_STRUCT, _KIND_UNION):
@@ -165,9 +167,9 @@ class Btf:
         tid = self._lib.btf__find_by_name_kind(self._btf, f"btf_trace_{event}".encode(), _KIND_TYPEDEF)
         if tid <= 0:
             return None
-        ptr = self._type(tid)
-        proto_id = self._type(ptr.size).size if (self._type(ptr.size).info >> 24) & 0x1F == _KIND_PTR else 0
-        if proto_id <= 0 or (self._type(proto_id).info >> 24) & 0x1F != _KIND_FUNC_PROTO:
+        target = self._type(tid).size  # a typedef's size field is its target's id, as a pointer's
+        proto_id = self._type(target).size if self._kind(target) == _KIND_PTR else 0
+        if proto_id <= 0 or self._kind(proto_id) != _KIND_FUNC_PROTO:
             return None
         proto = self._type(proto_id)
         base = ctypes.addressof(proto) + ctypes.sizeof(_Type)
