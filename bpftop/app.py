@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import functools
 from pathlib import Path
-from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Set
+from typing import Any, ClassVar, Dict, Iterable, List, Optional, Sequence, Set, Type
 
 from rich.text import Text
-from textual import events
+from textual import constants, events
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.driver import Driver
 from textual.widgets import Input
 
 from . import captures
@@ -115,6 +116,12 @@ class BpftopApp(App[int]):
         self._ui_loop: Optional[asyncio.AbstractEventLoop] = None
         self.paused = False
         self._held: Dict[str, object] = {}  # snapshots that arrived while paused
+
+    def get_driver_class(self) -> Type[Driver]:
+        if constants.DRIVER is not None:  # TEXTUAL_DRIVER, as Textual honours it
+            return super().get_driver_class()
+        from .terminal_driver import ConsoleDriver
+        return ConsoleDriver
 
     def notify(self, message: str, *, markup: bool = False, **kwargs: Any) -> None:
         # Messages quote filters, paths and errors: never markup, never raw.

@@ -114,6 +114,62 @@ def test_pane_closed_while_the_shell_ignores_sighup(need_tmux, tmp_path):
     assert status.read_text().strip() == "129"
 
 
+def test_terminal_lost_while_the_console_quits():
+    """q while the tabs compile, then the terminal hangs up while the console
+    is on its way out. The kernel sends the session leader SIGCONT with
+    SIGHUP; Textual's driver took any SIGCONT as the end of a Ctrl-Z and put
+    the terminal back into application mode after the UI had ended, with an
+    input thread that spun on the dead terminal and kept the process alive
+    for good at 70% of a core."""
+    before = prog_ids()
+    term = PtyRun(BPFTOP + ["-d", "0.5"], width=100, height=30)
+    try:
+        assert term.wait_for(b"SYSCALL", timeout=60)  # the first frame: compiles begin
+        term.send(b"q")
+        assert term.wait_for(b"\x1b[?1049l", timeout=scaled(30)), "the console never left the screen"
+        os.close(term.fd)  # the terminal hangs up
+        deadline = time.monotonic() + scaled(10)
+        while term.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert term.poll() is not None, "bpftop still running 10 s after it quit and its terminal went away"
+    finally:
+        term.close()
+    assert wait_until_gone(before, 0) == []
+
+
+def test_a_stop_and_continue_leave_and_redraw_the_screen():
+    """SIGTSTP (a job-control stop) leaves the screen and stops the
+    process; SIGCONT brings the console back; a SIGCONT nobody stopped
+    for changes nothing."""
+    term = PtyRun(BPFTOP + ["-d", "0.5"], width=100, height=30)
+    try:
+        assert term.wait_for(b"SYSCALL", timeout=60)
+        os.kill(term.pid, signal.SIGCONT)  # not stopped: nothing to resume
+        term.pump(0.5)
+        assert term.output.count(b"\x1b[?1049h") == 1
+        os.kill(term.pid, signal.SIGTSTP)
+        assert term.wait_for(b"\x1b[?1049l", timeout=scaled(10)), "the screen was not left"
+        deadline = time.monotonic() + scaled(10)
+        while state(term.pid) != "T" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state(term.pid) == "T", "not stopped"
+        mark = len(term.output)
+        os.kill(term.pid, signal.SIGCONT)
+        deadline = time.monotonic() + scaled(10)
+        while b"\x1b[?1049h" not in term.output[mark:] and time.monotonic() < deadline:
+            term.pump(0.1)
+        assert b"\x1b[?1049h" in term.output[mark:], "the console did not come back"
+        term.send(b"q")
+        assert term.wait(scaled(30)) == 0
+    finally:
+        term.close()
+
+
+def state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ", 1)[1][0]
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
 def test_signal_while_the_terminal_does_not_read(sig, code):
     """A terminal that stops reading (flow control, a stuck client): the

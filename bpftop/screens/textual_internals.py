@@ -33,7 +33,10 @@ def output_healthy(app: App[Any]) -> bool:
 
     Textual keeps that thread to itself and says nothing when it dies.
     """
-    writer = getattr(getattr(app, "_driver", None), "_writer_thread", None)
+    driver = getattr(app, "_driver", None)
+    if getattr(driver, "suspended", False):
+        return True  # stopped by SIGTSTP: the thread comes back with SIGCONT
+    writer = getattr(driver, "_writer_thread", None)
     return writer is None or writer.is_alive() or not app.is_running
 
 
