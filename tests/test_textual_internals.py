@@ -47,11 +47,3 @@ def test_widgets_still_update_their_scrollbars_in_scroll_update():
 
     assert hasattr(Widget, "_scroll_update"), "Widget._scroll_update is gone: fix update_scrollbars()"
     assert "_refresh_scrollbars" in inspect.getsource(Widget._scroll_update)
-
-
-def test_data_tables_still_key_their_rendered_rows_by_update_count():
-    from textual.widgets import DataTable
-
-    source = inspect.getsource(DataTable)
-    assert "self._update_count" in source and "def _update_dimensions" in source, \
-        "DataTable._update_count or _update_dimensions is gone: fix forget_rendered_rows() and TopTable"

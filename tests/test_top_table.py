@@ -27,25 +27,26 @@ def shown(t: TopTable) -> List[Tuple[str, ...]]:
     return [tuple(str(c) for c in t.get_row_at(i)) for i in range(t.row_count)]
 
 
-async def test_an_interval_with_the_same_rows_updates_only_the_changed_cells() -> None:
+async def test_an_interval_with_the_same_rows_redraws_only_the_changed_rows() -> None:
     app = One()
     async with app.run_test() as pilot:
         t = app.query_one(TopTable)
         t.show(table(("a", 30), ("b", 20), ("c", 10)))
         await pilot.pause()
-        updated: List[Tuple[object, object]] = []
-        real = t.update_cell
+        drawn: List[int] = []
+        real = t.render_line
 
-        def spy(row_key, column_key, value, *, update_width=False):  # type: ignore[no-untyped-def]
-            updated.append((row_key, column_key))
-            return real(row_key, column_key, value, update_width=update_width)
+        def spy(y):  # type: ignore[no-untyped-def]
+            drawn.append(y)
+            return real(y)
 
-        t.update_cell = spy  # type: ignore[method-assign]
+        t.render_line = spy  # type: ignore[method-assign]
         t.show(table(("a", 31), ("b", 20), ("c", 10)))
         await pilot.pause()
-        assert updated == [("a", "count")]
+        assert drawn == [1]  # a's line: not the header, not b or c
         assert shown(t) == [("a", "31"), ("b", "20"), ("c", "10")]
-        # New order: the table is rebuilt in it, and the cursor stays on its row.
+        assert "31" in screen_text(app).splitlines()[1]
+        # New order: the cursor stays on its row.
         t.move_cursor(row=2)
         t.show(table(("a", 31), ("b", 20), ("c", 40)))
         await pilot.pause()
@@ -55,9 +56,41 @@ async def test_an_interval_with_the_same_rows_updates_only_the_changed_cells() -
         t.show(table())
         await pilot.pause()
         assert shown(t)[0][0] == "nothing in this interval"
+        assert "nothing in this interval" in screen_text(app)
         t.show(table(("d", 1)))
         await pilot.pause()
         assert shown(t) == [("d", "1")]
+        lines = screen_text(app).splitlines()
+        assert lines[1].split() == ["d", "1"] and lines[2].strip() == ""
+
+
+async def test_the_cursor_keys_move_along_the_rows_and_say_which_row_is_highlighted() -> None:
+    seen: List[object] = []
+
+    class Watching(One):
+        def on_top_table_row_highlighted(self, event: TopTable.RowHighlighted) -> None:
+            seen.append(event.key)
+
+    app = Watching()
+    async with app.run_test(size=(40, 8)) as pilot:
+        t = app.query_one(TopTable)
+        t.focus()
+        t.show(table(*((f"r{i:02}", 100 - i) for i in range(20))))
+        await pilot.pause()
+        await pilot.press("down", "down")
+        await pilot.pause()
+        assert t.cursor_row == 2 and seen[-1] == "r02"
+        await pilot.press("end")
+        await pilot.pause()
+        assert t.cursor_row == 19 and seen[-1] == "r19"
+        assert "r19" in screen_text(app), "the cursor's row scrolled out of sight"
+        await pilot.press("home")
+        await pilot.pause()
+        assert t.cursor_row == 0 and "r00" in screen_text(app)
+        # The row under the cursor goes: the cursor stays put, on the next row.
+        t.show(table(*((f"r{i:02}", 100 - i) for i in range(1, 20))))
+        await pilot.pause()
+        assert t.cursor_row == 0 and seen[-1] == "r01"
 
 
 async def test_a_table_that_changes_size_lays_out_the_screen_only_when_a_scrollbar_comes_or_goes() -> None:
@@ -90,17 +123,17 @@ async def test_a_table_that_changes_size_lays_out_the_screen_only_when_a_scrollb
         assert not t.show_vertical_scrollbar
 
 
-async def test_rows_painted_before_their_columns_were_measured_are_painted_again() -> None:
-    """A paint between new rows and the idle pass that measures their
-    columns (CI saw one) cached them cut at the old width, for good: the
-    table no longer lays the screen out when its virtual size changes, which
-    is what told Textual's DataTable to render its rows again."""
+async def test_a_wider_cell_redraws_every_row_at_the_new_column_widths() -> None:
     app = One()
     async with app.run_test(size=(60, 10)) as pilot:
         t = app.query_one(TopTable)
-        t.show(table(("a", 1)))
+        t.show(table(("a", 1), ("b", 22)))
         await pilot.pause()
-        t.show(table(("a-much-longer-name", 1)))
-        assert "a-much-longer-name" not in screen_text(app)  # painted before the columns are measured
+        t.show(table(("a-much-longer-name", 1), ("b", 22)))
         await pilot.pause()
-        assert "a-much-longer-name" in screen_text(app)
+        lines = screen_text(app).splitlines()[:3]
+        assert "a-much-longer-name" in lines[2]  # sorted by COUNT: b first
+        # The numbers end in one column, under the header's.
+        ends = {len(line.rstrip()) for line in lines[1:3]}
+        assert len(ends) == 1 and lines[0].rstrip().endswith("COUNT v"), lines
+        assert len(lines[0].rstrip()) == ends.pop()

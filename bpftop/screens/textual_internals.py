@@ -11,7 +11,6 @@ from rich.console import Console
 from textual.app import App
 from textual.geometry import Size
 from textual.widget import Widget
-from textual.widgets import DataTable
 
 
 def screen_text(app: App[Any]) -> str:
@@ -48,16 +47,3 @@ def update_scrollbars(widget: Widget, virtual_size: Size) -> None:
     get there, refresh(layout=True), lays out and redraws every widget.
     """
     widget._scroll_update(virtual_size)
-
-
-def forget_rendered_rows(table: DataTable[Any]) -> None:
-    """Make a DataTable render its rows again at their current column widths.
-
-    It keeps rendered rows keyed by a private update count, which it bumps
-    on a Resize: one that the screen's layout sends after a virtual size
-    change. A table that no longer lays the screen out for that (TopTable)
-    must bump it itself, or rows painted before their columns were measured
-    stay cut at the old widths.
-    """
-    table._update_count += 1
-    table.refresh()

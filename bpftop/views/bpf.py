@@ -9,7 +9,7 @@ from typing import Any, List, Optional
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Sparkline, Static
+from textual.widgets import Sparkline, Static
 
 from ..model import CollectorState, CollectorStatus
 from ..model.bpf import BpfSnapshot, ProgramRow
@@ -105,9 +105,9 @@ class BpfView(TabView):
         spark.data = [0.0] * (width - len(series)) + series
         show_text(text, Text("\n".join(detail_lines(self.snapshot, row))))
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        key = event.row_key.value if event.row_key is not None else None
-        if key and key != "__empty__" and key.isdigit() and int(key) != self.selected:
+    def on_top_table_row_highlighted(self, event: TopTable.RowHighlighted) -> None:
+        key = event.key
+        if key and key.isdigit() and int(key) != self.selected:
             self.selected = int(key)
             if self.snapshot is not None:
                 self._render_detail()

@@ -8,7 +8,7 @@ from typing import Any, List, Optional, Tuple
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Sparkline, Static
+from textual.widgets import Sparkline, Static
 
 from ..model.disk import GRAPH_SPAN_S, OPS, DiskRow, DiskSnapshot
 from ..render.disk import UNITS, fmt_latency, summary, table
@@ -143,9 +143,9 @@ class DiskView(TabView):
         return hist.lines(max(20, hist.size.width))
 
     # -- events and keys ------------------------------------------------------
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        key = event.row_key.value if event.row_key is not None else None
-        if key and key != "__empty__" and key != self.selected:
+    def on_top_table_row_highlighted(self, event: TopTable.RowHighlighted) -> None:
+        key = event.key
+        if key and key != self.selected:
             self.selected = key
             self._render_detail()
 
