@@ -335,6 +335,72 @@ def test_a_connect_storm_is_counted_exactly(shared_collectors):
     assert all(e.result in ("established", "refused", "failed") for e in snap.events)
 
 
+# N short-lived children, each one connect to a listener and one to a
+# closed port, reaped before the answer "done".
+CHURN = r"""
+import os, socket, sys
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(4096)
+c = socket.socket(); c.bind(("127.0.0.1", 0)); closed = c.getsockname()[1]; c.close()
+print(l.getsockname()[1], closed, flush=True)
+n = int(sys.stdin.readline())
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        s = socket.socket(); s.connect(l.getsockname()); s.close()
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", closed))
+        except ConnectionRefusedError:
+            pass
+        os._exit(0)
+    l.accept()[0].close()
+    os.waitpid(pid, 0)
+print("done", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("max_folded", [1000, 5])
+def test_exited_processes_leave_the_kernel_table_and_stay_counted(max_folded):
+    """Process churn: past ``fold_at`` keys, those of exited processes move
+    from the kernel's table to the collector; their rows stay (up to
+    ``max_folded`` keys, then in the totals only), every total exact."""
+    n = 12
+    before = prog_ids()
+    c = None
+    try:
+        with Child(CHURN) as w:
+            port, closed = map(int, w.proc.stdout.readline().split())
+            c = start(ports=[port, closed], fold_at=4, max_folded=max_folded)
+            c.collect()
+            assert w.ask(str(n)) == "done\n"
+            snap = c.collect()
+            kernel_keys = len(list(c._bpf[b"agg"].keys()))
+            again = c.collect()
+            w.close()
+    finally:
+        if c is not None:
+            c.stop()
+    assert wait_until_gone(before) == []
+    assert kernel_keys == 0  # every child has exited
+    for s in (snap, again):
+        assert (s.total_connects, s.total_failures) == (2 * n, n)
+        assert {(o.result, o.count) for o in s.outcome_counts} == {("established", n), ("refused", n)}
+        assert sum(s.latency_hist) == 2 * n
+    assert (snap.connects, again.connects) == (2 * n, 0)
+    if max_folded >= 2 * n:
+        assert dest_counts(snap) == {("127.0.0.1", port): (n, 0, n), ("127.0.0.1", closed): (n, n, 0)}
+        assert sorted(p.count for p in snap.processes) == [2] * n and snap.overflow_destinations == 0
+    else:
+        assert sum(d.count for d in snap.destinations) == max_folded
+        assert snap.overflow_destinations == 2 * n - max_folded
+    def procs(s):
+        return sorted((p.pid, p.count, p.failures, p.established, p.timed) for p in s.processes)
+
+    assert dest_counts(again) == dest_counts(snap) and procs(again) == procs(snap)
+    assert all(p.new == 0 for p in again.processes) and all(d.new == 0 for d in again.destinations)
+
+
 def test_kprobe_rungs_are_checked_and_say_why():
     c = TcpCollector()
     rungs = c.strategies()

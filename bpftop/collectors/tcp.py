@@ -42,6 +42,13 @@ MAX_PENDING = 65536
 MAX_AGG = 16384  # (process, destination) keys; past it attempts spill (counted)
 # The event log's sample: events a second over all CPUs, and the burst each
 # CPU may send at once (a short burst shows whole in the log).
+# Past a quarter of MAX_AGG keys, those of exited processes move to Python
+# (at most MAX_FOLDED keys, then per-IP-version totals).
+FOLD_AT = MAX_AGG // 4
+MAX_FOLDED = 4096
+# An attempt this old has its outcome: SYN retries give up after 127 s at
+# the default net.ipv4.tcp_syn_retries.
+SETTLED_NS = 180 * 1_000_000_000
 EVENT_RATE = 400
 EVENT_BURST = 256
 HISTORY = 300  # rate samples kept for the time series
@@ -86,12 +93,16 @@ class TcpCollector(Collector[TcpSnapshot]):
         max_events: int = MAX_EVENTS,
         event_rate: int = EVENT_RATE,
         event_burst: int = EVENT_BURST,
+        fold_at: int = FOLD_AT,
+        max_folded: int = MAX_FOLDED,
     ) -> None:
         """``buffer``: "ring", "perf" or "auto" (ring, perf where the kernel
         has none). ``poll=False`` drains only in ``collect()`` (tests use it
         with a small buffer to make events get lost on purpose).
         ``event_rate`` (events a second, all CPUs) and ``event_burst`` (per
-        CPU) bound the events sent for the log."""
+        CPU) bound the events sent for the log; ``fold_at`` and
+        ``max_folded`` when exited processes' keys leave the kernel's table
+        (see _fold)."""
         super().__init__()
         if buffer not in BUFFERS:
             raise ValueError(f"buffer must be one of {', '.join(BUFFERS)}, not {buffer!r}")
@@ -102,12 +113,17 @@ class TcpCollector(Collector[TcpSnapshot]):
         self.ring_pages = buffer_pages(ring_pages, "ring buffer pages")
         self.max_events = max_events
         self.event_rate, self.event_burst = event_rate, event_burst
+        self.fold_at, self.max_folded = fold_at, max_folded
         self.filter = self.key_filters["pid"] = PidFilter(pids)
         self.ports = self.key_filters["port"] = PortFilter(ports, port_exclude)
         self.log = EventLog(max_events=max_events)
         self.table = CountTable()
         self._keys = KeyParser()
         self._values: Dict[bytes, Counts] = {}  # raw value bytes -> Counts (unchanged keys parse once)
+        # Keys of exited processes taken out of the kernel's table (_fold),
+        # and past MAX_FOLDED of them, their counts per IP version.
+        self._folded: Dict[Key, Counts] = {}
+        self._kept: Dict[int, Counts] = {}
         self.events = EventPump("tcp", lambda data: self.log.feed(data), EVENT.size, EVENT.size,
                                 buffer_pages(perf_pages, "perf buffer pages"), threaded=poll)
         self._outcomes = True
@@ -241,6 +257,8 @@ class TcpCollector(Collector[TcpSnapshot]):
                     pass
         self.events.drain()
         self.table = CountTable(match or self.table.match)
+        self._folded.clear()
+        self._kept.clear()
         self.log.reset(self.table.match)
         self._since = time.time()
         self._history.clear()
@@ -284,9 +302,54 @@ class TcpCollector(Collector[TcpSnapshot]):
                 continue
             raw = bytes(v)
             c = values[raw] = self._counts(raw)
-            out.append((key, c))
+            out.append((k, key, c))
+        self._keys.forget_others()
         self._values = values
-        return out
+        live = self._fold(out) if len(out) > self.fold_at else [(key, c) for _, key, c in out]
+        if not self._folded:
+            return live
+        # A folded key can come back (its pid reused by a process of the
+        # same name and uid, to the same place): one entry, both counts.
+        merged = dict(self._folded)
+        for key, c in live:
+            had = merged.get(key)
+            merged[key] = c if had is None else add_counts((had, c))
+        return list(merged.items())
+
+    def _fold(self, entries: List[Tuple[Any, Key, Counts]]) -> List[Tuple[Key, Counts]]:
+        """With the kernel's table a quarter full (fold_at), the keys of processes
+        that have exited and have no attempt still waiting for its outcome
+        move from the kernel to ``_folded`` (their rows stay; past
+        max_folded the oldest go into per-IP-version totals), so that
+        process churn does not fill the table. A key whose pid is reused by
+        a process of the same uid and name connecting to the same place
+        between this read and the delete would lose that attempt: the
+        delete follows the read at once."""
+        table = self._bpf[b"agg"]
+        now = time.monotonic_ns()  # bpf_ktime_get_ns()'s clock
+        alive: Dict[int, bool] = {}
+        live = []
+        for k, key, c in entries:
+            if key.pid not in alive:
+                alive[key.pid] = os.path.exists(f"/proc/{key.pid}")
+            settled = (not self._outcomes or c.established + c.refused + c.failed >= c.attempts
+                       or now - c.last_ns > SETTLED_NS)
+            if alive[key.pid] or not settled:
+                live.append((key, c))
+                continue
+            try:
+                del table[k]
+            except KeyError:
+                pass
+            had = self._folded.pop(key, None)
+            self._folded[key] = c if had is None else add_counts((had, c))
+        while len(self._folded) > self.max_folded:
+            key = next(iter(self._folded))
+            c = self._folded.pop(key)
+            if self.table.matches(key):
+                had = self._kept.get(key.family)
+                self._kept[key.family] = c if had is None else add_counts((had, c))
+        return live
 
     def _spill(self) -> List[Tuple[int, Counts]]:
         table = self._bpf[b"spill"]
@@ -302,7 +365,7 @@ class TcpCollector(Collector[TcpSnapshot]):
         self.events.drain()
         now = time.monotonic()
         interval = now - self._last
-        t = self.table.update(self._entries(), self._spill())
+        t = self.table.update(self._entries(), self._spill(), sorted(self._kept.items()))
         orphans, lost_c, lost_r = self._counters()
         events, streamed = self.log.take()
         self._history.append(t.connects / interval if interval > 0 else 0.0)

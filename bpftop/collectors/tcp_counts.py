@@ -72,36 +72,43 @@ def parse_value(raw: bytes) -> Counts:
 
 
 def add_counts(values: Iterable[Counts]) -> Counts:
-    """Field by field (per-CPU copies of one bucket); first_ns and last_ns
-    are not summed, and left zero."""
+    """Field by field (per-CPU copies of one bucket, or keys folded
+    together); first_ns is the earliest, last_ns the latest."""
     total = [0] * 7
     slots = [0] * NSLOTS
+    first = last = 0
     for c in values:
         for i, n in enumerate((c.attempts, c.sent, c.established, c.refused, c.failed, c.timed, c.lat_ns)):
             total[i] += n
         for i, n in enumerate(c.slots):
             slots[i] += n
+        if c.first_ns and (not first or c.first_ns < first):
+            first = c.first_ns
+        last = max(last, c.last_ns)
     attempts, sent, established, refused, failed, timed, lat_ns = total
-    return Counts(attempts, sent, established, refused, failed, timed, lat_ns, slots=tuple(slots))
+    return Counts(attempts, sent, established, refused, failed, timed, lat_ns, first, last, tuple(slots))
 
 
 class KeyParser:
-    """Raw key bytes -> Key, cached: the same keys come back every interval."""
+    """Raw key bytes -> Key, cached: the same keys come back every interval.
+    ``forget_others()`` after each read keeps only the keys it saw."""
 
     def __init__(self) -> None:
         self._cache: Dict[bytes, Key] = {}
+        self._seen: Dict[bytes, Key] = {}
 
     def __call__(self, raw: bytes) -> Key:
         key = self._cache.get(raw)
         if key is None:
-            if len(self._cache) > 65536:
-                self._cache.clear()
             pid, uid, gen, family, dport, daddr, comm = KEY.unpack_from(raw)
             packed = daddr[:4] if family == AF_INET else daddr
             text = str(ipaddress.IPv4Address(packed) if family == AF_INET else ipaddress.IPv6Address(packed))
             key = Key(pid, uid, gen, 4 if family == AF_INET else 6, text, dport, maps.comm(comm), packed)
-            self._cache[raw] = key
+        self._seen[raw] = key
         return key
+
+    def forget_others(self) -> None:
+        self._cache, self._seen = self._seen, {}
 
 
 @dataclass(frozen=True)
@@ -148,23 +155,23 @@ class CountTable:
     def __init__(self, match: Optional[MatchFilter] = None) -> None:
         self.match = match or MatchFilter()
         self._matched: Dict[Key, bool] = {}
-        self._prev: Dict[Key, Tuple[int, int]] = {}  # attempts, failures
-        self._prev_spill = (0, 0)
+        self._prev: Dict[Key, int] = {}  # attempts at the previous read
+        self._prev_totals = (0, 0)
 
-    def _matches(self, key: Key) -> bool:
+    def matches(self, key: Key) -> bool:
         ok = self._matched.get(key)
         if ok is None:
-            if len(self._matched) > 65536:
-                self._matched.clear()
             ok = not self.match.active or self.match.matches(key.comm, ipaddress.ip_address(key.packed))
-            self._matched[key] = ok
         return ok
 
-    def update(self, entries: Sequence[Tuple[Key, Counts]], spill: Sequence[Tuple[int, Counts]]) -> Totals:
+    def update(self, entries: Sequence[Tuple[Key, Counts]], spill: Sequence[Tuple[int, Counts]],
+               kept: Sequence[Tuple[int, Counts]] = ()) -> Totals:
         """``entries``: every key of the current generation with its counts;
         ``spill``: per IP version, what was counted when the table was full.
         Without a Python-side filter the spill is in every total; with one
-        it cannot be told apart, and is only counted as overflow."""
+        it cannot be told apart, and is only counted as overflow. ``kept``:
+        per IP version, keys the collector folded away that the filter
+        matched (in every total, in no row)."""
         dests: Dict[Tuple[int, bytes, int], _Sum] = {}
         dest_keys: Dict[Tuple[int, bytes, int], List[Tuple[Key, Counts]]] = {}
         procs: Dict[int, _Sum] = {}
@@ -172,8 +179,9 @@ class CountTable:
         fam = {4: [0, 0], 6: [0, 0]}
         outcomes: Dict[Tuple[int, str], int] = {}
         hist = [0] * NSLOTS
-        lat_sum = connects = failures = not_streamed = 0
+        lat_sum = not_streamed = 0
         prev, self._prev = self._prev, {}
+        matched, self._matched = self._matched, {}
 
         def account(family: int, c: Counts) -> None:
             nonlocal lat_sum, not_streamed
@@ -188,13 +196,14 @@ class CountTable:
             not_streamed += c.not_streamed
 
         for key, c in entries:
-            if not self._matches(key):
+            ok = matched.get(key)
+            if ok is None:
+                ok = self.matches(key)
+            self._matched[key] = ok
+            if not ok:
                 continue
-            before = prev.get(key, (0, 0))
-            self._prev[key] = (c.attempts, c.failures)
-            new = c.attempts - before[0]
-            connects += new
-            failures += c.failures - before[1]
+            new = c.attempts - prev.get(key, 0)
+            self._prev[key] = c.attempts
             account(key.family, c)
             dk = (key.family, key.packed, key.dport)
             d = dests.get(dk)
@@ -212,17 +221,18 @@ class CountTable:
                 proc_latest[key.pid] = (c.last_ns, key)
 
         overflow = 0
-        spill_att = spill_fail = 0
         for family, c in spill:
             overflow += c.attempts
-            spill_att += c.attempts
-            spill_fail += c.failures
             if not self.match.active:
                 account(family, c)
-        if not self.match.active:
-            connects += spill_att - self._prev_spill[0]
-            failures += spill_fail - self._prev_spill[1]
-        self._prev_spill = (spill_att, spill_fail)
+        for family, c in kept:
+            overflow += c.attempts
+            account(family, c)
+        total = (fam[4][0] + fam[6][0], fam[4][1] + fam[6][1])
+        # The interval's figures from the totals: a key folded away moves
+        # its counts, it does not add them again.
+        connects, failures = total[0] - self._prev_totals[0], total[1] - self._prev_totals[1]
+        self._prev_totals = total
 
         rows = []
         for dk, d in dests.items():
@@ -240,8 +250,8 @@ class CountTable:
             processes=tuple(sorted(prows, key=lambda r: (-r.count, r.pid))),
             connects=connects,
             failures=failures,
-            total_connects=fam[4][0] + fam[6][0],
-            total_failures=fam[4][1] + fam[6][1],
+            total_connects=total[0],
+            total_failures=total[1],
             families=tuple(FamilyCount(f, c, x) for f, (c, x) in sorted(fam.items())),
             outcome_counts=tuple(OutcomeCount(f, r, n) for (f, r), n in sorted(outcomes.items())),
             latency_hist=tuple(hist),

@@ -1,9 +1,14 @@
-"""TCP connect events from the kernel, joined and aggregated in Python.
+"""TCP connect events from the kernel's buffer, in Python.
 
-Plain Python (no BCC): the collector feeds it the raw bytes of each event as
-the buffer delivers them; ``take()`` freezes the state into snapshot parts.
-Every event that arrives is counted, so the aggregates are exact; only the
-event log kept for display is bounded.
+``EventLog`` is what the collector keeps: the rate-limited sample of
+attempts the kernel streams, joined to their outcomes, for the event log
+(every count comes from the kernel's aggregates, see tcp_counts.py).
+
+``Aggregator`` builds the snapshot's rows from events alone, joining and
+counting each one; the collector fed it every event before the kernel
+counted them itself (about 3 us of Python per event). The renderer, UI and
+recording tests build their snapshots with it from synthetic events.
+Plain Python (no BCC).
 """
 
 from __future__ import annotations

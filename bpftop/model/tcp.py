@@ -110,9 +110,10 @@ class TcpSnapshot:
     outcomes: bool = True  # the hook sees established / failed and latency
     # Outcomes whose attempt was counted before the counts restarted.
     orphan_results: int = 0
-    # Attempts past the kernel's table of (process, destination) keys: in the
-    # totals, outcomes and latency but in no row (with a comm or address
-    # filter on, in no total either: they cannot be told apart).
+    # Attempts in the totals, outcomes and latency but in no row: past the
+    # kernel's table of (process, destination) keys (with a comm or address
+    # filter on, in no total either: they cannot be told apart), or of
+    # exited processes past the collector's limit of such rows.
     overflow_destinations: int = 0
     pid_filter: Tuple[int, ...] = ()
     pid_exclude: bool = False
