@@ -219,6 +219,7 @@ def test_the_event_sample_is_shown_apart_from_losses():
     d = render.to_dict(snap)
     assert (d["streamed"], d["not_streamed"]) == (30, 120)
     assert d["lost"] == {"connects": 2, "results": 0, "interval": 2}
+    assert "Latest connects (newest first, 3 of 3 kept) (a sample: 120 attempts not streamed)" in render.to_text(snap)
     assert "not streamed" not in render.to_text(snapshot(agg))
     for bad in (0, True, "400", 10**7):
         with pytest.raises(ValueError, match="event rate"):

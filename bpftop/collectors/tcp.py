@@ -125,7 +125,7 @@ class TcpCollector(Collector[TcpSnapshot]):
         self._folded: Dict[Key, Counts] = {}
         self._kept: Dict[int, Counts] = {}
         self.events = EventPump("tcp", lambda data: self.log.feed(data), EVENT.size, EVENT.size,
-                                buffer_pages(perf_pages, "perf buffer pages"), threaded=poll)
+                                buffer_pages(perf_pages, "perf buffer pages"), threaded=poll, batched=True)
         self._outcomes = True
         self._gen = 0
         self._since = time.time()

@@ -172,6 +172,14 @@ def summary(snap: TcpSnapshot) -> str:
     return "  ".join(parts)
 
 
+def sample_note(snap: TcpSnapshot) -> str:
+    """What part of the attempts the event log's sample holds, when it is
+    not all of them."""
+    if not snap.not_streamed:
+        return ""
+    return f" (a sample: {snap.not_streamed} attempts not streamed)"
+
+
 def since_line(snap: TcpSnapshot) -> str:
     return f"counting since {time.strftime('%H:%M:%S', time.localtime(snap.since))} via {snap.buffer}"
 
@@ -189,7 +197,7 @@ def to_text(snap: TcpSnapshot, limit: Optional[int] = None, events: int = TEXT_E
     lines += render_table(procs.sorted_by(procs.sort_column), limit)
     lines.append("")
     shown = snap.events[:events]
-    lines.append(f"Latest connects (newest first, {len(shown)} of {len(snap.events)} kept)")
+    lines.append(f"Latest connects (newest first, {len(shown)} of {len(snap.events)} kept){sample_note(snap)}")
     lines += render_table(events_table(shown))
     return "\n".join(lines) + "\n"
 
