@@ -224,7 +224,9 @@ def test_lost_events_are_counted_exactly(buffer):
             if buffer == "perf":
                 # The kernel writes a CPU's lost record before the next event
                 # that fits in that CPU's buffer: a connect from every CPU
-                # brings them all out.
+                # brings them all out, once the rate limit lets one more
+                # event out on each CPU (a token every gap).
+                time.sleep(2 * (os.cpu_count() or 1) / EVENT_RATE)
                 assert w.ask("each-cpu") == "done 0\n"
                 c.collect()
             w.close()
