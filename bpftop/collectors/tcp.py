@@ -40,8 +40,6 @@ from .tcp_events import EVENT, MAX_EVENTS, EventLog, MatchFilter
 
 MAX_PENDING = 65536
 MAX_AGG = 16384  # (process, destination) keys; past it attempts spill (counted)
-# The event log's sample: events a second over all CPUs, and the burst each
-# CPU may send at once (a short burst shows whole in the log).
 # Past a quarter of MAX_AGG keys, those of exited processes move to Python
 # (at most MAX_FOLDED keys, then per-IP-version totals).
 FOLD_AT = MAX_AGG // 4
@@ -49,6 +47,8 @@ MAX_FOLDED = 4096
 # An attempt this old has its outcome: SYN retries give up after 127 s at
 # the default net.ipv4.tcp_syn_retries.
 SETTLED_NS = 180 * 1_000_000_000
+# The event log's sample: events a second over all CPUs, and the burst each
+# CPU may send at once (a short burst shows whole in the log).
 EVENT_RATE = 400
 EVENT_BURST = 256
 HISTORY = 300  # rate samples kept for the time series
@@ -317,9 +317,9 @@ class TcpCollector(Collector[TcpSnapshot]):
         return list(merged.items())
 
     def _fold(self, entries: List[Tuple[Any, Key, Counts]]) -> List[Tuple[Key, Counts]]:
-        """With the kernel's table a quarter full (fold_at), the keys of processes
-        that have exited and have no attempt still waiting for its outcome
-        move from the kernel to ``_folded`` (their rows stay; past
+        """With the kernel's table a quarter full (fold_at), the keys of
+        processes that have exited and have no attempt still waiting for its
+        outcome move from the kernel to ``_folded`` (their rows stay; past
         max_folded the oldest go into per-IP-version totals), so that
         process churn does not fill the table. A key whose pid is reused by
         a process of the same uid and name connecting to the same place
