@@ -1,8 +1,10 @@
 """The TCP collector on real eBPF, checked against connects a child makes."""
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import connects
 import pytest
@@ -10,9 +12,10 @@ from bpfprogs import ours, prog_ids, prog_list, start_once
 from bpfprogs import wait_until_gone as _wait_until_gone
 from rungs import rung_params
 from shared import pid_filtered
+from workload import Child
 
 from bpftop.collectors.capabilities import EventFilter
-from bpftop.collectors.tcp import TcpCollector
+from bpftop.collectors.tcp import EVENT_BURST, EVENT_RATE, TcpCollector
 from bpftop.model import CollectorState, HookKind
 
 # The kernel's names for this collector's programs (cut to 15 characters).
@@ -138,7 +141,7 @@ def test_bad_filter_input_changes_nothing(collector):
     with pytest.raises(ValueError, match="not an IP address"):
         collector.set_event_filter(EventFilter(addrs=("10.0.0.300",)))
     assert collector.ports.ports == (80,)
-    assert collector.collect().port_filter == (80,) and collector.agg.match.text() == ""
+    assert collector.collect().port_filter == (80,) and collector.match.text() == ""
 
 
 def test_python_filters_on_comm_and_address(collector):
@@ -204,37 +207,200 @@ def test_every_rung_counts_exactly(rung, shared_collectors):
 
 @pytest.mark.parametrize("buffer", ["ring", "perf"])
 def test_lost_events_are_counted_exactly(buffer):
-    """A one-page buffer that nobody drains during a burst: most events are
-    lost, and every one of them is counted."""
+    """A one-page buffer that nobody drains during a burst: most events of
+    the log's sample are lost, and every one of them is counted; the counts
+    come from the kernel's tables and miss nothing."""
     before = prog_ids()
-    c = start(buffer=buffer, ring_pages=1, perf_pages=1, poll=False, max_events=BURST)
+    c = None
     try:
         with Connector() as w:
-            c.set_kernel_filter("pid", [w.pid])
+            # Filtered from the start: another process's events lost before
+            # a filter change would surface in the perf buffer's lost
+            # records during the burst.
+            c = start(buffer=buffer, ring_pages=1, perf_pages=1, poll=False, max_events=BURST, pids=[w.pid])
             c.collect()
             w.run(BURST, 0, 0)
             snap = c.collect()
             if buffer == "perf":
                 # The kernel writes a CPU's lost record before the next event
                 # that fits in that CPU's buffer: a connect from every CPU
-                # brings them all out.
+                # brings them all out, once the rate limit lets one more
+                # event out on each CPU (a token every gap).
+                time.sleep(2 * (os.cpu_count() or 1) / EVENT_RATE)
                 assert w.ask("each-cpu") == "done 0\n"
                 c.collect()
             w.close()
-        seen = snap.total_connects
-        assert snap.lost_connects > 0 and seen > 0
-        assert seen + snap.lost_connects == BURST
-        # Outcomes: seen joined to their attempt, seen without it (its
-        # attempt was lost), or lost themselves.
-        established = sum(d.established for d in snap.destinations)
-        assert established + snap.orphan_results + snap.lost_results == BURST
+        assert snap.lost_connects > 0 and snap.streamed > 0
+        # Every attempt: streamed, lost on the way, or held back by the
+        # rate limit; every count exact however many events were lost.
+        assert snap.streamed + snap.lost_connects + snap.not_streamed == BURST
+        assert snap.total_connects == BURST and dest_counts(snap) == {("127.0.0.1", w.p4): (BURST, 0, BURST)}
+        assert sum(snap.latency_hist) == BURST and snap.orphan_results == 0
+        # An outcome is sent only when its attempt's event went out: each
+        # of those is in the log joined to its attempt, or lost itself.
+        joined = sum(1 for e in snap.events if e.result == "established")
+        assert joined + snap.lost_results == snap.streamed
         assert snap.lost_new == snap.lost_total
         if buffer == "perf":
             # The perf buffer's own lost records agree with the kernel count.
             assert c.events.perf_lost == snap.lost_total
     finally:
-        c.stop()
+        if c is not None:
+            c.stop()
     assert wait_until_gone(before) == []
+
+
+# Connects as fast as one process makes them for SECONDS, one in TEN to a
+# closed port (refused), with SO_LINGER 0 so that no TIME_WAIT holds the
+# ports; answers "done <established> <refused> <failed otherwise, to the
+# listener> <failed otherwise, to the closed port>".
+STORM = r"""
+import errno, socket, sys, threading, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(4096)
+c = socket.socket(); c.bind(("127.0.0.1", 0)); closed = c.getsockname()[1]; c.close()
+def accept():
+    while True:
+        l.accept()[0].close()
+threading.Thread(target=accept, daemon=True).start()
+print(l.getsockname()[1], closed, flush=True)
+secs, ten = float(sys.argv[1]), int(sys.argv[2])
+sys.stdin.readline()
+ok = refused = failed = failed_closed = 0
+linger = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")
+dst, end, i = ("127.0.0.1", l.getsockname()[1]), time.monotonic() + secs, 0
+while time.monotonic() < end:
+    for _ in range(64):
+        i += 1
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        try:
+            s.connect(("127.0.0.1", closed) if i % ten == 0 else dst)
+            ok += 1
+        except ConnectionRefusedError:
+            refused += 1
+        except OSError:
+            if i % ten == 0:
+                failed_closed += 1
+            else:
+                failed += 1
+        s.close()
+print("done", ok, refused, failed, failed_closed, flush=True)
+sys.stdin.read()
+"""
+
+
+class Storm(Child):
+    def __init__(self, seconds, ten=10):
+        super().__init__(STORM, seconds, ten)
+        self.port, self.closed = map(int, self.proc.stdout.readline().split())
+
+    def run(self):
+        done, *counts = self.ask("go").split()
+        assert done == "done"
+        return tuple(map(int, counts))
+
+
+@pytest.mark.matrix
+def test_a_connect_storm_is_counted_exactly(shared_collectors):
+    """A child connecting as fast as it can for two seconds: every total,
+    destination, outcome and latency count is what it made, and the event
+    log's rate limit accounts for every attempt it did not send."""
+    collector = shared_collectors.get(TcpCollector)
+    with Storm(2.0) as w, pid_filtered(collector, [w.pid]):
+        collector.collect()
+        t0 = time.monotonic()
+        ok, refused, failed, failed_closed = w.run()
+        snap = collector.collect()
+        elapsed = time.monotonic() - t0
+        w.close()
+    made = ok + refused + failed + failed_closed
+    failures = refused + failed + failed_closed
+    assert ok > 0 and refused > 0
+    assert snap.total_connects == made and snap.total_failures == failures
+    assert dest_counts(snap) == {
+        ("127.0.0.1", w.port): (ok + failed, failed, ok),
+        ("127.0.0.1", w.closed): (refused + failed_closed, refused + failed_closed, 0),
+    }
+    assert {(o.family, o.result, o.count) for o in snap.outcome_counts} == {
+        (4, r, n) for r, n in (("established", ok), ("refused", refused), ("failed", failed + failed_closed)) if n
+    }
+    assert [(p.pid, p.count, p.established, p.failures) for p in snap.processes] == [(w.pid, made, ok, failures)]
+    assert sum(snap.latency_hist) == made == sum(d.timed for d in snap.destinations)
+    assert snap.latency_sum_ns > 0 and snap.orphan_results == 0 and snap.overflow_destinations == 0
+    # The log is a sample: what was streamed and what the limit held back
+    # are every attempt, and no more was streamed than the limit allows.
+    assert snap.lost_total == 0
+    assert snap.streamed + snap.not_streamed == made
+    ncpu = os.cpu_count() or 1
+    assert 0 < snap.streamed <= ncpu * EVENT_BURST + EVENT_RATE * (elapsed + 1)
+    assert len(snap.events) == min(snap.streamed, collector.max_events)
+    assert all(e.result in ("established", "refused", "failed") for e in snap.events)
+
+
+# N short-lived children, each one connect to a listener and one to a
+# closed port, reaped before the answer "done".
+CHURN = r"""
+import os, socket, sys
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(4096)
+c = socket.socket(); c.bind(("127.0.0.1", 0)); closed = c.getsockname()[1]; c.close()
+print(l.getsockname()[1], closed, flush=True)
+n = int(sys.stdin.readline())
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        s = socket.socket(); s.connect(l.getsockname()); s.close()
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", closed))
+        except ConnectionRefusedError:
+            pass
+        os._exit(0)
+    l.accept()[0].close()
+    os.waitpid(pid, 0)
+print("done", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("max_folded", [1000, 5])
+def test_exited_processes_leave_the_kernel_table_and_stay_counted(max_folded):
+    """Process churn: past ``fold_at`` keys, those of exited processes move
+    from the kernel's table to the collector; their rows stay (up to
+    ``max_folded`` keys, then in the totals only), every total exact."""
+    n = 12
+    before = prog_ids()
+    c = None
+    try:
+        with Child(CHURN) as w:
+            port, closed = map(int, w.proc.stdout.readline().split())
+            c = start(ports=[port, closed], fold_at=4, max_folded=max_folded)
+            c.collect()
+            assert w.ask(str(n)) == "done\n"
+            snap = c.collect()
+            kernel_keys = len(list(c._bpf[b"agg"].keys()))
+            again = c.collect()
+            w.close()
+    finally:
+        if c is not None:
+            c.stop()
+    assert wait_until_gone(before) == []
+    assert kernel_keys == 0  # every child has exited
+    for s in (snap, again):
+        assert (s.total_connects, s.total_failures) == (2 * n, n)
+        assert {(o.result, o.count) for o in s.outcome_counts} == {("established", n), ("refused", n)}
+        assert sum(s.latency_hist) == 2 * n
+    assert (snap.connects, again.connects) == (2 * n, 0)
+    if max_folded >= 2 * n:
+        assert dest_counts(snap) == {("127.0.0.1", port): (n, 0, n), ("127.0.0.1", closed): (n, n, 0)}
+        assert sorted(p.count for p in snap.processes) == [2] * n and snap.overflow_destinations == 0
+    else:
+        assert sum(d.count for d in snap.destinations) == max_folded
+        assert snap.overflow_destinations == 2 * n - max_folded
+    def procs(s):
+        return sorted((p.pid, p.count, p.failures, p.established, p.timed) for p in s.processes)
+
+    assert dest_counts(again) == dest_counts(snap) and procs(again) == procs(snap)
+    assert all(p.new == 0 for p in again.processes) and all(d.new == 0 for d in again.destinations)
 
 
 def test_kprobe_rungs_are_checked_and_say_why():

@@ -208,3 +208,21 @@ def test_pids_per_destination_are_capped_and_what_is_dropped_is_counted():
     assert row["pids_dropped"] == 5000 - te.MAX_DEST_PIDS and len(row["pids"]) == te.MAX_DEST_PIDS
     assert len(json.dumps(render.to_dict(snapshot(agg))["rows"])) < 5_000
     assert f"+{5000 - te.MAX_DEST_PIDS} connects from others" in render.to_text(snapshot(agg))
+
+
+def test_the_event_sample_is_shown_apart_from_losses():
+    agg = te.Aggregator()
+    feed_scenario(agg)
+    snap = snapshot(agg, streamed=30, not_streamed=120, lost_connects=2, lost_new=2)
+    line = render.to_text(snap).splitlines()[1]
+    assert "lost 2 events (+2)" in line and "log: 120 attempts not streamed (rate limit)" in line
+    d = render.to_dict(snap)
+    assert (d["streamed"], d["not_streamed"]) == (30, 120)
+    assert d["lost"] == {"connects": 2, "results": 0, "interval": 2}
+    assert "Latest connects (newest first, 3 of 3 kept) (a sample: 120 attempts not streamed)" in render.to_text(snap)
+    assert "not streamed" not in render.to_text(snapshot(agg))
+    for bad in (0, True, "400", 10**7):
+        with pytest.raises(ValueError, match="event rate"):
+            TcpCollector(event_rate=bad)
+        with pytest.raises(ValueError, match="event burst"):
+            TcpCollector(event_burst=bad)

@@ -2,7 +2,9 @@
 ring buffer (5.8 on) or a perf buffer where the kernel has none.
 
 Events are read in a thread of the pump's own, so a burst is taken off the
-buffer as it comes rather than once an interval; ``drain()`` makes sure that
+buffer as it comes rather than once an interval (or, ``batched``, every
+POLL_MS: a program that bounds its own event rate, like the TCP program,
+does not need a wake-up per event, which cost more than the event itself); ``drain()`` makes sure that
 everything the kernel sent up to now has been fed (a collect() or a filter
 change starts from there). Without the thread (``threaded=False``: tests
 with a one-page buffer that lose events on purpose) ``drain()`` reads in the
@@ -32,10 +34,11 @@ class EventPump:
     could not reserve)."""
 
     def __init__(self, name: str, feed: Callable[[bytes], None], min_size: int, max_size: int,
-                 perf_pages: int, threaded: bool = True) -> None:
+                 perf_pages: int, threaded: bool = True, batched: bool = False) -> None:
         self.name = name
         self.perf_pages = perf_pages
         self.threaded = threaded
+        self.batched = batched
         self.perf_lost = 0
         self.ring = False
         self._feed = feed
@@ -45,6 +48,7 @@ class EventPump:
         self._stop = threading.Event()
         self._drain_req = threading.Event()
         self._drain_done = threading.Event()
+        self._wake = threading.Event()  # batched: a drain wants the thread now
 
     @property
     def running(self) -> bool:
@@ -75,6 +79,7 @@ class EventPump:
         if self._thread is not None and self._thread.is_alive():
             self._drain_done.clear()
             self._drain_req.set()
+            self._wake.set()
             self._drain_done.wait(5.0)
         elif self._bpf is not None:
             self._consume(self._bpf)
@@ -82,6 +87,7 @@ class EventPump:
     def stop(self) -> None:
         thread, self._thread = self._thread, None
         self._stop.set()
+        self._wake.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join(5.0)
         self._bpf = None
@@ -107,7 +113,13 @@ class EventPump:
 
     def _poll_loop(self, bpf: Any) -> None:
         while not self._stop.is_set():
-            if self.ring:
+            if self.batched:
+                self._wake.wait(POLL_MS / 1000)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
+                self._consume(bpf)
+            elif self.ring:
                 bpf.ring_buffer_poll(POLL_MS)
             else:
                 bpf.perf_buffer_poll(POLL_MS)

@@ -1,9 +1,14 @@
-"""TCP connect events from the kernel, joined and aggregated in Python.
+"""TCP connect events from the kernel's buffer, in Python.
 
-Plain Python (no BCC): the collector feeds it the raw bytes of each event as
-the buffer delivers them; ``take()`` freezes the state into snapshot parts.
-Every event that arrives is counted, so the aggregates are exact; only the
-event log kept for display is bounded.
+``EventLog`` is what the collector keeps: the rate-limited sample of
+attempts the kernel streams, joined to their outcomes, for the event log
+(every count comes from the kernel's aggregates, see tcp_counts.py).
+
+``Aggregator`` builds the snapshot's rows from events alone, joining and
+counting each one; the collector fed it every event before the kernel
+counted them itself (about 3 us of Python per event). The renderer, UI and
+recording tests build their snapshots with it from synthetic events.
+Plain Python (no BCC).
 """
 
 from __future__ import annotations
@@ -376,3 +381,99 @@ class Aggregator:
                 p.new = 0
             self._connects = self._failures = 0
             return taken
+
+
+class EventLog:
+    """The event log the collector keeps from the kernel's rate-limited
+    event stream: attempts joined to their outcome by socket address, for
+    display only (every count comes from the kernel's aggregates).
+
+    The kernel sends an outcome only when its attempt's event went out, so
+    an outcome without its attempt here is one whose attempt was lost (a
+    full buffer, counted there) or read later (per-CPU perf buffers are read
+    one after the other: it waits for its attempt)."""
+
+    def __init__(self, outcomes: bool = True, max_events: int = MAX_EVENTS) -> None:
+        self.outcomes = outcomes
+        self.match = MatchFilter()
+        self._lock = threading.Lock()
+        self._offset = time.time() - time.monotonic()
+        self._addr_cache: Dict[bytes, str] = {}
+        self._log: Deque[_Attempt] = collections.deque(maxlen=max_events)
+        self._seq = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._open: Dict[int, _Attempt] = {}
+        self._early: Dict[int, Tuple[int, int, int, int, int, bytes]] = {}
+        self._log.clear()
+        self.streamed = 0  # attempt events that passed the Python-side filter
+
+    def reset(self, match: Optional[MatchFilter] = None) -> None:
+        """Start again (the counts restarted), with ``match`` if given."""
+        with self._lock:
+            if match is not None:
+                self.match = match
+            self._reset()
+
+    def _addr(self, family: int, raw: bytes) -> Tuple[bytes, str]:
+        key = raw[:4] if family == AF_INET else raw
+        text = self._addr_cache.get(key)
+        if text is None:
+            if len(self._addr_cache) > 4096:
+                self._addr_cache.clear()
+            text = str(ipaddress.IPv4Address(key) if family == AF_INET else ipaddress.IPv6Address(key))
+            self._addr_cache[key] = text
+        return key, text
+
+    def feed(self, data: bytes) -> None:
+        """One raw event (``struct event``) from the buffer."""
+        ts, sk, lat, pid, uid, kind, family, sport, dport, saddr, daddr, comm = EVENT.unpack_from(data)
+        with self._lock:
+            if kind in (EV_CONNECT, EV_CONNECT_FAILED):
+                dpacked, dtext = self._addr(family, daddr)
+                name = maps.comm(comm)
+                if self.match.active and not self.match.matches(name, ipaddress.ip_address(dpacked)):
+                    return
+                att = _Attempt()
+                self._seq += 1
+                self.streamed += 1
+                att.seq, att.ts, att.pid, att.uid, att.comm = self._seq, ts / 1e9, pid, uid, name
+                att.family = 4 if family == AF_INET else 6
+                att.saddr, att.sport, att.daddr, att.dport = self._addr(family, saddr)[1], sport, dtext, dport
+                att.result = PENDING if self.outcomes else UNKNOWN
+                att.latency_us = None
+                att.counted, att.dest_key = True, None
+                self._log.append(att)
+                if kind == EV_CONNECT_FAILED:
+                    att.result = FAILED
+                elif self.outcomes:
+                    early = self._early.pop(sk, None)
+                    # The outcome's time less its latency is its attempt's
+                    # time to the nanosecond: an older socket's at the same
+                    # address does not join.
+                    if early is not None and early[0] == ts:
+                        self._outcome(att, *early[1:])
+                    else:
+                        if len(self._open) >= MAX_OPEN:
+                            self._open.pop(next(iter(self._open)))
+                        self._open[sk] = att
+            elif kind in (EV_ESTABLISHED, EV_FAILED, EV_REFUSED):
+                opened = self._open.pop(sk, None)
+                if opened is not None:
+                    self._outcome(opened, kind, lat, sport, family, saddr)
+                else:
+                    if len(self._early) >= MAX_OPEN:
+                        self._early.pop(next(iter(self._early)))
+                    self._early[sk] = (ts - lat, kind, lat, sport, family, saddr)
+
+    def _outcome(self, att: _Attempt, kind: int, lat_ns: int, sport: int, family: int, saddr: bytes) -> None:
+        att.result = _RESULT[kind]
+        att.latency_us = lat_ns / 1e3
+        att.sport = sport
+        att.saddr = self._addr(family, saddr)[1]
+
+    def take(self) -> Tuple[Tuple[ConnectEvent, ...], int]:
+        """The log, newest first, and how many attempts were streamed."""
+        with self._lock:
+            return tuple(a.freeze(self._offset) for a in reversed(self._log)), self.streamed

@@ -108,9 +108,12 @@ class TcpSnapshot:
     lost_new: int  # both kinds, this interval
     buffer: str = "ring buffer"
     outcomes: bool = True  # the hook sees established / failed and latency
-    # Outcomes whose attempt was not seen (lost, or before the counts restarted).
+    # Outcomes whose attempt was counted before the counts restarted.
     orphan_results: int = 0
-    # Attempts counted only in the totals: the per-destination table was full.
+    # Attempts in the totals, outcomes and latency but in no row: past the
+    # kernel's table of (process, destination) keys (with a comm or address
+    # filter on, in no total either: they cannot be told apart), or of
+    # exited processes past the collector's limit of such rows.
     overflow_destinations: int = 0
     pid_filter: Tuple[int, ...] = ()
     pid_exclude: bool = False
@@ -123,6 +126,13 @@ class TcpSnapshot:
     outcome_counts: Tuple[OutcomeCount, ...] = ()
     latency_hist: Tuple[int, ...] = ()
     latency_sum_ns: int = 0
+    # The event log is a sample: the kernel counts every attempt in the
+    # aggregates above but sends only a few hundred events a second. Since
+    # ``since``: attempts sent as events that reached the log (past its
+    # filter), and attempts the rate limit did not send (not losses: the
+    # buffer had room; ``lost_*`` count what it had no room for).
+    streamed: int = 0
+    not_streamed: int = 0
     tab: str = field(default="tcp", init=False)
 
     @property

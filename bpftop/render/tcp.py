@@ -18,8 +18,11 @@ failed (closed before established: timeout, unreachable, given up).
 CONNECTS and FAILED count since the counts started (bpftop start or the last
 filter change); NEW is this interval. AVG ms: attempt to outcome, over every connect whose outcome has a time
 (established, refused or timed out).
-The event log keeps the latest 500 attempts; lost events (the buffer was
-full) are counted in the summary. pid and port filters run in the kernel;
+Every count comes from the kernel's own tables, exact however fast the
+connects come. The event log is a sample: the kernel sends a few hundred
+attempts a second (and their outcomes) and counts the rest as "not
+streamed"; the log keeps the latest 500. Lost events (the buffer was full)
+are counted in the summary apart from them. pid and port filters run in the kernel;
 comm and address filters in Python. Addresses are not resolved (no DNS).
 """
 
@@ -158,6 +161,8 @@ def summary(snap: TcpSnapshot) -> str:
         parts.append(f"IPv{f.family} {f.count}" + (f"/{f.failures} failed" if snap.outcomes else ""))
     lost = snap.lost_total
     parts.append(f"lost {lost} events" + (f" (+{snap.lost_new})" if snap.lost_new else "") if lost else "lost 0")
+    if snap.not_streamed:
+        parts.append(f"log: {snap.not_streamed} attempts not streamed (rate limit)")
     if snap.orphan_results:
         parts.append(f"{snap.orphan_results} outcomes without their attempt")
     if snap.overflow_destinations:
@@ -165,6 +170,14 @@ def summary(snap: TcpSnapshot) -> str:
     if not snap.outcomes:
         parts.append("(this hook sees attempts only: no outcome or latency)")
     return "  ".join(parts)
+
+
+def sample_note(snap: TcpSnapshot) -> str:
+    """What part of the attempts the event log's sample holds, when it is
+    not all of them."""
+    if not snap.not_streamed:
+        return ""
+    return f" (a sample: {snap.not_streamed} attempts not streamed)"
 
 
 def since_line(snap: TcpSnapshot) -> str:
@@ -184,7 +197,7 @@ def to_text(snap: TcpSnapshot, limit: Optional[int] = None, events: int = TEXT_E
     lines += render_table(procs.sorted_by(procs.sort_column), limit)
     lines.append("")
     shown = snap.events[:events]
-    lines.append(f"Latest connects (newest first, {len(shown)} of {len(snap.events)} kept)")
+    lines.append(f"Latest connects (newest first, {len(shown)} of {len(snap.events)} kept){sample_note(snap)}")
     lines += render_table(events_table(shown))
     return "\n".join(lines) + "\n"
 
@@ -211,6 +224,8 @@ def to_dict(snap: TcpSnapshot) -> Dict[str, Any]:
         "total_failures": snap.total_failures,
         "families": [{"family": f.family, "count": f.count, "failures": f.failures} for f in snap.families],
         "lost": {"connects": snap.lost_connects, "results": snap.lost_results, "interval": snap.lost_new},
+        "streamed": snap.streamed,
+        "not_streamed": snap.not_streamed,
         "orphan_results": snap.orphan_results,
         "overflow_destinations": snap.overflow_destinations,
         "rows": [

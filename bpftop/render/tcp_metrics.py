@@ -32,6 +32,8 @@ class TcpMetrics(TabMetrics):
         self.latency = Hist()
         self.destinations: Dict[Tuple[int, str, int], int] = {}
         self.lost = 0
+        self.not_streamed = 0
+        self._prev_not_streamed = 0
         self._since: Optional[float] = None
         self._prev_fam: Dict[int, int] = {}
         self._prev_out: Dict[Tuple[int, str], int] = {}
@@ -43,6 +45,7 @@ class TcpMetrics(TabMetrics):
         if snap.since != self._since:
             self._since = snap.since
             self._prev_fam, self._prev_out, self._prev_hist, self._prev_sum = {}, {}, (), 0
+            self._prev_not_streamed = 0
         fam = {f.family: f.count for f in snap.families}
         for family, count in fam.items():
             bump(self.attempts, family, count - self._prev_fam.get(family, 0))
@@ -59,6 +62,8 @@ class TcpMetrics(TabMetrics):
                 del self.destinations[min(self.destinations, key=self.destinations.__getitem__)]
             bump(self.destinations, dest, d.new)
         self.lost += max(0, snap.lost_new)
+        self.not_streamed += max(0, snap.not_streamed - self._prev_not_streamed)
+        self._prev_not_streamed = snap.not_streamed
         return [("tcp_connect_attempts", p.pid, p.comm, p.new) for p in snap.processes if p.new > 0]
 
     def families(self, top_n: int) -> List[Metric]:
@@ -83,4 +88,7 @@ class TcpMetrics(TabMetrics):
             dests.add_metric([FAMILY.get(family, str(family)), daddr, str(dport)], n)
         lost = CounterMetricFamily("bpftop_tcp_lost_events", "Connect events the buffer had no room for")
         lost.add_metric([], self.lost)
-        return [attempts, outcomes, latency, dests, lost]
+        unsent = CounterMetricFamily("bpftop_tcp_events_not_streamed",
+                                     "Connect attempts counted but not sent as events (the event log's rate limit)")
+        unsent.add_metric([], self.not_streamed)
+        return [attempts, outcomes, latency, dests, lost, unsent]

@@ -15,7 +15,7 @@ from textual.containers import Horizontal
 from textual.widgets import Sparkline, Static
 
 from ..model.tcp import TcpSnapshot
-from ..render.tcp import events_table, since_line, summary, tables
+from ..render.tcp import events_table, sample_note, since_line, summary, tables
 from ..tables import Table, fmt_rate
 from ..widgets.plain import plain, show_text, styled
 from ..widgets.tcp_log import TcpEventLog
@@ -129,7 +129,8 @@ class TcpView(TabView):
         state = [("  "), (" FROZEN ", "reverse"), " (f resumes)"] if self.frozen else ["  (f freezes)"]
         show_text(
             self.query_one("#tcp-log-title", Static),
-            styled(f"Connects, newest first: {len(snapshot.events)} kept, {since_line(snapshot)}", *state)
+            styled(f"Connects, newest first: {len(snapshot.events)} kept{sample_note(snapshot)}, "
+                   f"{since_line(snapshot)}", *state)
         )
 
     def action_freeze_log(self) -> None:
