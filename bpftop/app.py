@@ -14,7 +14,7 @@ from textual import constants, events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.driver import Driver
-from textual.widgets import Input
+from textual.widgets import Input, TabbedContent
 
 from . import captures
 from .collectors.base import Collector
@@ -123,6 +123,11 @@ class BpftopApp(App[int]):
         from .terminal_driver import ConsoleDriver
         return ConsoleDriver
 
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # A tab shown while the collectors still compile is started next.
+        if self.collection is not None and event.pane.id:
+            self.collection.prefer(event.pane.id)
+
     def notify(self, message: str, *, markup: bool = False, **kwargs: Any) -> None:
         # Messages quote filters, paths and errors: never markup, never raw.
         super().notify(safe_lines(message), markup=markup, **kwargs)
@@ -159,6 +164,7 @@ class BpftopApp(App[int]):
                 on_status=self._status_changed, enabled=self.enabled,
             )
             self.probing.collection = self.collection
+            self.collection.prefer(self.initial_tab)
             # The compiles start once the first frame is drawn: the rungs'
             # checks and bcc's own Python hold the GIL, and with them going
             # the first frame came 0.5 s later.

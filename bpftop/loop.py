@@ -92,6 +92,7 @@ class CollectionLoop:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._next = 0.0
+        self._preferred: Optional[str] = None
         # What ended a loop run in its own thread (a bug in a sink), for the caller to see.
         self.error: Optional[BaseException] = None
 
@@ -161,17 +162,44 @@ class CollectionLoop:
             slot.collector.stop()
 
     # -- switching collectors on and off (worker threads) ---------------------
+    def prefer(self, tab: str) -> None:
+        """Start ``tab``'s collector next, if it is still waiting: the tab
+        on screen goes live first."""
+        with self._lock:
+            self._preferred = tab
+
     def _bring_up(self) -> None:
         now = time.monotonic()
+        waiting = []
         for slot in self._slots.values():
             if slot.enabled and slot.collector.running:
                 # Started by the caller (headless starts in its own thread
                 # to report what cannot run before anything is read).
                 slot.state, slot.since = _UP, now
             elif slot.enabled:
-                self._settle_later(slot)
+                waiting.append(slot)
             else:
                 self._report_off(slot)
+        if not waiting:
+            return
+        # One thread starts them one after another, the preferred tab first.
+        # Compiles are one at a time anyway (BCC_LOCK); a thread each raced
+        # for the lock, and the tab on screen often came up last.
+        with self._lock:
+            if self._stop.is_set():
+                return
+            starter = threading.Thread(target=self._start_in_order, args=(waiting,), name="bpftop-start",
+                                       daemon=True)
+            for slot in waiting:
+                slot.worker = starter  # a switch meanwhile is settled by it
+        starter.start()
+
+    def _start_in_order(self, waiting: List[_Slot]) -> None:
+        while waiting:
+            with self._lock:
+                slot = next((s for s in waiting if s.collector.tab == self._preferred), waiting[0])
+            waiting.remove(slot)
+            self._settle(slot)
 
     def _report_off(self, slot: _Slot) -> None:
         slot.collector.set_status(CollectorState.DISABLED, SWITCHED_OFF_MESSAGE)

@@ -147,6 +147,33 @@ def test_a_compile_does_not_stall_the_other_tabs():
     assert len(during) >= 2 + 5  # about ten intervals of 0.1 s passed during the compile
 
 
+def test_the_tab_on_screen_starts_first_and_one_shown_meanwhile_next():
+    """Compiles go one at a time: the tab the operator looks at goes first,
+    and a tab shown during start-up is next (a thread per collector raced
+    for the compile lock, and the tab on screen often came up last)."""
+    order = []
+
+    class Recorded(FakeCollector):
+        def __init__(self, tab):
+            super().__init__()
+            self.tab = tab
+
+        def start(self):
+            order.append(self.tab)
+            time.sleep(0.2)
+            return super().start()
+
+    loop = CollectionLoop([Recorded(t) for t in ("syscalls", "disk", "tcp", "cache")], 0.1,
+                          on_interval=lambda batch: None)
+    loop.prefer("cache")
+    loop.start()
+    assert wait(lambda: len(order) >= 1)
+    loop.prefer("tcp")
+    assert wait(lambda: len(order) == 4)
+    loop.stop()
+    assert order == ["cache", "tcp", "syscalls", "disk"]
+
+
 def test_switching_off_detaches_and_on_again_resumes():
     statuses, snaps = [], []
     collector = FakeCollector()
