@@ -13,6 +13,7 @@ import tempfile
 import pytest
 from bpf_tab_fakes import bpf_snapshot
 from fakes import snapshot as syscalls_snapshot
+from tcp_aggregator import Aggregator
 from test_cache_ui import cache_snapshot
 from test_disk_ui import disk_snapshot
 from test_procs_text import feed_scenario
@@ -32,7 +33,7 @@ from bpftop.widgets.top_table import TopTable
 
 
 def tcp_snap(n):
-    agg = te.Aggregator()
+    agg = Aggregator()
     for i in range(1, n + 1):
         agg.feed(raw(te.EV_CONNECT, i, sport=0))
         agg.feed(raw(te.EV_ESTABLISHED, i, sport=30000 + i, lat=100_000))
@@ -245,7 +246,7 @@ def test_long_tuples_are_stored_as_changes_and_read_back_exactly(tmp_path):
 
     from bpftop.recording.codec import decode_snapshot, encode_snapshot
 
-    agg = te.Aggregator()
+    agg = Aggregator()
     snaps = []
     for i in range(1, 40):  # events newest first, bounded; history oldest first
         agg.feed(raw(te.EV_CONNECT, i, sport=0))

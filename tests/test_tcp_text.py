@@ -5,6 +5,7 @@ import ipaddress
 import json
 
 import pytest
+from tcp_aggregator import MAX_DEST_PIDS, Aggregator
 
 from bpftop.collectors import tcp_events as te
 from bpftop.collectors.tcp import TcpCollector
@@ -43,7 +44,7 @@ def feed_scenario(agg):
 
 
 def test_attempts_join_their_outcomes():
-    agg = te.Aggregator()
+    agg = Aggregator()
     feed_scenario(agg)
     snap = snapshot(agg)
     d = {(r.daddr, r.dport): r for r in snap.destinations}
@@ -66,7 +67,7 @@ def test_attempts_join_their_outcomes():
 def test_an_outcome_read_before_its_attempt_joins_it():
     """Per-CPU perf buffers are read one after the other: the outcome, handled
     on another CPU, can come first (CI saw an attempt stay "pending")."""
-    agg = te.Aggregator()
+    agg = Aggregator()
     agg.feed(raw(te.EV_ESTABLISHED, 7, sport=40000, ts=1_000_250_000, lat=250_000))
     agg.feed(raw(te.EV_REFUSED, 8, sport=40001, ts=1_000_900_000, lat=50_000))  # an older socket's
     agg.feed(raw(te.EV_CONNECT, 7, ts=1_000_000_000))
@@ -80,7 +81,7 @@ def test_an_outcome_read_before_its_attempt_joins_it():
 
 
 def test_interval_counts_restart_but_totals_do_not():
-    agg = te.Aggregator()
+    agg = Aggregator()
     feed_scenario(agg)
     snapshot(agg)
     agg.feed(raw(te.EV_FAILED, 2, pid=200, family=te.AF_INET6, saddr="::1", daddr="2001:db8::5", dport=80, lat=3_000_000_000))
@@ -94,7 +95,7 @@ def test_interval_counts_restart_but_totals_do_not():
 
 
 def test_event_log_is_bounded_and_aggregates_stay_exact():
-    agg = te.Aggregator(max_events=10, max_destinations=5)
+    agg = Aggregator(max_events=10, max_destinations=5)
     for i in range(1000):
         agg.feed(raw(te.EV_CONNECT, i, dport=1 + i % 7))
     snap = snapshot(agg)
@@ -105,7 +106,7 @@ def test_event_log_is_bounded_and_aggregates_stay_exact():
 
 
 def test_match_filter_counts_only_what_matches_and_drops_its_outcomes_quietly():
-    agg = te.Aggregator()
+    agg = Aggregator()
     agg.set_match(te.MatchFilter(comm="^wg"))
     feed_scenario(agg)
     snap = snapshot(agg)
@@ -118,7 +119,7 @@ def test_match_filter_counts_only_what_matches_and_drops_its_outcomes_quietly():
 
 
 def test_connect_failed_at_once_is_attempt_and_outcome():
-    agg = te.Aggregator(outcomes=False)
+    agg = Aggregator(outcomes=False)
     agg.feed(raw(te.EV_CONNECT, 1))
     agg.feed(raw(te.EV_CONNECT_FAILED, 2))
     snap = snapshot(agg, outcomes=False)
@@ -156,7 +157,7 @@ def test_collector_rejects_bad_options_without_loading():
 
 
 def test_text_output_has_header_tables_and_latest_events():
-    agg = te.Aggregator()
+    agg = Aggregator()
     feed_scenario(agg)
     snap = snapshot(agg, pid_filter=(100,), port_filter=(443, 9), lost_connects=3, lost_results=1, lost_new=4)
     text = render.to_text(snap)
@@ -174,7 +175,7 @@ def test_text_output_has_header_tables_and_latest_events():
 
 
 def test_json_fields_of_the_contract():
-    agg = te.Aggregator()
+    agg = Aggregator()
     feed_scenario(agg)
     d = render.to_dict(snapshot(agg))
     json.dumps(d)
@@ -191,27 +192,27 @@ def test_json_fields_of_the_contract():
 
 
 def test_empty_snapshot_says_so():
-    text = render.to_text(snapshot(te.Aggregator(), port_filter=(1,)))
+    text = render.to_text(snapshot(Aggregator(), port_filter=(1,)))
     assert "(no connects yet (filtered))" in text and "lost 0" in text
 
 
 def test_pids_per_destination_are_capped_and_what_is_dropped_is_counted():
     """Process churn (a new pid per connect) must not grow a destination's
     pid list without bound."""
-    agg = te.Aggregator()
+    agg = Aggregator()
     for i in range(5000):
         agg.feed(raw(te.EV_CONNECT, i, pid=1000 + i))
     (dest,) = snapshot(agg).destinations
-    assert len(dest.pids) == te.MAX_DEST_PIDS
-    assert dest.count == 5000 and dest.pids_dropped == 5000 - te.MAX_DEST_PIDS
+    assert len(dest.pids) == MAX_DEST_PIDS
+    assert dest.count == 5000 and dest.pids_dropped == 5000 - MAX_DEST_PIDS
     row = render.to_dict(snapshot(agg))["rows"][0]
-    assert row["pids_dropped"] == 5000 - te.MAX_DEST_PIDS and len(row["pids"]) == te.MAX_DEST_PIDS
+    assert row["pids_dropped"] == 5000 - MAX_DEST_PIDS and len(row["pids"]) == MAX_DEST_PIDS
     assert len(json.dumps(render.to_dict(snapshot(agg))["rows"])) < 5_000
-    assert f"+{5000 - te.MAX_DEST_PIDS} connects from others" in render.to_text(snapshot(agg))
+    assert f"+{5000 - MAX_DEST_PIDS} connects from others" in render.to_text(snapshot(agg))
 
 
 def test_the_event_sample_is_shown_apart_from_losses():
-    agg = te.Aggregator()
+    agg = Aggregator()
     feed_scenario(agg)
     snap = snapshot(agg, streamed=30, not_streamed=120, lost_connects=2, lost_new=2)
     line = render.to_text(snap).splitlines()[1]

@@ -3,6 +3,7 @@
 import itertools
 
 from fakes import FakeCollector
+from tcp_aggregator import Aggregator
 from test_tcp_text import raw, snapshot
 from textual.widgets import Sparkline, TabbedContent
 from uihelpers import wait_for
@@ -22,7 +23,7 @@ class FakeTcpCollector(FakeCollector):
     title = "TCP"
 
     def __init__(self):
-        self.agg = te.Aggregator()
+        self.agg = Aggregator()
         self._n = itertools.count(1)
         super().__init__(snapshots=self._gen())
 
