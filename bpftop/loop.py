@@ -200,6 +200,10 @@ class CollectionLoop:
                 slot = next((s for s in waiting if s.collector.tab == self._preferred), waiting[0])
             waiting.remove(slot)
             self._settle(slot)
+            with self._lock:
+                never_on = not slot.enabled and slot.state == _OFF
+            if never_on and not self._stop.is_set():
+                self._report_off(slot)  # switched off before its turn came
 
     def _report_off(self, slot: _Slot) -> None:
         slot.collector.set_status(CollectorState.DISABLED, SWITCHED_OFF_MESSAGE)

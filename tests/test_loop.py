@@ -174,6 +174,19 @@ def test_the_tab_on_screen_starts_first_and_one_shown_meanwhile_next():
     assert order == ["cache", "tcp", "syscalls", "disk"]
 
 
+def test_a_tab_switched_off_before_its_turn_never_starts_and_says_so():
+    first = SlowStart(0.5)
+    later = FakeCollector()
+    loop = CollectionLoop([first, later], 0.1, on_interval=lambda batch: None)
+    loop.prefer("disk")
+    loop.start()
+    loop.set_enabled("syscalls", False)  # while disk compiles
+    assert wait(lambda: first.running)
+    assert wait(lambda: later.status.state is CollectorState.DISABLED)
+    loop.stop()
+    assert later.starts == 0
+
+
 def test_switching_off_detaches_and_on_again_resumes():
     statuses, snaps = [], []
     collector = FakeCollector()
