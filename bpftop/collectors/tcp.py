@@ -35,7 +35,7 @@ from .capabilities import Capabilities, EventFilter
 from .event_pump import EventPump, buffer_pages
 from .keyfilter import KeyFilter
 from .pidfilter import PidFilter
-from .tcp_counts import Counts, CountTable, Key, KeyParser, add_counts, parse_value
+from .tcp_counts import Counts, CountTable, Key, KeyParser, add_counts, parse_value, plus
 from .tcp_events import EVENT, MAX_EVENTS, EventLog, MatchFilter
 
 MAX_PENDING = 65536
@@ -219,13 +219,10 @@ class TcpCollector(Collector[TcpSnapshot]):
         self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
         self.ports.bind(self._bpf[b"port_mode"], self._bpf[b"filter_ports"])
         self._gen = 0
-        self._restart()
+        self._baseline()
         self.events.start(self._bpf)
 
-    def _baseline(self) -> None:
-        self._restart()
-
-    def _restart(self, match: Optional[MatchFilter] = None) -> None:
+    def _baseline(self, match: Optional[MatchFilter] = None) -> None:
         """Counts start again (a filter changed, or the program loaded): the
         kernel counts into the next generation from now on; the older
         generations' keys are deleted once no program can still be writing
@@ -276,7 +273,7 @@ class TcpCollector(Collector[TcpSnapshot]):
         kernel's counts and to each event. The counts start again."""
         match = MatchFilter(flt.comm, flt.comm_exclude, flt.addrs, flt.addr_exclude)
         if self._bpf is not None:
-            self._restart(match)
+            self._baseline(match)
         else:
             self.table = CountTable(match)
             self.log.reset(match)
@@ -313,7 +310,7 @@ class TcpCollector(Collector[TcpSnapshot]):
         merged = dict(self._folded)
         for key, c in live:
             had = merged.get(key)
-            merged[key] = c if had is None else add_counts((had, c))
+            merged[key] = plus(had, c)
         return list(merged.items())
 
     def _fold(self, entries: List[Tuple[Any, Key, Counts]]) -> List[Tuple[Key, Counts]]:
@@ -342,13 +339,13 @@ class TcpCollector(Collector[TcpSnapshot]):
             except KeyError:
                 pass
             had = self._folded.pop(key, None)
-            self._folded[key] = c if had is None else add_counts((had, c))
+            self._folded[key] = plus(had, c)
         while len(self._folded) > self.max_folded:
             key = next(iter(self._folded))
             c = self._folded.pop(key)
             if self.table.matches(key):
                 had = self._kept.get(key.family)
-                self._kept[key.family] = c if had is None else add_counts((had, c))
+                self._kept[key.family] = plus(had, c)
         return live
 
     def _spill(self) -> List[Tuple[int, Counts]]:

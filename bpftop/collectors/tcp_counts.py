@@ -89,6 +89,11 @@ def add_counts(values: Iterable[Counts]) -> Counts:
     return Counts(attempts, sent, established, refused, failed, timed, lat_ns, first, last, tuple(slots))
 
 
+def plus(had: Optional[Counts], c: Counts) -> Counts:
+    """``c`` added to what a key already had, if anything."""
+    return c if had is None else add_counts((had, c))
+
+
 class KeyParser:
     """Raw key bytes -> Key, cached: the same keys come back every interval.
     ``forget_others()`` after each read keeps only the keys it saw."""
