@@ -4,8 +4,8 @@ ring buffer (5.8 on) or a perf buffer where the kernel has none.
 Events are read in a thread of the pump's own, so a burst is taken off the
 buffer as it comes rather than once an interval (or, ``batched``, every
 POLL_MS: a program that bounds its own event rate, like the TCP program,
-does not need a wake-up per event, which cost more than the event itself); ``drain()`` makes sure that
-everything the kernel sent up to now has been fed (a collect() or a filter
+does not need a wake-up per event, which cost more than the event itself);
+``drain()`` makes sure that everything the kernel sent up to now has been fed (a collect() or a filter
 change starts from there). Without the thread (``threaded=False``: tests
 with a one-page buffer that lose events on purpose) ``drain()`` reads in the
 caller's thread.

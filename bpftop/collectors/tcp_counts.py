@@ -18,13 +18,13 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from ..bpf import maps
 from ..model.disk import NSLOTS
 from ..model.tcp import ESTABLISHED, FAILED, REFUSED, DestinationRow, FamilyCount, OutcomeCount, TcpProcessRow
+from .tcp_events import AF_INET, AddressText
 from .tcp_match import MatchFilter
 
 # struct agg_key and struct agg_val in bpftop/bpf/tcp.c, field for field.
 KEY = struct.Struct("<IIIHH16s16s")
 VALUE = struct.Struct(f"<9Q{NSLOTS}Q")
 assert KEY.size == 48 and VALUE.size == 8 * (9 + NSLOTS)
-AF_INET, AF_INET6 = 2, 10
 
 # As the event aggregator before it: with process churn (a new pid per
 # connect) an uncapped list grew without end; what the cap leaves out is
@@ -101,13 +101,13 @@ class KeyParser:
     def __init__(self) -> None:
         self._cache: Dict[bytes, Key] = {}
         self._seen: Dict[bytes, Key] = {}
+        self._addr = AddressText()
 
     def __call__(self, raw: bytes) -> Key:
         key = self._cache.get(raw)
         if key is None:
             pid, uid, gen, family, dport, daddr, comm = KEY.unpack_from(raw)
-            packed = daddr[:4] if family == AF_INET else daddr
-            text = str(ipaddress.IPv4Address(packed) if family == AF_INET else ipaddress.IPv6Address(packed))
+            packed, text = self._addr(family, daddr)
             key = Key(pid, uid, gen, 4 if family == AF_INET else 6, text, dport, maps.comm(comm), packed)
         self._seen[raw] = key
         return key
