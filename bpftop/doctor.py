@@ -6,7 +6,7 @@ from __future__ import annotations
 import platform
 from typing import Any, List, TextIO
 
-from .bpf import system
+from .bpf import objcache, system
 from .collectors.base import Collector
 from .errors import BpftopError, PrivilegeError
 from .safetext import safe_lines
@@ -38,7 +38,20 @@ def _facts() -> List[tuple]:
     stats = system.read_sysctl("kernel.bpf_stats_enabled")
     rows.append(("bpf stats", f"kernel.bpf_stats_enabled = {stats}" if stats is not None else "sysctl absent"))
     rows.append(("bcc", system.bcc_version()))
+    place = objcache.directory()
+    rows.append(("object cache", place if place is not None else objcache.status.disabled))
     return rows
+
+
+def _cache_report(out: TextIO) -> None:
+    st = objcache.status
+    if st.disabled:
+        print(f"\ncompiled-object cache: not used: {st.disabled}", file=out)
+        return
+    print(f"\ncompiled-object cache ({st.directory}): every hook above was compiled, "
+          f"{len(st.stored)} stored for later starts", file=out)
+    for name, why in sorted(st.skipped.items()):
+        print(f"  {name}: {why}", file=out)
 
 
 class _SafeOut:
@@ -66,12 +79,16 @@ def run(out: TextIO, verbose: bool = False, quick: bool = False) -> int:
     except PrivilegeError as e:
         print(f"\ncollectors not tried: {e}", file=out)
         return e.exit_code
+    # Every hook compiles here, cached or not: a cached entry would hide a
+    # compile that fails now (broken headers) and the compiler's output.
+    objcache.status.compile_always = True
     status = 0
     for spec in TABS.values():
         variants = [("", CollectorOptions())] + [(label, CollectorOptions(settings=settings))
                                                  for label, settings in spec.doctor_variants]
         for label, options in variants:
             status = max(status, _ladder(out, spec.id, label, spec.make_collector(options), verbose, quick))
+    _cache_report(out)
     return status
 
 

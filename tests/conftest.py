@@ -24,6 +24,20 @@ os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
 os.environ["BPFTOP_SYSTEM_CONFIG"] = os.path.join(_CONFIG_HOME, "system.toml")
 atexit.register(shutil.rmtree, _CONFIG_HOME, True)
 
+# Compiled BPF objects go to a cache of the session's own (0700, made by
+# mkdtemp), not the machine's: each run's first load of a configuration
+# compiles and stores, the later ones load from the cache, so both paths
+# run under the ground-truth tests. A test that needs its own cache sets
+# BPFTOP_OBJECT_CACHE itself.
+if "BPFTOP_OBJECT_CACHE" not in os.environ:
+    try:
+        _OBJECT_CACHE = tempfile.mkdtemp(prefix="bpftop-test-objects-")
+    except OSError:
+        os.environ["BPFTOP_OBJECT_CACHE"] = "off"
+    else:
+        os.environ["BPFTOP_OBJECT_CACHE"] = _OBJECT_CACHE
+        atexit.register(shutil.rmtree, _OBJECT_CACHE, True)
+
 
 @pytest.fixture(scope="session")
 def shared_collectors():

@@ -12,10 +12,10 @@ import re
 import tempfile
 import threading
 from importlib import resources
-from typing import Any, Callable, Iterator, List, Mapping, Optional, Union
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from ..errors import FeatureError
-from . import system
+from . import cached_module, objcache, system
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 
@@ -116,10 +116,66 @@ def compile_program(name: str, defines: Mapping[str, Union[int, bool]]) -> Any:
     system.check_privileges()
     system.ensure_tracefs()
     bcc = import_bcc()
-    text = source(name)
     flags = define_flags(defines) + include_flags()
     with BCC_LOCK:
-        return bcc.BPF(text=text.encode(), cflags=flags)
+        place, entry_key = _cache_place(name, flags)
+        if place is not None and not objcache.status.compile_always:
+            bpf = _from_cache(bcc, name, place, entry_key)
+            if bpf is not None:
+                return bpf
+        bpf = bcc.BPF(text=source(name).encode(), cflags=flags)
+        if place is not None:
+            _store(bcc, bpf, name, place, entry_key)
+        return bpf
+
+
+def _cache_place(name: str, flags: List[str]) -> Tuple[Optional[str], str]:
+    """The cache directory and this compile's key in it; (None, "") when
+    the cache is off or its directory is not safe to use (said once, in
+    ``bpftop doctor``)."""
+    status = objcache.status
+    wanted = objcache.directory()
+    if wanted is None or status.disabled:
+        return None, ""
+    try:
+        place = objcache.open_directory(wanted)
+    except (OSError, objcache.UnsafeCache) as e:
+        status.disabled = f"{wanted} not used: {e}"
+        return None, ""
+    status.directory = place
+    return place, objcache.key(name, flags)
+
+
+def _from_cache(bcc: Any, name: str, place: str, entry_key: str) -> Any:
+    status = objcache.status
+    try:
+        entry = objcache.read(place, entry_key)
+    except (OSError, objcache.UnsafeCache) as e:
+        status.skipped[name] = f"entry not read: {e}"
+        return None
+    if entry is None:
+        return None
+    try:
+        with native_output_kept():
+            bpf = cached_module.restore(bcc, entry)
+    except Exception as e:  # whatever failed, a compile says it properly
+        status.skipped[name] = f"entry not used ({e}); compiled instead"
+        return None
+    status.hits.append(name)
+    return bpf
+
+
+def _store(bcc: Any, bpf: Any, name: str, place: str, entry_key: str) -> None:
+    status = objcache.status
+    try:
+        objcache.write(place, entry_key, cached_module.capture(bcc, bpf))
+    except cached_module.NotCacheable as e:
+        status.skipped[name] = f"not cached: {e}"
+        return
+    except (OSError, ValueError) as e:
+        status.skipped[name] = f"not stored: {e}"
+        return
+    status.stored.append(name)
 
 
 def load(name: str, defines: Mapping[str, Union[int, bool]], attach: Optional[Callable[[Any], None]] = None) -> Any:
