@@ -193,6 +193,7 @@ def make_class(bcc: Any) -> type:
         _entry: Dict[str, Any]
         _entry_maps: List[Dict[str, Any]]
         _map_fds: List[int]
+        _prebuilt: Dict[bytes, Any]
 
         @classmethod
         def restore(cls, entry: Dict[str, Any]) -> CachedBPF:
