@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
-from typing import Any, Container, Iterable, List, Sequence, Tuple
+from typing import Any, Container, Dict, Iterable, List, Optional, Sequence, Tuple
 
 
 def items(table: Any) -> List[Tuple[Any, Any]]:
@@ -59,3 +61,71 @@ def comm(raw: bytes) -> str:
     """A task's comm (a NUL-padded char[16]) as text; bytes that are not
     UTF-8 stay visible as replacement characters."""
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+class PerCpuArrayTotals:
+    """Every slot of a per-CPU array whose values are all u64 fields, read
+    with one batch call into buffers kept from read to read, and summed
+    over CPUs per field.
+
+    BCC's own batch read makes a ctypes object per slot and CPU, and
+    summing them field by field cost the syscalls collector 3 ms a read
+    for 513 slots (90% of its read); here the sums run over one
+    memoryview. ``read`` returns None where the kernel has no batch
+    lookup for arrays (before 5.6): then read the table as before.
+    """
+
+    def __init__(self, table: Any) -> None:
+        leaf = table.sLeaf
+        self.fields = [f[0] for f in leaf._fields_]
+        if any(ctypes.sizeof(f[1]) != 8 for f in leaf._fields_) or ctypes.sizeof(leaf) != 8 * len(self.fields):
+            raise ValueError(f"{table._name!r}: only a struct of u64 fields is summed here")
+        import bcc.libbcc
+
+        self._lib = bcc.libbcc.lib
+        self.table = table
+        self.slots = int(table.max_entries)
+        self.cpus = int(table.total_cpu)
+        self._keys = (ctypes.c_uint32 * self.slots)()
+        self._raw = bytearray(ctypes.sizeof(leaf) * self.cpus * self.slots)
+        self._values = (ctypes.c_char * len(self._raw)).from_buffer(self._raw)
+        self.unsupported = False
+
+    def read(self) -> Optional[Dict[str, List[int]]]:
+        """{field: [sum over CPUs, per slot]}, or None (see above)."""
+        if self.unsupported:
+            return None
+        total = 0
+        batch = ctypes.c_uint32(0)
+        count = ctypes.c_uint32(0)
+        key_size = ctypes.sizeof(ctypes.c_uint32)
+        value_size = len(self._raw) // self.slots
+        while total < self.slots:
+            count.value = self.slots - total
+            res = self._lib.bpf_lookup_batch(
+                self.table.map_fd, ctypes.byref(batch) if total else None, ctypes.byref(batch),
+                ctypes.byref(self._keys, key_size * total), ctypes.byref(self._values, value_size * total),
+                ctypes.byref(count))
+            err = ctypes.get_errno()
+            total += count.value
+            if res != 0:
+                if err == errno.ENOENT:
+                    break
+                if err in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS) and not total:
+                    self.unsupported = True
+                    return None
+                raise OSError(err, f"BPF_MAP_LOOKUP_BATCH on {self.table._name!r}: {os.strerror(err)}")
+            if count.value == 0:
+                break
+        if total != self.slots:
+            raise OSError(errno.EIO, f"BPF_MAP_LOOKUP_BATCH on {self.table._name!r} gave {total} of {self.slots} slots")
+        words = memoryview(self._raw).cast("Q")
+        nf, cpus = len(self.fields), self.cpus
+        out = {}
+        for i, name in enumerate(self.fields):
+            column = words[i::nf]  # slot 0 CPU 0, slot 0 CPU 1, ..., slot 1 CPU 0, ...
+            if cpus == 1:
+                out[name] = column.tolist()
+            else:
+                out[name] = list(map(sum, zip(*(column[c::cpus].tolist() for c in range(cpus)))))
+        return out

@@ -17,7 +17,7 @@ import ctypes
 import os
 import platform
 import time
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ..bpf import ladder, loader, maps, system
 from ..model import HookKind, SyscallsSnapshot
@@ -72,6 +72,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         self._prev: Dict[int, Counter] = {}
         self._prev_procs: Dict[int, int] = {}
         self._prev_untracked = 0
+        self._sc_totals: Optional[maps.PerCpuArrayTotals] = None
         self._last = time.monotonic()
 
     # -- ladder -----------------------------------------------------------
@@ -257,6 +258,13 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
 
     # -- reading --------------------------------------------------------------
     def _read_counters(self) -> Dict[int, Counter]:
+        table = self._bpf[b"sc_stats"]
+        if self._sc_totals is None or self._sc_totals.table is not table:  # a new program since
+            self._sc_totals = maps.PerCpuArrayTotals(table)
+        totals = self._sc_totals.read()
+        if totals is not None:
+            count, errors, total_ns, timed = (totals[f] for f in ("count", "errors", "total_ns", "timed"))
+            return {nr: Counter(n, errors[nr], total_ns[nr], timed[nr]) for nr, n in enumerate(count) if n}
         out = {}
         for key, percpu in maps.items(self._bpf[b"sc_stats"]):
             c = sum_percpu(percpu)
