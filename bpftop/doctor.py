@@ -48,6 +48,9 @@ def _cache_report(out: TextIO) -> None:
     if st.disabled:
         print(f"\ncompiled-object cache: not used: {st.disabled}", file=out)
         return
+    if st.directory is None:
+        print("\ncompiled-object cache: nothing was compiled", file=out)
+        return
     print(f"\ncompiled-object cache ({st.directory}): every hook above was compiled, "
           f"{len(st.stored)} stored for later starts", file=out)
     for name, why in sorted(st.skipped.items()):

@@ -112,3 +112,11 @@ def test_off_switches_it_off(monkeypatch):
     monkeypatch.setattr(objcache, "status", objcache.CacheStatus())
     assert objcache.directory() is None
     assert "BPFTOP_OBJECT_CACHE=off" in objcache.status.disabled
+
+
+def test_a_cached_programs_kernel_name_is_cut_as_bcc_cuts_it():
+    from bpftop.bpf.progload import kernel_name
+
+    assert kernel_name(b"tracepoint__sock__inet_sock_set_state") == b"sock__inet_sock"
+    assert kernel_name(b"raw_tracepoint__sched_process_fork") == b"sched_process_f"
+    assert kernel_name(b"bpftop_sc_exit") == b"bpftop_sc_exit"

@@ -166,10 +166,14 @@ def test_once_text_cli():
 def test_doctor_reports_hooks_and_facts(doctor_run):
     assert doctor_run.returncode == 0, doctor_run.stdout + doctor_run.stderr
     out = doctor_run.stdout
-    for fact in ("kernel", "headers", "lockdown", "tracefs", "kprobes"):
+    for fact in ("kernel", "headers", "lockdown", "tracefs", "kprobes", "object cache"):
         assert f"\n{fact}" in out
     assert "[chosen] raw tracepoints" in out
     assert "raw_syscalls tracepoints" in out
+    # Doctor compiles every hook even where the cache has it, and says so.
+    cache = os.environ["BPFTOP_OBJECT_CACHE"]
+    assert f"\nobject cache  {cache}\n" in out
+    assert f"compiled-object cache ({os.path.realpath(cache)}): every hook above was compiled" in out
 
 
 def test_per_process_counts_stay_exact_under_concurrent_reads(collector):

@@ -26,9 +26,9 @@ import errno
 import json
 import os
 import struct
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
-from . import objinfo
+from . import objinfo, progload
 from .objcache import b64, unb64
 
 # Map types that need nothing but their sizes and flags to be made.
@@ -40,6 +40,9 @@ _OTHER_AUTOLOAD = (b"kprobe__", b"kretprobe__", b"kfunc__", b"kretfunc__", b"lsm
 
 _LD_IMM64 = 0x18
 _PSEUDO_MAP_FD = 1
+_CALL = 0x85
+_PSEUDO_CALL = 1
+_BTF_KIND_FUNC = 12
 _INSN = struct.Struct("<BBhi")
 
 
@@ -60,9 +63,6 @@ class _Lib:
         lib.bcc_create_map.restype = ctypes.c_int
         lib.bcc_create_map.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                        ctypes.c_int]
-        lib.bcc_prog_load.restype = ctypes.c_int
-        lib.bcc_prog_load.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
-                                      ctypes.c_uint, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
         self.lib = lib
 
 
@@ -98,9 +98,54 @@ def _map_refs(code: bytes, fds: Dict[int, int]) -> List[Tuple[int, int]]:
     return refs
 
 
-def capture(bcc: Any, bpf: Any) -> Dict[str, Any]:
+def _calls_subprograms(code: bytes) -> bool:
+    """Whether the program calls a function of its own (a BPF-to-BPF
+    call): its BTF record would then need one entry per function."""
+    for i in range(len(code) // _INSN.size):
+        op, regs, _, _ = _INSN.unpack_from(code, i * _INSN.size)
+        if op == _CALL and regs >> 4 == _PSEUDO_CALL:
+            return True
+    return False
+
+
+def _func_type_ids(raw: bytes, names: List[bytes]) -> Dict[bytes, int]:
+    """The BTF FUNC type id of each function name found in ``raw``."""
+    from .btf import _libbpf
+
+    lib = _libbpf()
+    lib.btf__new.restype = ctypes.c_void_p
+    lib.btf__new.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    data = ctypes.create_string_buffer(raw, len(raw))
+    handle = lib.btf__new(data, len(raw))
+    if not handle or handle > 2**64 - 4096:  # NULL (libbpf 1.x) or an error pointer (0.x)
+        return {}
+    try:
+        out = {}
+        for name in names:
+            tid = lib.btf__find_by_name_kind(handle, name, _BTF_KIND_FUNC)
+            if tid > 0:
+                out[name] = tid
+        return out
+    finally:
+        lib.btf__free(handle)
+
+
+def btf_fds() -> Set[int]:
+    """This process's open BTF objects (BCC loads one per compile)."""
+    out = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:btf":
+                out.add(int(name))
+        except OSError:
+            pass
+    return out
+
+
+def capture(bcc: Any, bpf: Any, btf_fd: Optional[int] = None) -> Dict[str, Any]:
     """What a freshly compiled BPF object needs to be rebuilt; raises
-    NotCacheable when it holds something ``restore`` cannot rebuild."""
+    NotCacheable when it holds something ``restore`` cannot rebuild.
+    ``btf_fd`` is the BTF object BCC loaded for it, if it did."""
     own = _lib(bcc)
     lib = bcc.libbcc.lib
     module = bpf.module
@@ -137,12 +182,22 @@ def capture(bcc: Any, bpf: Any) -> Dict[str, Any]:
             raise NotCacheable(f"function {name.decode()} is attached by a prefix this cache does not replay")
         size = lib.bpf_function_size(module, name)
         code = ctypes.string_at(lib.bpf_function_start(module, name), size)
-        functions.append({"name": name.decode(), "code": b64(code), "maps": _map_refs(code, fds)})
+        functions.append({"name": name.decode(), "code": b64(code), "maps": _map_refs(code, fds),
+                          "btf_func": 0 if _calls_subprograms(code) else None})
     attached = set(bpf.tracepoint_fds) | set(bpf.raw_tracepoint_fds)
     if bpf.kprobe_fds or bpf.uprobe_fds or len(attached) != sum(
             1 for f in functions if f["name"].encode().startswith(tuple(AUTOLOAD))):
         raise NotCacheable("it was attached to more than its prefixed functions when captured")
+    btf = b""
+    if btf_fd is not None:
+        btf = progload.btf_bytes(btf_fd)
+        ids = _func_type_ids(btf, [f["name"].encode() for f in functions])
+        for f in functions:
+            f["btf_func"] = 0 if f["btf_func"] == 0 else ids.get(f["name"].encode(), 0)
+    for f in functions:
+        f["btf_func"] = f["btf_func"] or 0
     return {
+        "btf": b64(btf),
         "license": lib.bpf_module_license(module).decode(),
         "kern_version": int(lib.bpf_module_kern_version(module)),
         "bpf_attrs": sorted(vars(bpf)),
@@ -194,6 +249,7 @@ def make_class(bcc: Any) -> type:
         _entry_maps: List[Dict[str, Any]]
         _map_fds: List[int]
         _prebuilt: Dict[bytes, Any]
+        _btf_fd: Optional[int]
 
         @classmethod
         def restore(cls, entry: Dict[str, Any]) -> CachedBPF:
@@ -216,12 +272,19 @@ def make_class(bcc: Any) -> type:
             self._entry = entry
             self._entry_maps = entry["maps"]
             self._map_fds = []
+            self._btf_fd = None
             self._code = {f["name"].encode(): f for f in entry["functions"]}
-            mine = {"_entry", "_entry_maps", "_map_fds", "_code", "_prebuilt"}
+            mine = {"_entry", "_entry_maps", "_map_fds", "_btf_fd", "_code", "_prebuilt"}
             if sorted(set(vars(self)) - mine) != entry["bpf_attrs"]:
                 raise NotCacheable("this BCC's BPF object holds other state than the entry's")
             atexit.register(self.cleanup)
             try:
+                btf = unb64(entry["btf"])
+                if btf:
+                    try:
+                        self._btf_fd = progload.load_btf(btf)
+                    except OSError:
+                        pass  # as BCC: the programs load without their BTF
                 self._make_maps(bcc)
                 self._prebuilt = {m["name"].encode(): self._make_table(bcc, i) for i, m in enumerate(self._entry_maps)}
                 self._autoload()
@@ -275,15 +338,13 @@ def make_class(bcc: Any) -> type:
             code = bytearray(unb64(f["code"]))
             for insn, index in f["maps"]:
                 struct.pack_into("<i", code, insn * _INSN.size + 4, self._map_fds[index])
-            buf = ctypes.create_string_buffer(bytes(code), len(code))
-            fd = _lib(bcc).bcc_prog_load(prog_type, func_name, buf, len(code), self._entry["license"].encode(),
-                                         self._entry["kern_version"], 0, None, 0)
-            if fd < 0:
-                err = ctypes.get_errno()
-                atexit.register(self.donothing)
-                if err == errno.EPERM:
-                    raise Exception("Need super-user privileges to run")
-                raise Exception(f"Failed to load BPF program {func_name!r}: {os.strerror(err)}")
+            try:
+                fd = progload.load_program(prog_type, func_name, bytes(code), self._entry["license"].encode(),
+                                           self._entry["kern_version"], self._btf_fd, f["btf_func"])
+            except OSError as e:
+                if e.errno == errno.EPERM:
+                    raise Exception("Need super-user privileges to run") from None
+                raise Exception(f"Failed to load BPF program {func_name!r}: {os.strerror(e.errno or 0)}") from None
             fn = bcc.BPF.Function(self, func_name, fd)
             self.funcs[func_name] = fn
             return fn
@@ -308,6 +369,9 @@ def make_class(bcc: Any) -> type:
                         del table[key]
             self._prebuilt = {}
             fds, self._map_fds = self._map_fds, []
+            btf_fd, self._btf_fd = getattr(self, "_btf_fd", None), None
+            if btf_fd is not None:
+                fds.append(btf_fd)
             for fd in fds:
                 try:
                     os.close(fd)

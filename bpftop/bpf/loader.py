@@ -123,9 +123,13 @@ def compile_program(name: str, defines: Mapping[str, Union[int, bool]]) -> Any:
             bpf = _from_cache(bcc, name, place, entry_key)
             if bpf is not None:
                 return bpf
+        btf_before = cached_module.btf_fds() if place is not None else set()
         bpf = bcc.BPF(text=source(name).encode(), cflags=flags)
         if place is not None:
-            _store(bcc, bpf, name, place, entry_key)
+            # The one BTF object the compile loaded (none where BCC or the
+            # kernel has no BTF): its programs' BTF, stored with them.
+            new_btf = cached_module.btf_fds() - btf_before
+            _store(bcc, bpf, name, place, entry_key, min(new_btf) if len(new_btf) == 1 else None)
         return bpf
 
 
@@ -165,10 +169,10 @@ def _from_cache(bcc: Any, name: str, place: str, entry_key: str) -> Any:
     return bpf
 
 
-def _store(bcc: Any, bpf: Any, name: str, place: str, entry_key: str) -> None:
+def _store(bcc: Any, bpf: Any, name: str, place: str, entry_key: str, btf_fd: Optional[int]) -> None:
     status = objcache.status
     try:
-        objcache.write(place, entry_key, cached_module.capture(bcc, bpf))
+        objcache.write(place, entry_key, cached_module.capture(bcc, bpf, btf_fd))
     except cached_module.NotCacheable as e:
         status.skipped[name] = f"not cached: {e}"
         return

@@ -33,7 +33,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 DEFAULT_DIR = "/var/cache/bpftop/objects"
 ENV = "BPFTOP_OBJECT_CACHE"
-FORMAT = 1
+FORMAT = 2
 MAX_ENTRY_BYTES = 8 * 1024 * 1024
 # Configurations in use are few (a rung and feature set per tab); the
 # oldest go first past this.
