@@ -13,14 +13,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from .. import errors
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 
 _KIND_INT, _KIND_PTR, _KIND_STRUCT, _KIND_UNION, _KIND_ENUM = 1, 2, 4, 5, 6
-_KIND_TYPEDEF, _KIND_FUNC_PROTO, _KIND_ENUM64 = 8, 13, 19
+_KIND_TYPEDEF, _KIND_FUNC, _KIND_FUNC_PROTO, _KIND_ENUM64 = 8, 12, 13, 19
 
 
 class BtfError(errors.FeatureError):
@@ -226,3 +226,25 @@ def tracepoint_skips_counted() -> bool:
     except BtfError:
         return False
     return found[("bpf_link_info", "kprobe_multi.missed")] is not None
+
+
+def func_ids(raw: bytes, names: List[bytes]) -> Dict[bytes, int]:
+    """The FUNC type id of each of ``names`` in the raw BTF ``raw`` (a
+    compiled program's own BTF, not the kernel's); names it lacks are left
+    out."""
+    lib = _libbpf()
+    lib.btf__new.restype = ctypes.c_void_p
+    lib.btf__new.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    data = ctypes.create_string_buffer(raw, len(raw))
+    handle = lib.btf__new(data, len(raw))
+    if not handle or handle > 2**64 - 4096:  # NULL (libbpf 1.x) or an error pointer (0.x)
+        return {}
+    try:
+        out = {}
+        for name in names:
+            tid = lib.btf__find_by_name_kind(handle, name, _KIND_FUNC)
+            if tid > 0:
+                out[name] = tid
+        return out
+    finally:
+        lib.btf__free(handle)

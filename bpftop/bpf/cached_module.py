@@ -2,11 +2,13 @@
 
 ``capture`` reads what BCC's compile produced: each function's
 instructions, the maps they refer to (a 64-bit load of a map's fd), the
-maps' shapes as the kernel reports them, and the types BCC derived for
-their keys and values. ``CachedBPF.restore`` makes the same maps, patches
-their new fds into the instructions and loads a program when one is asked
-for, exactly where BCC would; the rest of BCC's ``BPF`` (attaching, ring
-and perf buffers, table reads, cleanup) is BCC's own code, unchanged.
+maps' shapes as the kernel reports them, the types BCC derived for their
+keys and values, and the BTF BCC loaded for the programs.
+``CachedBPF.restore`` makes the same maps, patches their new fds into the
+instructions and loads a program (with its BTF function record, as BCC
+does: progload.py) when one is asked for, exactly where BCC would; the
+rest of BCC's ``BPF`` (attaching, ring and perf buffers, table reads,
+cleanup) is BCC's own code, unchanged.
 
 Only what this module can rebuild exactly is captured: maps of the plain
 kinds (no BTF needed to create them), programs that refer to maps by fd
@@ -28,6 +30,7 @@ import os
 import struct
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+from . import btf as btf_types
 from . import objinfo, progload
 from .objcache import b64, unb64
 
@@ -42,7 +45,6 @@ _LD_IMM64 = 0x18
 _PSEUDO_MAP_FD = 1
 _CALL = 0x85
 _PSEUDO_CALL = 1
-_BTF_KIND_FUNC = 12
 _INSN = struct.Struct("<BBhi")
 
 
@@ -108,28 +110,6 @@ def _calls_subprograms(code: bytes) -> bool:
     return False
 
 
-def _func_type_ids(raw: bytes, names: List[bytes]) -> Dict[bytes, int]:
-    """The BTF FUNC type id of each function name found in ``raw``."""
-    from .btf import _libbpf
-
-    lib = _libbpf()
-    lib.btf__new.restype = ctypes.c_void_p
-    lib.btf__new.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-    data = ctypes.create_string_buffer(raw, len(raw))
-    handle = lib.btf__new(data, len(raw))
-    if not handle or handle > 2**64 - 4096:  # NULL (libbpf 1.x) or an error pointer (0.x)
-        return {}
-    try:
-        out = {}
-        for name in names:
-            tid = lib.btf__find_by_name_kind(handle, name, _BTF_KIND_FUNC)
-            if tid > 0:
-                out[name] = tid
-        return out
-    finally:
-        lib.btf__free(handle)
-
-
 def btf_fds() -> Set[int]:
     """This process's open BTF objects (BCC loads one per compile)."""
     out = set()
@@ -191,7 +171,7 @@ def capture(bcc: Any, bpf: Any, btf_fd: Optional[int] = None) -> Dict[str, Any]:
     btf = b""
     if btf_fd is not None:
         btf = progload.btf_bytes(btf_fd)
-        ids = _func_type_ids(btf, [f["name"].encode() for f in functions])
+        ids = btf_types.func_ids(btf, [f["name"].encode() for f in functions])
         for f in functions:
             f["btf_func"] = 0 if f["btf_func"] == 0 else ids.get(f["name"].encode(), 0)
     for f in functions:
