@@ -98,10 +98,10 @@ def _environment_digest() -> str:
                 h.update(hashlib.sha256(f.read()).digest())
         except OSError:
             h.update(b"no btf\n")
-        # The headers BCC compiles against: the release's build tree or the
-        # kernel's own archive of them.
-        # (bind mounts over them change the files' inodes, if not their
-        # paths; BCC_KERNEL_SOURCE and the like move them elsewhere).
+        # The headers BCC compiles against: the release's build and source
+        # trees, or the kernel's own archive of them. A bind mount over a
+        # tree changes its files' inodes if not their paths, and BCC_*
+        # variables (BCC_KERNEL_SOURCE) can point BCC elsewhere.
         build, source = f"/lib/modules/{u.release}/build", f"/lib/modules/{u.release}/source"
         h.update(f"build -> {os.path.realpath(build)}, source -> {os.path.realpath(source)}\n".encode())
         for path in (f"{build}/include/generated/autoconf.h", f"{build}/Makefile", f"{build}/.config",
