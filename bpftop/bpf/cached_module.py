@@ -78,16 +78,20 @@ def _lib(bcc: Any) -> Any:
     return _own.lib
 
 
-def _map_refs(code: bytes, fds: Dict[int, int]) -> List[Tuple[int, int]]:
-    """(instruction index, map index) of every load of a map's fd; raises
-    NotCacheable for any other kind of 64-bit load that names an object."""
+def _walk(code: bytes, fds: Dict[int, int]) -> Tuple[List[Tuple[int, int]], bool]:
+    """One pass over a program: (instruction index, map index) of every
+    load of a map's fd, and whether it calls a function of its own (a
+    BPF-to-BPF call, whose BTF record would need one entry per function).
+    Raises NotCacheable for any other kind of 64-bit load that names an
+    object."""
     refs = []
+    calls = False
     i = 0
     count = len(code) // _INSN.size
     while i < count:
         op, regs, _, imm = _INSN.unpack_from(code, i * _INSN.size)
+        src = regs >> 4
         if op == _LD_IMM64:
-            src = regs >> 4
             if src == _PSEUDO_MAP_FD:
                 if imm not in fds:
                     raise NotCacheable(f"instruction {i} refers to fd {imm}, not one of the module's maps")
@@ -96,18 +100,9 @@ def _map_refs(code: bytes, fds: Dict[int, int]) -> List[Tuple[int, int]]:
                 raise NotCacheable(f"instruction {i} is a 64-bit load of kind {src}")
             i += 2
             continue
+        calls = calls or (op == _CALL and src == _PSEUDO_CALL)
         i += 1
-    return refs
-
-
-def _calls_subprograms(code: bytes) -> bool:
-    """Whether the program calls a function of its own (a BPF-to-BPF
-    call): its BTF record would then need one entry per function."""
-    for i in range(len(code) // _INSN.size):
-        op, regs, _, _ = _INSN.unpack_from(code, i * _INSN.size)
-        if op == _CALL and regs >> 4 == _PSEUDO_CALL:
-            return True
-    return False
+    return refs, calls
 
 
 def btf_fds() -> Set[int]:
@@ -156,26 +151,26 @@ def capture(bcc: Any, bpf: Any, btf_fd: Optional[int] = None) -> Dict[str, Any]:
         })
         fds[fd] = len(maps) - 1
     functions = []
+    subprograms = set()
     for i in range(lib.bpf_num_functions(module)):
         name = lib.bpf_function_name(module, i)
         if name.startswith(_OTHER_AUTOLOAD):
             raise NotCacheable(f"function {name.decode()} is attached by a prefix this cache does not replay")
         size = lib.bpf_function_size(module, name)
         code = ctypes.string_at(lib.bpf_function_start(module, name), size)
-        functions.append({"name": name.decode(), "code": b64(code), "maps": _map_refs(code, fds),
-                          "btf_func": 0 if _calls_subprograms(code) else None})
+        refs, calls = _walk(code, fds)
+        if calls:
+            subprograms.add(name)
+        functions.append({"name": name.decode(), "code": b64(code), "maps": refs})
     attached = set(bpf.tracepoint_fds) | set(bpf.raw_tracepoint_fds)
     if bpf.kprobe_fds or bpf.uprobe_fds or len(attached) != sum(
             1 for f in functions if f["name"].encode().startswith(tuple(AUTOLOAD))):
         raise NotCacheable("it was attached to more than its prefixed functions when captured")
-    btf = b""
-    if btf_fd is not None:
-        btf = progload.btf_bytes(btf_fd)
-        ids = btf_types.func_ids(btf, [f["name"].encode() for f in functions])
-        for f in functions:
-            f["btf_func"] = 0 if f["btf_func"] == 0 else ids.get(f["name"].encode(), 0)
+    btf = progload.btf_bytes(btf_fd) if btf_fd is not None else b""
+    ids = btf_types.func_ids(btf, [f["name"].encode() for f in functions]) if btf else {}
     for f in functions:
-        f["btf_func"] = f["btf_func"] or 0
+        name = f["name"].encode()
+        f["btf_func"] = 0 if name in subprograms else ids.get(name, 0)
     return {
         "btf": b64(btf),
         "license": lib.bpf_module_license(module).decode(),
