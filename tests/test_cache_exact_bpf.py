@@ -267,12 +267,16 @@ def test_dd_of_a_cold_file_never_shows_negative_counts(file32):
         # Its reads ask for every page once; dd's own start maps pages of
         # its binary and libraries (hits, when cached), which come on top.
         assert row["accesses"] >= 32 * MB // PAGE
-        # Every page of the file it brought in is its miss; pages of its own
-        # binary, libraries and locale files may be cold too (DAMON evicts
-        # idle pages here within seconds): tens of pages, not hundreds.
-        extra = row["added"] - brought_in
+        # None of the file was resident when dd started, so dd brought in
+        # every page: each is its miss. mincore after is only a bound, since
+        # DAMON may already have evicted some of them again (CI: 7,680 of
+        # 8,192 resident after). Pages of dd's own binary, libraries and
+        # locale files may be cold too: tens of pages, not hundreds.
+        file_pages = 32 * MB // PAGE
+        assert brought_in <= file_pages
+        extra = row["added"] - file_pages
         # dd's first read updates the file's atime: ext4 may dirty the inode
         # table's block in dd's own context, a page or two that are not misses.
         assert row["dirtied"] <= 4, row
-        assert 0 <= extra <= 0.05 * brought_in and row["misses"] == row["added"] - row["dirtied"], (brought_in, row)
+        assert 0 <= extra <= 0.05 * file_pages and row["misses"] == row["added"] - row["dirtied"], (brought_in, row)
         assert row["hits"] == row["accesses"] - row["misses"]
