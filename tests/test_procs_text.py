@@ -62,6 +62,30 @@ def test_events_decode_with_argv_exit_codes_and_lifetimes():
     assert log.take().exited_now == ()  # an exit counts in one interval only
 
 
+def test_each_open_and_signal_is_decoded_once_across_takes(monkeypatch):
+    """An idle machine's log fills slowly: a take decodes only what came
+    since the last one, and shows the same events as before, newest first,
+    bounded to the log's size."""
+    log = pe.EventLog(max_events=3)
+    decoded = []
+    for name in ("_open", "_signal"):
+        real = getattr(log, name)
+        monkeypatch.setattr(log, name, lambda seq, data, real=real: decoded.append(seq) or real(seq, data))
+    for i in range(2):
+        log.feed(raw(pe.EV_OPEN, path=f"/f{i}".encode(), ret=3))
+    log.feed(raw(pe.EV_SIGNAL, pid=100, target=200, flags=15))
+    first = log.take()
+    assert [o.path for o in first.opens] == ["/f1", "/f0"] and len(first.signals) == 1
+    assert sorted(decoded) == [1, 2, 3]
+    decoded.clear()
+    assert log.take() == first and decoded == []
+    for i in range(2, 4):
+        log.feed(raw(pe.EV_OPEN, path=f"/f{i}".encode(), ret=3))
+    third = log.take()
+    assert [o.path for o in third.opens] == ["/f3", "/f2", "/f1"] and third.opens[2] is first.opens[0]
+    assert decoded == [5, 4]
+
+
 def test_count_table_deltas_and_freeing_exited_entries():
     table = pe.CountTable()
     table.reset([(100, 1, 0, "sh", (0, 0, 1, 5, 1, 0, 0))])

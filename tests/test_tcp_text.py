@@ -64,6 +64,20 @@ def test_attempts_join_their_outcomes():
     assert [(f.family, f.count, f.failures) for f in snap.families] == [(4, 2, 1), (6, 1, 0)]
 
 
+def test_a_settled_attempt_is_frozen_once_and_a_pending_one_follows_its_outcome():
+    log = te.EventLog()
+    log.feed(raw(te.EV_CONNECT, 1))
+    log.feed(raw(te.EV_CONNECT, 2, dport=9))
+    log.feed(raw(te.EV_ESTABLISHED, 1, sport=40000, lat=250_000))
+    (pending, settled), _ = log.take()
+    assert (pending.result, settled.result) == ("pending", "established")
+    log.feed(raw(te.EV_REFUSED, 2, sport=40001, lat=50_000))
+    (refused, again), streamed = log.take()
+    assert again is settled and streamed == 2
+    assert (refused.seq, refused.result, refused.sport, refused.latency_us) == (2, "refused", 40001, 50.0)
+    assert log.take()[0][0] is refused
+
+
 def test_an_outcome_read_before_its_attempt_joins_it():
     """Per-CPU perf buffers are read one after the other: the outcome, handled
     on another CPU, can come first (CI saw an attempt stay "pending")."""

@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Container, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Container, Deque, Dict, Generic, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
 from ..bpf import maps
 from ..model.procs import ExecEvent, ExitEvent, OpenEvent, ProcRow, SignalEvent, signal_result
@@ -45,6 +45,22 @@ def _text(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
+E = TypeVar("E", OpenEvent, SignalEvent)
+
+
+class _Kept(Generic[E]):
+    """An event in the log: raw until the first take that shows it decodes
+    it, so a log that fills slowly (an idle machine) is not decoded again
+    at every interval."""
+
+    __slots__ = ("event", "raw", "seq")
+
+    def __init__(self, seq: int, raw: bytes) -> None:
+        self.seq = seq
+        self.raw = raw
+        self.event: Optional[E] = None
+
+
 @dataclass(frozen=True)
 class Taken:
     since: float
@@ -66,8 +82,8 @@ class EventLog:
         self.max_events = max_events
         self._execs: Deque[ExecEvent] = collections.deque(maxlen=max_events)
         self._exits: Deque[ExitEvent] = collections.deque(maxlen=max_events)
-        self._opens: Deque[Tuple[int, bytes]] = collections.deque(maxlen=max_events)
-        self._signals: Deque[Tuple[int, bytes]] = collections.deque(maxlen=max_events)
+        self._opens: Deque[_Kept[OpenEvent]] = collections.deque(maxlen=max_events)
+        self._signals: Deque[_Kept[SignalEvent]] = collections.deque(maxlen=max_events)
         self._argv: collections.OrderedDict[int, Tuple[str, ...]] = collections.OrderedDict()
         self._exited_now: List[ExitEvent] = []
         self.comms: Dict[int, str] = {}  # the latest name seen per pid
@@ -91,9 +107,9 @@ class EventLog:
         with self._lock:
             self._seq += 1
             if kind == EV_OPEN:
-                self._opens.append((self._seq, data[:SMALL_SIZE]))
+                self._opens.append(_Kept(self._seq, data[:SMALL_SIZE]))
             elif kind == EV_SIGNAL:
-                self._signals.append((self._seq, data[:HEADER.size]))
+                self._signals.append(_Kept(self._seq, data[:HEADER.size]))
             elif kind in (EV_EXEC, EV_EXIT):
                 self._lifecycle(self._seq, kind, data)
 
@@ -140,12 +156,21 @@ class EventLog:
                 since=self.since,
                 execs=tuple(reversed(self._execs)),
                 exits=tuple(reversed(self._exits)),
-                opens=tuple(self._open(seq, raw) for seq, raw in reversed(self._opens)),
-                signals=tuple(self._signal(seq, raw) for seq, raw in reversed(self._signals)),
+                opens=tuple(_decoded(self._opens, self._open)),
+                signals=tuple(_decoded(self._signals, self._signal)),
                 exited_now=tuple(self._exited_now),
             )
             self._exited_now = []
             return taken
+
+
+def _decoded(log: Deque[_Kept[E]], decode: Callable[[int, bytes], E]) -> Iterator[E]:
+    """The log's events, newest first, each decoded once."""
+    for kept in reversed(log):
+        if kept.event is None:
+            kept.event = decode(kept.seq, kept.raw)
+            kept.raw = b""
+        yield kept.event
 
 
 def short_lived(exits: Iterable[ExitEvent], interval_s: float) -> Tuple[ExitEvent, ...]:

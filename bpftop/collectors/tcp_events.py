@@ -64,6 +64,7 @@ class _Attempt:
         "dest_key",
         "dport",
         "family",
+        "frozen",
         "latency_us",
         "pid",
         "result",
@@ -87,12 +88,23 @@ class _Attempt:
     latency_us: Optional[float]
     counted: bool
     dest_key: Optional[Tuple[int, bytes, int]]
+    # Kept once the outcome is in: an attempt shows the same at every take
+    # after that, and a slowly filling log is not copied again each interval.
+    frozen: Optional[ConnectEvent]
+
+    def __init__(self) -> None:
+        self.frozen = None
 
     def freeze(self, offset: float) -> ConnectEvent:
-        return ConnectEvent(
+        if self.frozen is not None:
+            return self.frozen
+        event = ConnectEvent(
             self.seq, self.ts + offset, self.pid, self.uid, self.comm, self.family, self.saddr, self.sport,
             self.daddr, self.dport, self.result, self.latency_us,
         )
+        if self.result != PENDING:
+            self.frozen = event
+        return event
 
 
 class EventLog:
