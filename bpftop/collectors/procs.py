@@ -28,7 +28,7 @@ from ..model import EventBuffer, HookKind
 from ..model.procs import ProcsSnapshot
 from .base import Collector, FilterValue
 from .capabilities import Capabilities, KernelField
-from .event_pump import EventPump, buffer_pages
+from .event_pump import Batching, EventPump, buffer_pages
 from .pidfilter import PidFilter
 from .procs_events import (
     ARG_LEN,
@@ -85,7 +85,8 @@ class ProcsCollector(Collector[ProcsSnapshot]):
         self.log = EventLog(max_events)
         self.counts = CountTable()
         self.events = EventPump("procs", lambda data: self.log.feed(data), SMALL_SIZE, FULL_SIZE,
-                                buffer_pages(perf_pages, "perf buffer pages"), threaded=poll)
+                                buffer_pages(perf_pages, "perf buffer pages"), threaded=poll,
+                                batching=Batching.RING)
         self._lost_base: Tuple[int, ...] = (0,) * len(LOST_KINDS)
         self._lost_prev = 0
         self._reads = 0

@@ -32,7 +32,7 @@ from ..model.disk import NSLOTS
 from ..model.tcp import TcpSnapshot
 from .base import Collector
 from .capabilities import Capabilities, EventFilter
-from .event_pump import EventPump, buffer_pages
+from .event_pump import Batching, EventPump, buffer_pages
 from .keyfilter import KeyFilter
 from .pidfilter import PidFilter
 from .tcp_counts import Counts, CountTable, Key, KeyParser, add_counts, parse_value, plus
@@ -125,7 +125,7 @@ class TcpCollector(Collector[TcpSnapshot]):
         self._folded: Dict[Key, Counts] = {}
         self._kept: Dict[int, Counts] = {}
         self.events = EventPump("tcp", lambda data: self.log.feed(data), EVENT.size, EVENT.size,
-                                buffer_pages(perf_pages, "perf buffer pages"), threaded=poll, batched=True)
+                                buffer_pages(perf_pages, "perf buffer pages"), threaded=poll, batching=Batching.ALWAYS)
         self._outcomes = True
         self._gen = 0
         self._since = time.time()
