@@ -89,7 +89,7 @@ class EventPump:
 
     @property
     def batched(self) -> bool:
-        """Whether the thread reads every POLL_MS (else it waits in epoll)."""
+        """Whether the thread reads in batches (else at each event, in epoll)."""
         return self.batching is Batching.ALWAYS or (self.batching is Batching.RING and self.ring)
 
     @property
