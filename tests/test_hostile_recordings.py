@@ -194,6 +194,28 @@ def _replays_or_refuses(path):
         json.dumps(TABS[tab].to_dict(snap))
 
 
+def test_a_snapshot_filed_under_another_tab_ends_the_readable_part(tmp_path):
+    """One flipped byte turned a frame's "syscalls" into "ryscalls" (found
+    by the decompressed fuzz below, in CI): the record is damaged, not a
+    tab of its own that no renderer knows."""
+    lines = gzip.decompress(open(DEMO, "rb").read()).split(b"\n")
+    first = next(i for i, line in enumerate(lines) if line.startswith(b'{"tab":"syscalls"'))
+    later = [i for i, line in enumerate(lines) if line.startswith(b'{"tab":')]
+    bad = later[len(later) // 2]
+    lines[bad] = lines[bad].replace(b'{"tab":"', b'{"tab":"\\u001b[2J', 1)
+    path = tmp_path / "m.bpftop"
+    path.write_bytes(gzip.compress(b"\n".join(lines)))
+    rec = read(str(path))
+    assert rec.problem.startswith(f"record on line {bad + 1} cannot be read (a ")
+    assert "filed under tab '\\x1b[2J" in rec.problem and "\x1b" not in rec.problem
+    assert len(rec.frames) == len([i for i in later if i < bad]) and set(rec.tabs) <= set(TABS)
+    assert first < bad
+    res = subprocess.run([sys.executable, "-m", "bpftop", "--replay", str(path), "--once"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 0 and "cannot be read" in res.stderr and "Traceback" not in res.stderr
+    assert "\x1b" not in res.stderr + res.stdout
+
+
 @settings(max_examples=150, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops)
 def test_fuzz_mutated_compressed_recording(tmp_path, ops):

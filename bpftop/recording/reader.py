@@ -237,6 +237,10 @@ def _take_line(rec: Recording, raw: bytes, number: int, previous: Dict[str, Any]
     try:
         tab = str(obj["tab"])
         snapshot = decode_snapshot(obj["snap"], previous.get(tab))
+        # Every snapshot type names its own tab: a record filed under
+        # another (a damaged byte) would reach that tab's renderer.
+        if getattr(snapshot, "tab", None) != tab:
+            raise CodecError(f"a {type(snapshot).__name__} filed under tab {tab!r}")
         previous[tab] = snapshot
         rec.frames.append(Frame(tab, float(obj["t"]), snapshot))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError, CodecError) as e:
