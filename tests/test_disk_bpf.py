@@ -127,38 +127,45 @@ def test_every_rung_matches_diskstats(queued, rung, shared_collectors):
 
 
 def run_window(collector, reads, writes):
+    """The window's snapshot, its disk, and the completions the kernel did
+    not run the program for: counted as lost (README, Disk tab), in the
+    window or, when missed near its end, at the next reads once the device
+    is idle (the start left behind is found stale; as in the storm test)."""
     with DiskWorkload(reads, writes, FSYNC_EVERY) as w:
         collector.collect()
         w.run()
         snap = collector.collect()
         w.close()
-    return snap, w.disk
+    lost = [snap.lost, collector.collect().lost]
+    time.sleep(scaled(1.0))
+    lost.append(collector.collect().lost)
+    return snap, w.disk, sum(n or 0 for n in lost)
 
 
 def test_disk_and_op_filters_apply_in_the_kernel(collector):
     n = READS // 4
     collector.set_kernel_filter("op", ["read"])
-    reads_only, disk = run_window(collector, n, n)
+    reads_only, disk, lost = run_window(collector, n, n)
     r = row(reads_only, disk)
-    # A completion the kernel did not run the program for is counted as
-    # lost (README, Disk tab): counted plus lost covers every read.
-    assert r.reads + (reads_only.lost or 0) >= n and r.writes == 0 and r.flushes == 0
+    # Counted plus lost covers every read.
+    assert r.reads + lost >= n and r.writes == 0 and r.flushes == 0
     assert reads_only.op_filter == ("read",)
 
     collector.set_kernel_filter("op", ["read"], exclude=True)
-    no_reads, _ = run_window(collector, n, n)
+    no_reads, _, lost = run_window(collector, n, n)
     r = row(no_reads, disk)
-    assert r.reads == 0 and r.writes >= n
+    # CI-v: 470 of 500 writes counted at the window's end, 38 in flight.
+    assert r.reads == 0 and r.writes + lost >= n, (r, lost)
 
     collector.set_kernel_filter("op", [])
     collector.set_kernel_filter("disk", [disk], exclude=True)
-    excluded, _ = run_window(collector, n, n)
+    excluded, _, _ = run_window(collector, n, n)
     assert disk not in excluded.by_disk() and excluded.disk_exclude
 
     collector.set_kernel_filter("disk", [disk])
-    only, _ = run_window(collector, n, n)
+    only, _, lost = run_window(collector, n, n)
     assert set(only.by_disk()) == {disk} and only.disk_filter == (disk,)
-    assert row(only, disk).reads + (only.lost or 0) >= n
+    assert row(only, disk).reads + lost >= n
 
 
 def test_bad_filters_raise_and_change_nothing(collector):
