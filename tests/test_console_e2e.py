@@ -286,7 +286,7 @@ def test_probes_screen_shows_its_cost_columns_with_numbers_at_80x24(term, tmp_pa
 
     shown = term.wait_for(attached_with_figures)
     assert attached_with_figures(shown), shown
-    assert "syscalls: bpftop_" in shown and " on raw tracepoints" in shown  # the detail line
+    assert "syscalls: bpftop_" in shown and " on BTF raw tracepoints" in shown  # the detail line
     term.keys("Escape")  # alone: Escape then q at once reads as Alt+q
     term.wait_for(lambda shown: "CPU %" not in shown)
     term.keys("q")

@@ -269,9 +269,10 @@ def all_tabs_but_syscalls(shared_collectors):
 STORM_READS = int(16000 / TIME_SCALE)
 
 
-# In the kernel matrix on the rung the syscalls ladder chooses there (raw
-# tracepoints on every kernel of it): each case costs minutes in a guest.
-@pytest.mark.parametrize("sc_rung", [pytest.param("raw tracepoints", id="sc-raw", marks=pytest.mark.matrix),
+# In the kernel matrix on the rung the syscalls ladder chooses there (BTF
+# raw tracepoints on every kernel of it): each case costs minutes in a guest.
+@pytest.mark.parametrize("sc_rung", [pytest.param("BTF raw tracepoints", id="sc-btf", marks=pytest.mark.matrix),
+                                     pytest.param("raw tracepoints", id="sc-raw"),
                                      pytest.param("raw_syscalls tracepoints", id="sc-classic")])
 def test_all_tabs_and_a_syscall_storm_counted_plus_lost_match_diskstats(sc_rung, all_tabs_but_syscalls,
                                                                         shared_collectors):

@@ -80,9 +80,9 @@ def test_tui_exit_detaches_everything(tui, how, code):
     # first program loaded may be another tab's: the syscalls tab can wait
     # for the others' compiles, which take long on a busy machine.
     deadline = time.monotonic() + scaled(60)
-    while not ("running on raw tracepoints" in screen() and "SYSCALL" in screen()) and time.monotonic() < deadline:
+    while not ("running on BTF raw tracepoints" in screen() and "SYSCALL" in screen()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert "running on raw tracepoints" in screen() and "SYSCALL" in screen(), screen()
+    assert "running on BTF raw tracepoints" in screen() and "SYSCALL" in screen(), screen()
     if how.startswith("key"):
         tmux("send-keys", "-t", "t", how.split()[1])
     else:

@@ -131,6 +131,32 @@ def test_every_rung_counts_exactly(rung, shared_collectors):
     assert total["getppid"][3] == N
 
 
+def _helper_calls(fd: int) -> str:
+    from bpftop.bpf import objinfo
+
+    prog_id = objinfo.prog_info(fd).id
+    return subprocess.run(["bpftool", "prog", "dump", "xlated", "id", str(prog_id)], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_btf_rung_reads_the_syscall_number_without_a_helper(shared_collectors):
+    """What makes the BTF rung cheaper than the plain raw tracepoints (the
+    bench measures by how much): the same exit program, loaded as a tracing
+    program typed by sys_exit, reads pt_regs with a plain load the verifier
+    checked, where the plain rung calls bpf_probe_read_kernel."""
+    from bpftop.bpf import objinfo
+
+    btf = shared_collectors.get(SyscallsCollector, "BTF raw tracepoints")
+    plain = shared_collectors.get(SyscallsCollector, "raw tracepoints")
+    for c in (btf, plain):  # both count (test_every_rung_counts_exactly checks how well)
+        assert c.start_store == "LRU hash by thread id"
+    btf_fd, plain_fd = (c._bpf.funcs[b"bpftop_sc_exit"].fd for c in (btf, plain))
+    assert objinfo.prog_info(btf_fd).type == "tracing"
+    assert objinfo.prog_info(plain_fd).type == "raw_tracepoint"
+    assert "bpf_probe_read_kernel" in _helper_calls(plain_fd)
+    assert "call" in _helper_calls(btf_fd) and "bpf_probe_read_kernel" not in _helper_calls(btf_fd)
+
+
 @pytest.mark.parametrize("latency", [[], ["--latency"]], ids=["default", "latency"])
 def test_once_json_cli_with_pid_filter(latency):
     with Workload(N, K) as w:
@@ -159,7 +185,7 @@ def test_once_text_cli():
     res = subprocess.run([sys.executable, "-m", "bpftop", "--once", "-d", "0.5"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].startswith("bpftop syscalls") and "hook: raw tracepoints" in lines[0]
+    assert lines[0].startswith("bpftop syscalls") and "hook: BTF raw tracepoints" in lines[0]
     assert any(ln.startswith("SYSCALL") for ln in lines) and any(ln.lstrip().startswith("PID") for ln in lines)
 
 
@@ -168,7 +194,7 @@ def test_doctor_reports_hooks_and_facts(doctor_run):
     out = doctor_run.stdout
     for fact in ("kernel", "headers", "lockdown", "tracefs", "kprobes", "object cache"):
         assert f"\n{fact}" in out
-    assert "[chosen] raw tracepoints" in out
+    assert "[chosen] BTF raw tracepoints" in out
     assert "raw_syscalls tracepoints" in out
     # Doctor compiles every hook even where the cache has it, and says so.
     cache = os.environ["BPFTOP_OBJECT_CACHE"]
@@ -248,14 +274,17 @@ sys.stdin.read()
 """
 
 
-@pytest.mark.matrix
-@pytest.mark.parametrize("rung", ["raw", "tp"])
+# In the kernel matrix on the rung its kernels choose and on the classic
+# tracepoints, whose records carry the number themselves.
+@pytest.mark.parametrize("rung", [pytest.param("BTF raw tracepoints", id="btf", marks=pytest.mark.matrix),
+                                  pytest.param("raw tracepoints", id="raw"),
+                                  pytest.param("raw_syscalls tracepoints", id="tp", marks=pytest.mark.matrix)])
 def test_clone_counts_once_per_new_thread_as_strace(rung, shared_collectors):
     from workload import Child
 
-    # The session's collector on that rung (the ladder's first or second);
-    # session end checks it leaves nothing loaded.
-    c = shared_collectors.get(SyscallsCollector, 0 if rung == "raw" else 1)
+    # The session's collector on that rung; session end checks it leaves
+    # nothing loaded.
+    c = shared_collectors.get(SyscallsCollector, rung)
     with Child(THREADS_CHILD, 200) as child:
         assert child.proc.stdout.readline() == "ready\n"
         with pid_filtered(c, [child.pid]):

@@ -160,6 +160,10 @@ class Btf:
             return self._name(t.name_off)
         return "?"
 
+    def typedef_id(self, name: str) -> Optional[int]:
+        tid = int(self._lib.btf__find_by_name_kind(self._btf, name.encode(), _KIND_TYPEDEF))
+        return tid if tid > 0 else None
+
     def raw_tracepoint_args(self, event: str) -> Optional[Tuple[str, ...]]:
         """The types of what the raw tracepoint ``event`` passes (its
         TP_PROTO), from the kernel's ``btf_trace_<event>`` typedef; None

@@ -310,12 +310,10 @@ def make_class(bcc: Any) -> type:
                 raise Exception(f"Unknown program {func_name!r}")
             if device is not None or attach_type != -1:
                 raise Exception(f"program {func_name!r}: a device or attach type is not replayed from the cache")
-            code = bytearray(unb64(f["code"]))
-            for insn, index in f["maps"]:
-                struct.pack_into("<i", code, insn * _INSN.size + 4, self._map_fds[index])
             try:
-                fd = progload.load_program(prog_type, func_name, bytes(code), self._entry["license"].encode(),
-                                           self._entry["kern_version"], self._btf_fd, f["btf_func"])
+                fd = progload.load_program(prog_type, func_name, self.dump_func(func_name),
+                                           self._entry["license"].encode(), self._entry["kern_version"],
+                                           self._btf_fd, f["btf_func"])
             except OSError as e:
                 if e.errno == errno.EPERM:
                     raise Exception("Need super-user privileges to run") from None
@@ -354,8 +352,14 @@ def make_class(bcc: Any) -> type:
                     pass
 
         def dump_func(self, func_name: Any) -> bytes:
+            """The function's instructions with this object's map fds in
+            them, as BCC's gives a compiled one's (ready to load)."""
             func_name = func_name if isinstance(func_name, bytes) else str(func_name).encode()
-            return unb64(self._code[func_name]["code"])
+            f = self._code[func_name]
+            code = bytearray(unb64(f["code"]))
+            for insn, index in f["maps"]:
+                struct.pack_into("<i", code, insn * _INSN.size + 4, self._map_fds[index])
+            return bytes(code)
 
     return CachedBPF
 

@@ -102,15 +102,19 @@ def btf_bytes(fd: int) -> bytes:
 
 
 def load_program(prog_type: int, func_name: bytes, code: bytes, license: bytes, kern_version: int,
-                 btf_fd: Optional[int] = None, func_type_id: Optional[int] = None) -> int:
+                 btf_fd: Optional[int] = None, func_type_id: Optional[int] = None,
+                 attach_type: int = 0, attach_btf_id: int = 0) -> int:
     """The loaded program's fd. On failure the verifier's log goes to fd
     2, as BCC's loader writes it (the compile's output keeper holds fd 2
-    then), and OSError is raised."""
+    then), and OSError is raised. ``attach_type`` and ``attach_btf_id``:
+    what a BTF-typed program is built for (a type id in the kernel's own
+    BTF)."""
     insns = ctypes.create_string_buffer(code, len(code))
     lic = ctypes.create_string_buffer(license)
     attr = _ProgLoadAttr(prog_type=prog_type, insn_cnt=len(code) // 8, insns=ctypes.addressof(insns),
                          license=ctypes.addressof(lic), kern_version=kern_version,
-                         prog_name=kernel_name(func_name))
+                         prog_name=kernel_name(func_name), expected_attach_type=attach_type,
+                         attach_btf_id=attach_btf_id)
     record = None
     if btf_fd is not None and func_type_id:
         record = ctypes.create_string_buffer(struct.pack("<II", 0, func_type_id), 8)

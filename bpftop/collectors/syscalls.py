@@ -19,7 +19,7 @@ import platform
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from ..bpf import ladder, loader, maps, system
+from ..bpf import btf_tracepoint, ladder, loader, maps, system
 from ..model import HookKind, SyscallsSnapshot
 from . import syscall_names
 from .base import Collector
@@ -76,7 +76,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         self._last = time.monotonic()
 
     # -- ladder -----------------------------------------------------------
-    def _defines(self, raw_tp: bool) -> Dict[str, int]:
+    def _defines(self, raw_tp: bool, btf_args: bool = False) -> Dict[str, int]:
         def nr(name: str, default: int) -> int:
             try:
                 return syscall_names.number(name)
@@ -86,6 +86,7 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         never = 0xFFFFFFF
         return {
             "USE_RAW_TP": raw_tp,
+            "BTF_ARGS": btf_args,
             "TASK_STORAGE": self.task_storage,
             "PER_PROCESS": self.per_process,
             "NR_SYSCALLS": self.nr_syscalls,
@@ -107,6 +108,8 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         raw_hooks = ("sys_exit", "sys_enter")
         tp_hooks = tuple(f"raw_syscalls:{h}" for h in raw_hooks)
         return [
+            ladder.Strategy("BTF raw tracepoints", HookKind.BTF_RAW_TRACEPOINT, raw_hooks, self._check_btf,
+                            self._load_btf),
             ladder.Strategy("raw tracepoints", HookKind.RAW_TRACEPOINT, raw_hooks, self._check_raw, self._load_raw),
             ladder.Strategy("raw_syscalls tracepoints", HookKind.TRACEPOINT, tp_hooks, self._check_tp, self._load_tp),
         ]
@@ -120,21 +123,26 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
             return "kernel has no raw tracepoints (before 4.17)"
         return ""
 
+    @classmethod
+    def _check_btf(cls) -> str:
+        return cls._check_raw() or btf_tracepoint.missing(("sys_exit", "sys_enter"))
+
     @staticmethod
     def _check_tp() -> str:
         missing = [e for e in ("sys_enter", "sys_exit") if not system.tracepoint_exists("raw_syscalls", e)]
         return f"tracepoint raw_syscalls:{missing[0]} not found" if missing else ""
 
-    def _load_programs(self, bpf: Any, prog_type: int) -> Tuple[bytes, bytes]:
+    def _load_programs(self, bpf: Any, load_one: Callable[[bytes, str], Any]) -> Tuple[bytes, bytes]:
         """Load the first exit/enter pair the verifier takes (task storage
-        where it was built in, then the LRU hash); no recompiling."""
+        where it was built in, then the LRU hash); no recompiling.
+        ``load_one(name, hook)`` loads one program for its hook."""
         why = []
         for store, exit_fn, enter_fn in START_STORES:
             if store == "task storage" and not self.task_storage:
                 continue
             try:
-                bpf.load_func(exit_fn, prog_type)
-                bpf.load_func(enter_fn, prog_type)
+                load_one(exit_fn, "sys_exit")
+                load_one(enter_fn, "sys_enter")
             except Exception as exc:  # the verifier refused it: the next store
                 why.append(f"{store}: {' '.join(str(exc).split())[:200]}")
                 for name in (exit_fn, enter_fn):
@@ -146,16 +154,27 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
             return exit_fn, enter_fn
         raise RuntimeError("no latency program loads: " + "; ".join(why))
 
+    def _load_btf(self) -> Any:
+        bcc = loader.import_bcc()
+
+        def attach(bpf: Any) -> None:
+            exit_fn, self._enter = self._load_programs(
+                bpf, lambda name, hook: btf_tracepoint.load(bpf, bcc, name, hook))
+            btf_tracepoint.attach(bpf, bpf.funcs[exit_fn], "sys_exit")
+
+        return self._load(True, attach, btf_args=True)
+
     def _load_raw(self) -> Any:
         bcc = loader.import_bcc()
 
         def attach(bpf: Any) -> None:
-            exit_fn, self._enter = self._load_programs(bpf, bcc.BPF.RAW_TRACEPOINT)
+            exit_fn, self._enter = self._load_programs(
+                bpf, lambda name, hook: bpf.load_func(name, bcc.BPF.RAW_TRACEPOINT))
             bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=exit_fn)
 
         return self._load(True, attach)
 
-    def _load(self, raw_tp: bool, attach: Callable[[Any], None]) -> Any:
+    def _load(self, raw_tp: bool, attach: Callable[[Any], None], btf_args: bool = False) -> Any:
         compiled = []
 
         def then_attach(bpf: Any) -> None:
@@ -163,27 +182,28 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
             attach(bpf)
 
         try:
-            return loader.load("syscalls", self._defines(raw_tp=raw_tp), then_attach)
+            return loader.load("syscalls", self._defines(raw_tp, btf_args), then_attach)
         except Exception:
             if compiled or not self.task_storage:
                 raise
             # A kernel that would not even create the task storage map:
             # once more without it (a second compile, on such kernels only).
             self.task_storage = False
-            return loader.load("syscalls", self._defines(raw_tp=raw_tp), attach)
+            return loader.load("syscalls", self._defines(raw_tp, btf_args), attach)
 
     def _load_tp(self) -> Any:
         bcc = loader.import_bcc()
 
         def attach(bpf: Any) -> None:
-            exit_fn, self._enter = self._load_programs(bpf, bcc.BPF.TRACEPOINT)
+            exit_fn, self._enter = self._load_programs(
+                bpf, lambda name, hook: bpf.load_func(name, bcc.BPF.TRACEPOINT))
             bpf.attach_tracepoint(tp=b"raw_syscalls:sys_exit", fn_name=exit_fn)
 
         return self._load(False, attach)
 
     # -- the latency probe ------------------------------------------------------
-    def _raw(self) -> bool:
-        return self._strategy is not None and self._strategy.kind is HookKind.RAW_TRACEPOINT
+    def _kind(self) -> Optional[HookKind]:
+        return self._strategy.kind if self._strategy is not None else None
 
     def _attach_enter(self) -> None:
         """Attached once, at the first switch-on, and left attached: it
@@ -193,7 +213,9 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         6.12 down in the matrix's guests, then emulated with one host thread
         per vCPU: a switch attaches at most once.)"""
         with loader.BCC_LOCK, loader.native_output_kept():
-            if self._raw():
+            if self._kind() is HookKind.BTF_RAW_TRACEPOINT:
+                btf_tracepoint.attach(self._bpf, self._bpf.funcs[self._enter], "sys_enter")
+            elif self._kind() is HookKind.RAW_TRACEPOINT:
                 self._bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=self._enter)
             else:
                 self._bpf.attach_tracepoint(tp=b"raw_syscalls:sys_enter", fn_name=self._enter)

@@ -11,6 +11,8 @@ from typing import Any, List, Optional, Tuple, TypeVar
 
 class HookKind(str, enum.Enum):
     RAW_TRACEPOINT = "raw_tracepoint"
+    # A raw tracepoint whose program is typed by the kernel's BTF (bpftool's "tp_btf").
+    BTF_RAW_TRACEPOINT = "tp_btf"
     TRACEPOINT = "tracepoint"
     KPROBE = "kprobe"
     FENTRY = "fentry"
