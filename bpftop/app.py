@@ -84,6 +84,10 @@ class BpftopApp(App[int]):
         replay: Optional[Replay] = None,
     ) -> None:
         super().__init__()
+        # No animations: the tab underline's slide alone redrew the whole
+        # screen about 18 times per tab key (most of a switch's CPU, and
+        # bytes an SSH link has to carry for nothing).
+        self.animation_level = "none"
         self.collectors = list(collectors)
         self.by_tab = {c.tab: c for c in self.collectors}
         self.interval = interval

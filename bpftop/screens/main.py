@@ -9,11 +9,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from ..tabs import TabSpec
 from ..views.base import TabView
 from ..widgets.filter_bar import FilterBar
+from ..widgets.key_bar import KeyBar
 from ..widgets.plain import show_text
 from ..widgets.top_table import TopTable
 
@@ -54,7 +55,7 @@ class MainScreen(Screen[None]):
                         view = spec.view()
                         yield view(tab=spec.id, title=spec.title, fields=spec.filter_fields, id=f"view-{spec.id}")
             yield FilterBar()
-        yield Footer()
+        yield KeyBar()
 
     # -- views and navigation ---------------------------------------------------
     def view(self, tab: str) -> Optional[TabView]:

@@ -12,11 +12,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from ..probes import ProbeRow
 from ..safetext import safe
 from ..tables import fmt_pct, fmt_rate
+from ..widgets.key_bar import KeyBar
 from ..widgets.plain import plain, show_text
 
 # The cost columns come first: at 80 columns they must show, and the
@@ -76,7 +77,7 @@ class ProbesScreen(Screen[None]):
             table.add_column(col, key=col)
         yield table
         yield Static("", id="probes-reason")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_rows()
