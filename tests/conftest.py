@@ -113,3 +113,15 @@ def _console_composed(monkeypatch):
             yield pilot
 
     monkeypatch.setattr(BpftopApp, "run_test", run_test)
+
+
+@pytest.fixture(autouse=True)
+def _gc_unfrozen():
+    """A console that settles freezes Python's GC over everything alive
+    (BpftopApp._settle); in this one test process that would be every
+    earlier test's garbage too: each test starts and ends unfrozen."""
+    import gc
+
+    gc.unfreeze()
+    yield
+    gc.unfreeze()

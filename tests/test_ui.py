@@ -132,3 +132,28 @@ async def test_a_process_named_with_escape_codes_cannot_drive_the_terminal():
         # The table's rows are in before the screen is painted with them.
         await wait_for(pilot, lambda: "\\x1b[H\\x1b[2J" in app.screen_text())
         assert "\x1b" not in app.screen_text()
+
+
+async def test_once_every_running_tab_has_data_the_gc_is_frozen_once():
+    """Not before: a tab still starting (compiling, say) holds it back."""
+    import gc
+    import time
+
+    from test_tcp_ui import FakeTcpCollector
+
+    from bpftop.model import CollectorState
+
+    class SlowStart(FakeTcpCollector):
+        def start(self):
+            self.set_status(CollectorState.STARTING, "compiling")
+            time.sleep(2.0)
+            return super().start()
+
+    app = BpftopApp([FakeCollector(), SlowStart()], interval=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app._settling is not None and "syscalls" in app._settling)
+        await pilot.pause(0.5)
+        assert app.statuses["tcp"].state is CollectorState.STARTING
+        assert app._settling is not None and gc.get_freeze_count() == 0
+        await wait_for(pilot, lambda: app._settling is None, timeout=10)
+        assert gc.get_freeze_count() > 10_000
