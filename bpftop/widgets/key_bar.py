@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import List, Tuple
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -67,16 +68,21 @@ class KeyBar(Widget):
                 shown.append((binding.key, self.app.get_key_display(binding), binding.description, enabled))
         self.keys = tuple(shown)  # a reactive: an unchanged line is not redrawn
 
+    def watch_keys(self, keys: Shown) -> None:
+        self._spans = []
+        start = 0
+        for key, display, description, _ in keys:
+            end = start + cell_len(f" {display} {description} ")
+            self._spans.append((start, end, key))
+            start = end
+
     def render(self) -> Text:
         key_style = self.get_component_rich_style("key-bar--key")
         text_style = self.get_component_rich_style("key-bar--description")
         line = Text(no_wrap=True, overflow="crop")
-        self._spans = []
-        for key, display, description, enabled in self.keys:
-            start = line.cell_len
+        for _, display, description, enabled in self.keys:
             line.append(f" {display} ", key_style)
             line.append(f"{description} ", text_style if enabled else text_style + _DIM)
-            self._spans.append((start, line.cell_len, key))
         return line
 
     def on_click(self, event: events.Click) -> None:
