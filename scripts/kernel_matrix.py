@@ -207,7 +207,8 @@ def junit_counts(path: Path) -> Tuple[Dict[str, Dict[str, int]], List[str]]:
     return per, failed
 
 
-_CHOSEN = re.compile(r"^\s+\[chosen\] (.+?) \((?:raw_tracepoint|tracepoint|kprobe|fentry|kretprobe)s?: ")
+# The rung's name, then its hook kind (HookKind's value: one lower-case word).
+_CHOSEN = re.compile(r"^\s+\[chosen\] (.+?) \([a-z_]+: ")
 _SECTION = re.compile(r"^(\w+) collector(?: \(([^)]*)\))? \(")
 
 

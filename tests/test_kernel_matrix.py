@@ -46,6 +46,11 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 """
 
 
+def test_chosen_hooks_of_every_hook_kind():
+    text = DOCTOR.replace("[chosen] raw tracepoints (raw_tracepoint:", "[chosen] BTF raw tracepoints (tp_btf:")
+    assert km.chosen_hooks(text)["syscalls"] == "BTF raw tracepoints"
+
+
 def test_chosen_hooks_first_section_per_collector_and_none_when_nothing_chosen():
     hooks = km.chosen_hooks(DOCTOR)
     assert hooks == {
