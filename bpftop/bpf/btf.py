@@ -168,8 +168,8 @@ class Btf:
         """The types of what the raw tracepoint ``event`` passes (its
         TP_PROTO), from the kernel's ``btf_trace_<event>`` typedef; None
         when the kernel does not describe it."""
-        tid = self._lib.btf__find_by_name_kind(self._btf, f"btf_trace_{event}".encode(), _KIND_TYPEDEF)
-        if tid <= 0:
+        tid = self.typedef_id(f"btf_trace_{event}")
+        if tid is None:
             return None
         target = self._type(tid).size  # a typedef's size field is its target's id, as a pointer's
         proto_id = self._type(target).size if self._kind(target) == _KIND_PTR else 0
@@ -216,6 +216,24 @@ def members(wanted: Tuple[Tuple[str, str], ...]) -> Dict[Tuple[str, str], Option
             finally:
                 btf.close()
         return {w: _cache[w] for w in wanted}
+
+
+_typedefs: Dict[str, Optional[int]] = {}
+
+
+def typedef_ids(wanted: Tuple[str, ...]) -> Dict[str, Optional[int]]:
+    """The type id or None of each typedef name; read once, all the names
+    missing so far from one parse of the kernel's BTF."""
+    with _cache_lock:
+        missing = [w for w in wanted if w not in _typedefs]
+        if missing:
+            btf = Btf()
+            try:
+                for name in missing:
+                    _typedefs[name] = btf.typedef_id(name)
+            finally:
+                btf.close()
+        return {w: _typedefs[w] for w in wanted}
 
 
 def tracepoint_skips_counted() -> bool:

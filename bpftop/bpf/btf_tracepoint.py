@@ -15,12 +15,11 @@ in the BCC object as BCC files its own, so BCC's cleanup releases it.
 from __future__ import annotations
 
 import errno
-import functools
 import os
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from . import objinfo, progload
-from .btf import Btf, BtfError
+from .btf import BtfError, typedef_ids
 
 BPF_PROG_TYPE_TRACING = 26
 BPF_TRACE_RAW_TP = 23
@@ -31,19 +30,16 @@ class BtfTracepointError(Exception):
     pass
 
 
-@functools.cache
-def type_id(tracepoint: str) -> Optional[int]:
-    """The kernel's ``btf_trace_<tracepoint>`` type id; None when the
-    kernel does not describe that tracepoint (or has no BTF). Read once:
-    the kernel's BTF does not change while it runs."""
+def type_ids(tracepoints: Tuple[str, ...]) -> Dict[str, Optional[int]]:
+    """The kernel's ``btf_trace_<tracepoint>`` type id of each; None for
+    one the kernel does not describe (all None without BTF). Read once per
+    process (``btf.typedef_ids``): the kernel's BTF does not change while it
+    runs."""
     try:
-        btf = Btf()
+        ids = typedef_ids(tuple(f"btf_trace_{tp}" for tp in tracepoints))
     except BtfError:
-        return None
-    try:
-        return btf.typedef_id(f"btf_trace_{tracepoint}")
-    finally:
-        btf.close()
+        return dict.fromkeys(tracepoints)
+    return {tp: ids[f"btf_trace_{tp}"] for tp in tracepoints}
 
 
 def missing(tracepoints: Tuple[str, ...]) -> str:
@@ -51,8 +47,8 @@ def missing(tracepoints: Tuple[str, ...]) -> str:
     they can)."""
     if not os.path.exists("/sys/kernel/btf/vmlinux"):
         return "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
-    for tp in tracepoints:
-        if type_id(tp) is None:
+    for tp, tid in type_ids(tracepoints).items():
+        if tid is None:
             return f"the kernel's BTF does not describe raw tracepoint {tp} (before 5.5)"
     return ""
 
@@ -62,7 +58,7 @@ def load(bpf: Any, bcc: Any, func_name: bytes, tracepoint: str) -> Any:
     ``tracepoint``; returns BCC's Function for it, kept in ``bpf.funcs``."""
     if func_name in bpf.funcs:
         return bpf.funcs[func_name]
-    tid = type_id(tracepoint)
+    tid = type_ids((tracepoint,))[tracepoint]
     if tid is None:
         raise BtfTracepointError(f"no BTF type for raw tracepoint {tracepoint}")
     try:
