@@ -26,6 +26,9 @@ class PtyRun:
     def pump(self, seconds):
         """Read what the command writes for ``seconds``."""
         deadline = time.monotonic() + seconds
+        if self.fd is None:  # hung up: nothing more to read
+            time.sleep(seconds)
+            return
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self.fd], [], [], 0.05)
             if ready:
@@ -61,11 +64,16 @@ class PtyRun:
             self.pump(0.1)
         return self.status
 
+    def hangup(self):
+        """Close our side of the terminal, once. A second close of the same
+        number could close a file another thread of the run (the program
+        sampler) has opened meanwhile under that number."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+
     def close(self):
         if self.poll() is None:
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        self.hangup()

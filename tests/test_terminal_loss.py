@@ -127,7 +127,7 @@ def test_terminal_lost_while_the_console_quits():
         assert term.wait_for(b"SYSCALL", timeout=60)  # the first frame: compiles begin
         term.send(b"q")
         assert term.wait_for(b"\x1b[?1049l", timeout=scaled(30)), "the console never left the screen"
-        os.close(term.fd)  # the terminal hangs up
+        term.hangup()  # the terminal hangs up
         deadline = time.monotonic() + scaled(10)
         while term.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
