@@ -9,8 +9,10 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
 
+from . import first_paint
 from .collectors.base import Collector
 from .errors import BpftopError, UsageError
+from .hostline import host_line
 from .stderr_guard import terminal_for_tui
 from .tabs import TABS, CollectorOptions, first
 
@@ -150,6 +152,14 @@ def _run_console(app: BpftopApp) -> int:
 
 def console(args: argparse.Namespace, pids: Sequence[int], recorder_for: RecorderFor) -> int:
     _need_terminal()
+    tabs = list(TABS)
+    initial = args.tab[0] if args.tab else tabs[0]
+    with first_paint.shown(host_line(args.interval), [TABS[t].title for t in tabs],
+                           tabs.index(initial) if initial in tabs else 0):
+        return _console(args, pids, recorder_for)
+
+
+def _console(args: argparse.Namespace, pids: Sequence[int], recorder_for: RecorderFor) -> int:
     from .app import BpftopApp  # Textual loads only for the TUI
     from .filters import parse
     from .recording.file import RecordingLost

@@ -18,6 +18,8 @@ from typing import Any, Callable, Optional, Union
 
 from textual.drivers.linux_driver import LinuxDriver
 
+from . import first_paint
+
 Handler = Union[Callable[[int, Optional[FrameType]], Any], int, None]
 
 
@@ -34,6 +36,11 @@ class ConsoleDriver(LinuxDriver):
     def start_application_mode(self) -> None:
         self._in_application_mode = True
         super().start_application_mode()
+        # The first paint turned echo and line editing off before Textual
+        # loaded: what the terminal had before that is what to restore.
+        saved = first_paint.adopt()
+        if saved is not None:
+            self.attrs_before = saved
 
     def stop_application_mode(self) -> None:
         self._in_application_mode = False

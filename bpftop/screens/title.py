@@ -5,13 +5,12 @@ host, kernel and position."""
 from __future__ import annotations
 
 import os
-import platform
-import socket
 from dataclasses import dataclass
 from typing import List, Optional
 
 from rich.text import Text
 
+from ..hostline import host_line
 from ..recording.replay import Replay
 from ..widgets.plain import Piece, styled
 
@@ -35,7 +34,7 @@ def title_line(interval: float, paused: bool, recording: Optional[RecordingMark]
         )
     state: List[Piece] = ["  ", (" PAUSED ", "reverse")] if paused else []
     return styled(
-        ("bpftop", "bold"), f"  {socket.gethostname()}  Linux {platform.release()}  interval {interval:g}s",
+        ("bpftop", "bold"), f"  {host_line(interval)}",
         *state, *_recording_mark(recording),
     )
 
