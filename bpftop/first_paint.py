@@ -90,9 +90,9 @@ def paint(title: str, tabs: Sequence[str], active: int) -> None:
         quiet[6][termios.VMIN], quiet[6][termios.VTIME] = 1, 0
         termios.tcsetattr(0, termios.TCSANOW, quiet)
     _painted = _Painted(fd, saved)
-    size = os.get_terminal_size(fd)
-    text = _ENTER + frame(title, tabs, active, size.columns, size.lines)
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # a terminal gone already: Textual will find out
+        size = os.get_terminal_size(fd)
+        text = _ENTER + frame(title, tabs, active, size.columns, size.lines)
         os.write(fd, text.encode("utf-8", "replace"))
 
 
