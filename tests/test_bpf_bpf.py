@@ -170,6 +170,22 @@ def test_runs_owner_attach_and_map_of_a_known_program(child):
         assert not counting(child)
 
 
+def test_map_ids_past_the_room_of_the_first_info_call(child, monkeypatch):
+    """A program with more maps than the first info call has room for: the
+    second call reads them all (the child's program uses two)."""
+    from bpftop.bpf import objinfo
+
+    fd = objinfo.fd_by_id(objinfo.BPF_PROG_GET_FD_BY_ID, child.prog_id)
+    try:
+        roomy = objinfo.prog_info(fd).map_ids
+        monkeypatch.setattr(objinfo, "MAP_ROOM", 1)
+        tight = objinfo.prog_info(fd).map_ids
+    finally:
+        os.close(fd)
+    assert len(roomy) == 2 and child.map_id in roomy
+    assert tight == roomy
+
+
 def test_json_once_and_program_leaves_with_its_process():
     child = Child()
     try:

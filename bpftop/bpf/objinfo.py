@@ -226,18 +226,27 @@ class ProgInfo:
     verified_insns: Optional[int]
 
 
+# Map ids a program's info is first asked for: the kernel fills at most
+# this many and says how many the program has, so one call is enough for
+# nearly every program (the BPF tab asks for each one every interval).
+MAP_ROOM = 64
+
+
 def prog_info(fd: int) -> ProgInfo:
     info = _ProgInfo()
+    ids = (ctypes.c_uint32 * MAP_ROOM)()
+    info.nr_map_ids = MAP_ROOM
+    info.map_ids = ctypes.addressof(ids)
     filled = obj_info(fd, info)
-    map_ids: Tuple[int, ...] = ()
-    if info.nr_map_ids:
-        count = info.nr_map_ids
-        ids = (ctypes.c_uint32 * count)()
+    count = info.nr_map_ids
+    map_ids = tuple(ids[: min(count, MAP_ROOM)])
+    if count > MAP_ROOM:
+        more = (ctypes.c_uint32 * count)()
         again = _ProgInfo()
         again.nr_map_ids = count
-        again.map_ids = ctypes.addressof(ids)
+        again.map_ids = ctypes.addressof(more)
         obj_info(fd, again)
-        map_ids = tuple(ids[: min(count, again.nr_map_ids)])
+        map_ids = tuple(more[: min(count, again.nr_map_ids)])
 
     def present(name: str) -> bool:
         return filled >= _end(getattr(_ProgInfo, name))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple, TypeVar
+from typing import Any, Dict, List, Optional, Tuple, TypeVar
 
 
 class HookKind(str, enum.Enum):
@@ -99,8 +99,21 @@ class Counters:
     the difference of two readings, field by field."""
 
     def minus(self: CountersT, other: CountersT) -> CountersT:
+        cls = type(self)
         values: List[Any] = []
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            a, b = getattr(self, f.name), getattr(other, f.name)
+        for name in _field_names(cls):
+            a, b = getattr(self, name), getattr(other, name)
             values.append(tuple(x - y for x, y in zip(a, b)) if isinstance(a, tuple) else a - b)
-        return type(self)(*values)
+        return cls(*values)
+
+
+# dataclasses.fields() builds its answer anew on every call, and minus()
+# runs for every key of every counting map, every interval.
+_FIELD_NAMES: Dict[type, Tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> Tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
