@@ -1,8 +1,8 @@
 """The console's first screen, drawn before Textual loads.
 
-On a small server Python needs about 0.3 s to import Textual and draw even
-a bare app, and bpftop's widgets, styles and layout take as long again: over
-SSH the operator would look at a blank terminal for most of a second. The
+On a small server Python needs 0.15 to 0.3 s to import Textual and draw
+even a bare app, and bpftop's widgets, styles and layout take as long again:
+over SSH the operator would look at a blank terminal for up to a second. The
 title line, the tab bar and the key bar are known from the command line, so
 they go to the terminal at once, where Textual's first frame will put them.
 
