@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from .safetext import safe
+from .stderr_guard import screen_fd
 
 # Alternate screen, cursor hidden, cleared, at the top left.
 _ENTER = "\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J"
@@ -36,11 +37,6 @@ class _Painted:
 
 
 _painted: Optional[_Painted] = None
-
-
-def screen_fd() -> int:
-    """Where the console draws: stderr's terminal, else stdout's (2>log)."""
-    return 2 if os.isatty(2) else 1
 
 
 def frame(title: str, tabs: Sequence[str], active: int, width: int, height: int) -> str:

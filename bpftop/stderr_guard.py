@@ -11,6 +11,12 @@ import tempfile
 from typing import Iterator
 
 
+def screen_fd() -> int:
+    """The terminal the console draws on: stderr's, unless stderr was sent
+    elsewhere (2>log): then stdout's, never into the log."""
+    return 2 if os.isatty(2) else 1
+
+
 @contextlib.contextmanager
 def terminal_for_tui() -> Iterator[None]:
     """Keep the terminal for Textual alone.
@@ -22,11 +28,8 @@ def terminal_for_tui() -> Iterator[None]:
     after the TUI closes when BPFTOP_DEBUG=1. Textual gets a duplicate of the
     terminal.
     """
-    # The terminal is fd 2 unless stderr was sent elsewhere (2>log): then
-    # the screen goes to stdout, never into the log.
     saved_fd = os.dup(2)
-    screen_fd = 2 if os.isatty(2) else 1
-    term = os.fdopen(os.dup(screen_fd), "w", encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8")
+    term = os.fdopen(os.dup(screen_fd()), "w", encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8")
     capture = tempfile.TemporaryFile(mode="w+b")
     old = sys.__stderr__, sys.stderr
     sys.__stderr__ = sys.stderr = term  # type: ignore[misc]  # Textual draws on sys.__stderr__
