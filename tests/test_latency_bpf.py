@@ -109,26 +109,71 @@ def test_a_call_that_started_before_the_switch_on_is_not_timed(syscalls):
     check_stale_starts(syscalls)
 
 
-def test_the_task_storage_store_switches_as_exactly(shared_collectors):
-    """Starts in task storage, asked for (not the default: Debian's 6.12
-    died under it), where this kernel takes it (its own compile: host only,
-    never in the matrix's guests)."""
-    c = shared_collectors.get(SyscallsCollector, task_storage=True)
-    if not c.start_store.startswith("task"):
-        pytest.skip(f"this kernel keeps starts in the {c.start_store}")
-    try:
-        check_switches(c, 20)
-        check_stale_starts(c)
-    finally:
-        c.set_latency(False)
-        c.set_kernel_filter("pid", [])
+# Threads that move themselves between the CPUs (sched_setaffinity: the
+# call migrates its caller, so its exit runs on another CPU than its
+# entry), sleep (clock_nanosleep: the thread leaves the CPU inside the
+# call) and make plain calls, each timing its own calls from user space.
+MOVER = r"""
+import json, os, sys, threading, time
+threads, rounds = int(sys.argv[1]), int(sys.argv[2])
+cpus = sorted(os.sched_getaffinity(0))
+spent = {"sched_setaffinity": 0, "clock_nanosleep": 0}
+lock = threading.Lock()
+def work(i):
+    mine = {"sched_setaffinity": 0, "clock_nanosleep": 0}
+    for r in range(rounds):
+        t = time.monotonic_ns()
+        os.sched_setaffinity(0, {cpus[(i + r) % len(cpus)]})
+        mine["sched_setaffinity"] += time.monotonic_ns() - t
+        t = time.monotonic_ns()
+        time.sleep(0.001)
+        mine["clock_nanosleep"] += time.monotonic_ns() - t
+        for _ in range(10):
+            os.getppid()
+    with lock:
+        for k, v in mine.items():
+            spent[k] += v
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.readline()
+ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+for t in ts: t.start()
+for t in ts: t.join()
+sys.stdout.write(json.dumps(spent) + "\n"); sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+@pytest.mark.matrix
+def test_calls_that_move_cpu_or_sleep_are_timed_exactly(syscalls):
+    """A start is kept in a per-CPU slot while its thread stays on the CPU,
+    and moved into the hash when the thread leaves it inside the call: every
+    call is timed once, whichever CPU it ends on, and never for longer than
+    the caller itself saw it take (a start left from another call would)."""
+    import json
+
+    threads, rounds = 4, 100
+    with Child(MOVER, threads, rounds) as child:
+        assert child.proc.stdout.readline() == "ready\n"
+        syscalls.set_kernel_filter("pid", [child.pid])
+        syscalls.set_latency(True)
+        syscalls.collect()
+        spent = json.loads(child.ask("go"))
+        snap = syscalls.collect()
+        syscalls.set_latency(False)
+    n = threads * rounds
+    rows = {r.syscall: r for r in snap.rows}
+    for name, calls in (("sched_setaffinity", n), ("clock_nanosleep", n), ("getppid", 10 * n)):
+        assert (rows[name].count, rows[name].timed) == (calls, calls), name
+    for name in ("sched_setaffinity", "clock_nanosleep"):
+        assert rows[name].total_ns <= spent[name], (name, rows[name].total_ns, spent[name])
+    assert rows["clock_nanosleep"].total_ns >= n * 1_000_000
 
 
 def check_switches(c, switches):
     with Caller() as child:
         c.set_kernel_filter("pid", [child.pid])
-        # The first switch-on attaches sys_enter (if no earlier test did):
-        # from then on, switches attach nothing.
+        # The first switch-on attaches sys_enter and sched_switch (if no
+        # earlier test did): from then on, switches attach nothing.
         c.set_latency(True)
         c.set_latency(False)
         assert c.latency_attached
@@ -151,9 +196,9 @@ def check_switches(c, switches):
         # exactly those made while latency was on were timed.
         assert totals(snaps, "getppid") == (switches * PER_PHASE, timed_expected)
         assert all(s.latency for s in snaps[1:-1])  # each of those intervals had latency on for a while
-        # Nothing new in the kernel: the same programs (the enter program
-        # stays attached from its first switch-on; a flag in a map switches
-        # it), the same maps, no link or tracepoint attachment left from the
+        # Nothing new in the kernel: the same programs (latency's stay
+        # attached from its first switch-on; a flag in a map switches
+        # them), the same maps, no link or tracepoint attachment left from the
         # switching.
         assert loaded_ids(c) == progs_before
         held_after = held_bpf_objects()
@@ -198,9 +243,9 @@ def check_stale_starts(c):
 def test_switching_on_every_rung(rung, shared_collectors):
     """On each rung (a raw tracepoint link, or a perf event for the
     classic tracepoint), switched on, it times; off, it does not; the first
-    switch-on attaches sys_enter, once, and no later switch attaches or
-    detaches anything (attaching and detaching it at each switch took
-    Debian's 6.12 down). The session's collectors of test_syscalls_bpf's
+    switch-on attaches sys_enter and sched_switch, once, and no later switch
+    attaches or detaches anything (attaching and detaching sys_enter at each
+    switch took Debian's 6.12 down). The session's collectors of test_syscalls_bpf's
     every-rung test: no compile of its own."""
     c = shared_collectors.get(SyscallsCollector, rung)
     with Caller() as child:
@@ -214,7 +259,8 @@ def test_switching_on_every_rung(rung, shared_collectors):
             if not attached:
                 after = held_bpf_objects()
                 grew = (len(after["link"]) - len(held["link"]), after["perf_events"] - held["perf_events"])
-                assert grew in ((1, 0), (0, 1)), grew  # one link (raw tracepoint) or one perf event
+                # sys_enter and sched_switch: two links (raw tracepoints) or two perf events
+                assert grew in ((2, 0), (0, 2)), grew
                 held = after
             else:
                 assert held_bpf_objects() == held

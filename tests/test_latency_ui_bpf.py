@@ -32,13 +32,14 @@ async def test_l_and_the_probes_screen_switch_latency_live():
             await wait_for(pilot, lambda: collector.status.state is CollectorState.RUNNING
                            and "latency off" in summary(app), timeout=scaled(60))
             ids = loaded_ids(collector)
-            # Never switched on, sys_enter is not attached: syscalls pay for the exit program only.
+            # Never switched on, latency's programs are not attached: syscalls pay for the exit program only.
             assert not collector.latency_attached
             before = attachments()
             await pilot.press("L")
             await wait_for(pilot, lambda: collector.latency and "latency on" in summary(app), timeout=scaled(10))
-            assert attachments() == before + 1  # the first switch-on attaches sys_enter, once
-            before += 1
+            # The first switch-on attaches sys_enter and sched_switch, once.
+            assert attachments() == before + 2
+            before += 2
             assert any("latency on" in str(n.message) for n in app._notifications)
             # The probes screen lists latency as a probe of its own, attached.
             await pilot.press("P")

@@ -12,9 +12,6 @@
 #define TASK_COMM_LEN 16
 #endif
 
-// Only ever used as an opaque pointer (task storage keys).
-struct task_struct;
-
 #include "keyfilter.h"
 
 #endif

@@ -6,9 +6,6 @@
 //                   otherwise the classic raw_syscalls tracepoints
 //   BTF_ARGS        with USE_RAW_TP: the programs are loaded BTF-typed
 //                   (tp_btf, 5.5+) and read pt_regs without a helper
-//   TASK_STORAGE    also build the latency programs on per-task storage
-//                   (5.11+); the loader tries them first and falls back to
-//                   the LRU-hash pair when the verifier refuses them
 //   PER_PROCESS     count per process as well
 //
 // Latency is a probe of its own, switched at run time without recompiling
@@ -21,6 +18,16 @@
 // attaching and detaching it at each switch took Debian's 6.12 kernel down
 // in the kernel matrix's guests. Never switched on, syscalls pay for the
 // exit program only.
+//
+// Where a start is kept: in a per-CPU slot, tagged with the thread, while
+// the thread stays on the CPU (most calls: no hashing at either end); a
+// thread that leaves the CPU inside a call (it blocks or is preempted)
+// takes its start along, moved by the sched_switch program into an LRU
+// hash by thread id, where its exit finds it on whichever CPU it returns.
+// While latency is on, sched_switch empties the slot at every switch, so
+// a slot only ever holds the start of the thread running on its CPU (one
+// left from before a switch-off is older than the next switch-on: never
+// timed). It is attached before sys_enter and stays attached likewise.
 // Sizes and syscall numbers: NR_SYSCALLS, MAX_PROCS, MAX_THREADS,
 // MAX_FILTER_PIDS, SC_EXIT, SC_EXIT_GROUP, SC_EXECVE, SC_EXECVEAT, SC_CLONE,
 // SC_CLONE3, SC_FORK, SC_VFORK.
@@ -118,17 +125,17 @@ static __always_inline void count_process(u32 tgid, u32 id, long ret)
 // An array's lookup is inlined by the verifier: the exit program's cost
 // while latency is off is one load and one branch.
 BPF_ARRAY(latency_since, u64, 1);
-// tid -> entry time. LRU so threads killed inside a syscall cannot fill it.
-BPF_TABLE("lru_hash", u32, u64, start, MAX_THREADS);
-#ifdef TASK_STORAGE
-// The same, kept in the task itself: no hashing, freed with the task.
-BPF_TASK_STORAGE(task_start, u64);
-#endif
 
-// Where a start is kept: which of the two maps above (a constant after
-// inlining, so each program has one of them only).
-#define IN_LRU 0
-#define IN_TASK 1
+// The start of the call the thread on this CPU is in (ts 0: none).
+struct cpu_start {
+    u32 tid;
+    u32 _pad;
+    u64 ts;
+};
+BPF_PERCPU_ARRAY(cpu_start, struct cpu_start, 1);
+// tid -> start of a call its thread left the CPU in (0: taken). LRU so
+// threads killed inside a syscall cannot fill it.
+BPF_TABLE("lru_hash", u32, u64, start, MAX_THREADS);
 
 // The map lookups stay here: BCC rewrites map calls only in the program's
 // own text (see keyfilter.h).
@@ -141,38 +148,65 @@ static __always_inline int skip_tgid(u32 tgid)
     return kf_skip(*mode, filter_pids.lookup(&tgid) != NULL);
 }
 
-static __always_inline u64 *start_slot(u32 tid, int where, int create)
-{
-#ifdef TASK_STORAGE
-    if (where == IN_TASK)
-        return task_start.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0,
-                                           create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
-#endif
-    return start.lookup(&tid);
-}
-
-static __always_inline void on_enter(u32 id, int where)
+static __always_inline void on_enter(u32 id)
 {
     u32 zero = 0;
     u64 *since = latency_since.lookup(&zero);
     if (!since || !*since)
         return;  // latency off: one load and a branch
+    // exit and exit_group never return: a start would only linger.
+    if (id == SC_EXIT || id == SC_EXIT_GROUP)
+        return;
     u64 pid_tgid = bpf_get_current_pid_tgid();
     if (skip_tgid(pid_tgid >> 32))
         return;
-    // exit and exit_group never return: an entry would only linger.
-    if (id == SC_EXIT || id == SC_EXIT_GROUP)
+    struct cpu_start *c = cpu_start.lookup(&zero);
+    if (!c)
         return;
-    u32 tid = (u32)pid_tgid;
-    u64 ts = bpf_ktime_get_ns();
-    u64 *slot = start_slot(tid, where, 1);
-    if (slot)
-        *slot = ts;
-    else if (where == IN_LRU)
+    c->tid = (u32)pid_tgid;
+    c->ts = bpf_ktime_get_ns();
+}
+
+// The current call's start, taken (a start is used once), or 0.
+static __always_inline u64 take_start(u32 tid)
+{
+    u32 zero = 0;
+    struct cpu_start *c = cpu_start.lookup(&zero);
+    if (c && c->ts && c->tid == tid) {
+        u64 ts = c->ts;
+        c->ts = 0;
+        return ts;
+    }
+    // 0 marks a start already used: an exit whose entry the kernel
+    // skipped (recursion guard) must not reuse the previous call's.
+    // Writing 0 costs less than deleting the entry.
+    u64 *tsp = start.lookup(&tid);
+    if (!tsp || !*tsp)
+        return 0;
+    u64 ts = *tsp;
+    *tsp = 0;
+    return ts;
+}
+
+// The thread leaving this CPU takes the start of the call it is in along.
+static __always_inline void on_switch(void)
+{
+    u32 zero = 0;
+    u64 *since = latency_since.lookup(&zero);
+    if (!since || !*since)
+        return;
+    struct cpu_start *c = cpu_start.lookup(&zero);
+    if (!c || !c->ts)
+        return;
+    // Still the leaving thread's: it runs sched_switch itself.
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    u64 ts = c->ts;
+    c->ts = 0;
+    if (c->tid == tid && ts >= *since)
         start.update(&tid, &ts);
 }
 
-static __always_inline void on_exit(u32 id, long ret, int where)
+static __always_inline void on_exit(u32 id, long ret)
 {
     // A new task's first return to user space passes sys_exit with the
     // number of the clone that made it and 0: one call would count twice.
@@ -196,14 +230,10 @@ static __always_inline void on_exit(u32 id, long ret, int where)
     u32 zero = 0;
     u64 *since = latency_since.lookup(&zero);
     if (since && *since) {
-        u64 *tsp = start_slot((u32)pid_tgid, where, 0);
-        // 0 marks a start already used: an exit whose entry the kernel
-        // skipped (recursion guard) must not reuse the previous call's.
-        // Writing 0 costs less than deleting the entry.
-        if (tsp && *tsp >= *since) {
-            s->total_ns += bpf_ktime_get_ns() - *tsp;
+        u64 ts = take_start((u32)pid_tgid);
+        if (ts && ts >= *since) {
+            s->total_ns += bpf_ktime_get_ns() - ts;
             s->timed++;
-            *tsp = 0;
         }
     }
 
@@ -241,23 +271,29 @@ static __always_inline u32 exit_syscall_nr(struct bpf_raw_tracepoint_args *ctx)
     return (u32)nr;
 }
 
-// One exit and one enter program per place a start is kept; the loader
-// keeps the pair the verifier accepts (task storage first).
-#define SC_PROGRAMS(EXIT, ENTER, WHERE)                              \
-int EXIT(struct bpf_raw_tracepoint_args *ctx)                        \
-{                                                                    \
-    on_exit(exit_syscall_nr(ctx), (long)ctx->args[1], WHERE);        \
-    return 0;                                                        \
-}                                                                    \
-int ENTER(struct bpf_raw_tracepoint_args *ctx)                       \
-{                                                                    \
-    on_enter((u32)ctx->args[1], WHERE);                              \
-    return 0;                                                        \
+// The exit program counts; the enter and switch programs carry latency.
+int bpftop_sc_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+    on_exit(exit_syscall_nr(ctx), (long)ctx->args[1]);
+    return 0;
+}
+
+int bpftop_sc_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+    on_enter((u32)ctx->args[1]);
+    return 0;
+}
+
+int bpftop_sc_switch(struct bpf_raw_tracepoint_args *ctx)
+{
+    on_switch();
+    return 0;
 }
 
 #else  // classic raw_syscalls tracepoints, attached by name (not BCC's
-       // TRACEPOINT_PROBE: it attaches at load, and both places of a start
-       // would run). Their records' layout has been fixed since 3.x.
+       // TRACEPOINT_PROBE: it attaches at load, and latency's programs are
+       // attached at its first switch-on). Their records' layout has been
+       // fixed since 3.x; the sched_switch program reads nothing of its.
 
 struct sc_enter_args {
     u64 common;
@@ -271,21 +307,22 @@ struct sc_exit_args {
     long ret;
 };
 
-#define SC_PROGRAMS(EXIT, ENTER, WHERE)                              \
-int EXIT(struct sc_exit_args *args)                                  \
-{                                                                    \
-    on_exit((u32)args->id, args->ret, WHERE);                        \
-    return 0;                                                        \
-}                                                                    \
-int ENTER(struct sc_enter_args *args)                                \
-{                                                                    \
-    on_enter((u32)args->id, WHERE);                                  \
-    return 0;                                                        \
+int bpftop_sc_exit(struct sc_exit_args *args)
+{
+    on_exit((u32)args->id, args->ret);
+    return 0;
 }
 
-#endif
+int bpftop_sc_enter(struct sc_enter_args *args)
+{
+    on_enter((u32)args->id);
+    return 0;
+}
 
-SC_PROGRAMS(bpftop_sc_exit, bpftop_sc_enter, IN_LRU)
-#ifdef TASK_STORAGE
-SC_PROGRAMS(bpftop_ts_exit, bpftop_ts_enter, IN_TASK)
+int bpftop_sc_switch(void *args)
+{
+    on_switch();
+    return 0;
+}
+
 #endif

@@ -5,16 +5,17 @@ Kernel counters are cumulative; each ``collect()`` reports the difference
 since the previous one, so reading never races with resetting.
 
 Latency is an optional probe of its own (``set_latency``): one compile holds
-its sys_enter program, switched by a flag in a map, so counts have no gap
-across a switch and switching loads nothing. The program is attached at the
-first switch-on (at load, when latency starts on) and then stays attached:
-until latency is wanted, syscalls pay for the exit program only.
+its two programs (sys_enter stamps a call's start, sched_switch moves the
+start of a call whose thread leaves the CPU from a per-CPU slot into a
+hash), switched by a flag in a map, so counts have no gap across a switch
+and switching loads nothing. They are attached at the first switch-on (at
+load, when latency starts on) and then stay attached: until latency is
+wanted, syscalls pay for the exit program only.
 """
 
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
@@ -33,14 +34,12 @@ MAX_FILTER_PIDS = 1024
 
 LATENCY = "latency"  # the optional probe's name
 
-# Where the start of each call is kept, best first: the program pair that
-# keeps it there, and words for the probes screen. Task storage (5.11+;
-# tracing programs may use it from about 6.2) needs no hashing and is
-# freed with the task; the LRU hash works everywhere.
-START_STORES = (
-    ("task storage", b"bpftop_ts_exit", b"bpftop_ts_enter"),
-    ("LRU hash by thread id", b"bpftop_sc_exit", b"bpftop_sc_enter"),
-)
+EXIT_FN = b"bpftop_sc_exit"
+# The latency probe's programs and their hooks, in the order they are
+# attached: sched_switch first, so that no start is ever stamped in a
+# CPU's slot without its thread's leaving the CPU being seen.
+LATENCY_PROGRAMS = ((b"bpftop_sc_switch", "sched_switch", "sched:sched_switch"),
+                    (b"bpftop_sc_enter", "sys_enter", "raw_syscalls:sys_enter"))
 
 
 class SyscallsCollector(Collector[SyscallsSnapshot]):
@@ -48,22 +47,12 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
     title = "Syscalls"
     CAPABILITIES = Capabilities(kernel_filters=("pid",))
 
-    def __init__(self, pids: Sequence[int] = (), latency: bool = False, per_process: bool = True,
-                 task_storage: bool = False) -> None:
+    def __init__(self, pids: Sequence[int] = (), latency: bool = False, per_process: bool = True) -> None:
         """``latency``: time calls from the start (``set_latency`` switches
-        it later). ``task_storage``: keep starts in task storage where the
-        kernel takes it (True), else in the LRU hash (the default)."""
+        it later)."""
         super().__init__()
         self.latency = latency
-        # Task storage (5.11+, reached through the task's BTF type) was 3%
-        # cheaper here, but on Debian's 6.12 the kernel died within two
-        # minutes of our sys_enter/sys_exit programs using it (the kernel
-        # matrix's guest, twice): the LRU hash is the default everywhere.
-        self.task_storage = bool(task_storage) and system.kernel_version() >= (5, 11) \
-            and os.path.exists("/sys/kernel/btf/vmlinux")
-        self.start_store = ""  # where starts are kept, once loaded
-        self._enter: bytes = b""  # the sys_enter program's name, once loaded
-        self._enter_attached = False
+        self._latency_attached = False
         # Latency was on at some time in the interval being read.
         self._latency_in_interval = latency
         self.per_process = per_process
@@ -87,7 +76,6 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         return {
             "USE_RAW_TP": raw_tp,
             "BTF_ARGS": btf_args,
-            "TASK_STORAGE": self.task_storage,
             "PER_PROCESS": self.per_process,
             "NR_SYSCALLS": self.nr_syscalls,
             "MAX_PROCS": MAX_PROCS,
@@ -104,9 +92,10 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         }
 
     def strategies(self) -> List[ladder.Strategy]:
-        # sys_enter carries the latency probe, attached only while it is on.
-        raw_hooks = ("sys_exit", "sys_enter")
-        tp_hooks = tuple(f"raw_syscalls:{h}" for h in raw_hooks)
+        # sys_enter and sched_switch carry the latency probe, attached only
+        # from its first switch-on.
+        raw_hooks = ("sys_exit", "sys_enter", "sched_switch")
+        tp_hooks = ("raw_syscalls:sys_exit", "raw_syscalls:sys_enter", "sched:sched_switch")
         return [
             ladder.Strategy("BTF raw tracepoints", HookKind.BTF_RAW_TRACEPOINT, raw_hooks, self._check_btf,
                             self._load_btf),
@@ -125,101 +114,76 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
 
     @classmethod
     def _check_btf(cls) -> str:
-        return cls._check_raw() or btf_tracepoint.missing(("sys_exit", "sys_enter"))
+        return cls._check_raw() or btf_tracepoint.missing(("sys_exit", "sys_enter", "sched_switch"))
 
     @staticmethod
     def _check_tp() -> str:
-        missing = [e for e in ("sys_enter", "sys_exit") if not system.tracepoint_exists("raw_syscalls", e)]
-        return f"tracepoint raw_syscalls:{missing[0]} not found" if missing else ""
+        for name in ("raw_syscalls:sys_enter", "raw_syscalls:sys_exit", "sched:sched_switch"):
+            if not system.tracepoint_exists(*name.split(":")):
+                return f"tracepoint {name} not found"
+        return ""
 
-    def _load_programs(self, bpf: Any, load_one: Callable[[bytes, str], Any]) -> Tuple[bytes, bytes]:
-        """Load the first exit/enter pair the verifier takes (task storage
-        where it was built in, then the LRU hash); no recompiling.
-        ``load_one(name, hook)`` loads one program for its hook."""
-        why = []
-        for store, exit_fn, enter_fn in START_STORES:
-            if store == "task storage" and not self.task_storage:
-                continue
-            try:
-                load_one(exit_fn, "sys_exit")
-                load_one(enter_fn, "sys_enter")
-            except Exception as exc:  # the verifier refused it: the next store
-                why.append(f"{store}: {' '.join(str(exc).split())[:200]}")
-                for name in (exit_fn, enter_fn):
-                    fn = bpf.funcs.pop(name, None)
-                    if fn is not None:
-                        os.close(fn.fd)
-                continue
-            self.start_store = store
-            return exit_fn, enter_fn
-        raise RuntimeError("no latency program loads: " + "; ".join(why))
+    @staticmethod
+    def _load_all(load_one: Callable[[bytes, str], Any]) -> None:
+        """Load every program at start (the verifier's word comes then, not
+        at the first switch-on); only the exit program is attached then.
+        ``load_one(name, raw tracepoint)`` loads one for its hook."""
+        load_one(EXIT_FN, "sys_exit")
+        for name, raw_hook, _ in LATENCY_PROGRAMS:
+            load_one(name, raw_hook)
 
     def _load_btf(self) -> Any:
         bcc = loader.import_bcc()
 
         def attach(bpf: Any) -> None:
-            exit_fn, self._enter = self._load_programs(
-                bpf, lambda name, hook: btf_tracepoint.load(bpf, bcc, name, hook))
-            btf_tracepoint.attach(bpf, bpf.funcs[exit_fn], "sys_exit")
+            self._load_all(lambda name, hook: btf_tracepoint.load(bpf, bcc, name, hook))
+            btf_tracepoint.attach(bpf, bpf.funcs[EXIT_FN], "sys_exit")
 
-        return self._load(True, attach, btf_args=True)
+        return loader.load("syscalls", self._defines(True, btf_args=True), attach)
 
     def _load_raw(self) -> Any:
         bcc = loader.import_bcc()
 
         def attach(bpf: Any) -> None:
-            exit_fn, self._enter = self._load_programs(
-                bpf, lambda name, hook: bpf.load_func(name, bcc.BPF.RAW_TRACEPOINT))
-            bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=exit_fn)
+            self._load_all(lambda name, hook: bpf.load_func(name, bcc.BPF.RAW_TRACEPOINT))
+            bpf.attach_raw_tracepoint(tp=b"sys_exit", fn_name=EXIT_FN)
 
-        return self._load(True, attach)
-
-    def _load(self, raw_tp: bool, attach: Callable[[Any], None], btf_args: bool = False) -> Any:
-        compiled = []
-
-        def then_attach(bpf: Any) -> None:
-            compiled.append(True)
-            attach(bpf)
-
-        try:
-            return loader.load("syscalls", self._defines(raw_tp, btf_args), then_attach)
-        except Exception:
-            if compiled or not self.task_storage:
-                raise
-            # A kernel that would not even create the task storage map:
-            # once more without it (a second compile, on such kernels only).
-            self.task_storage = False
-            return loader.load("syscalls", self._defines(raw_tp, btf_args), attach)
+        return loader.load("syscalls", self._defines(True), attach)
 
     def _load_tp(self) -> Any:
         bcc = loader.import_bcc()
 
         def attach(bpf: Any) -> None:
-            exit_fn, self._enter = self._load_programs(
-                bpf, lambda name, hook: bpf.load_func(name, bcc.BPF.TRACEPOINT))
-            bpf.attach_tracepoint(tp=b"raw_syscalls:sys_exit", fn_name=exit_fn)
+            self._load_all(lambda name, hook: bpf.load_func(name, bcc.BPF.TRACEPOINT))
+            bpf.attach_tracepoint(tp=b"raw_syscalls:sys_exit", fn_name=EXIT_FN)
 
-        return self._load(False, attach)
+        return loader.load("syscalls", self._defines(False), attach)
 
     # -- the latency probe ------------------------------------------------------
     def _kind(self) -> Optional[HookKind]:
         return self._strategy.kind if self._strategy is not None else None
 
-    def _attach_enter(self) -> None:
-        """Attached once, at the first switch-on, and left attached: it
-        stamps starts only while latency_since says latency is on. Never
-        attached, it costs nothing; attached, it reads the flag at each
-        syscall. (Attaching and detaching it at each switch brought Debian's
-        6.12 down in the matrix's guests, then emulated with one host thread
-        per vCPU: a switch attaches at most once.)"""
+    def _attach_latency(self) -> None:
+        """Attached once, at the first switch-on, and left attached: they
+        stamp and move starts only while latency_since says latency is on.
+        Never attached, they cost nothing; attached, each reads the flag at
+        each run. (Attaching and detaching sys_enter at each switch brought
+        Debian's 6.12 down in the matrix's guests, then emulated with one
+        host thread per vCPU: a switch attaches at most once.) A program
+        attached before a later one failed stays attached, harmless: the
+        flag stays off."""
         with loader.BCC_LOCK, loader.native_output_kept():
-            if self._kind() is HookKind.BTF_RAW_TRACEPOINT:
-                btf_tracepoint.attach(self._bpf, self._bpf.funcs[self._enter], "sys_enter")
-            elif self._kind() is HookKind.RAW_TRACEPOINT:
-                self._bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=self._enter)
-            else:
-                self._bpf.attach_tracepoint(tp=b"raw_syscalls:sys_enter", fn_name=self._enter)
-        self._enter_attached = True
+            for name, raw_hook, tp in LATENCY_PROGRAMS:
+                key = raw_hook.encode()
+                if key in self._bpf.raw_tracepoint_fds or tp.encode() in self._bpf.tracepoint_fds:
+                    continue
+                if self._kind() is HookKind.BTF_RAW_TRACEPOINT:
+                    btf_tracepoint.attach(self._bpf, self._bpf.funcs[name], raw_hook)
+                elif self._kind() is HookKind.RAW_TRACEPOINT:
+                    self._bpf.attach_raw_tracepoint(tp=key, fn_name=name)
+                else:
+                    self._bpf.attach_tracepoint(tp=tp.encode(), fn_name=name)
+        self._latency_attached = True
 
     def _switch(self, on: bool) -> None:
         """On: time calls that start from now on (a start stamped by an
@@ -231,12 +195,12 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         return {LATENCY: self.latency}
 
     def optional_programs(self) -> Dict[str, str]:
-        return {self._enter.decode(): LATENCY} if self._enter else {}
+        return {name.decode(): LATENCY for name, _, _ in LATENCY_PROGRAMS} if self._bpf is not None else {}
 
     @property
     def latency_attached(self) -> bool:
-        """Whether the latency program is attached (from its first switch-on)."""
-        return self._enter_attached
+        """Whether the latency programs are attached (from the first switch-on)."""
+        return self._latency_attached
 
     def set_optional_probe(self, name: str, on: bool) -> None:
         if name != LATENCY:
@@ -249,21 +213,21 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         with self._lock:
             on = bool(on)
             if self._bpf is not None and on != self.latency:
-                if on and not self._enter_attached:
+                if on and not self._latency_attached:
                     try:
-                        self._attach_enter()
+                        self._attach_latency()
                     except Exception as exc:
-                        raise ValueError(f"the latency program could not be attached: {exc}") from None
+                        raise ValueError(f"the latency programs could not be attached: {exc}") from None
                 self._switch(on)
             self.latency = on
             self._latency_in_interval |= on
 
     def _on_loaded(self) -> None:
         self.filter.bind(self._bpf[b"filter_mode"], self._bpf[b"filter_pids"])
-        self._enter_attached = False
+        self._latency_attached = False
         if self.latency:
             try:
-                self._attach_enter()
+                self._attach_latency()
             except Exception:  # counting goes on; the probes screen shows latency off
                 self.latency = False
         self._switch(self.latency)
