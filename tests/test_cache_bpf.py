@@ -209,6 +209,30 @@ def check_cold_then_warm(c, data_file):
     assert near(w.hits, PAGES) and w.misses <= 0.01 * PAGES, w
 
 
+@pytest.mark.matrix
+@pytest.mark.parametrize("rung", rung_params(CacheCollector, 3))
+def test_a_process_that_execs_shows_its_new_name(rung, data_file, shared_collectors):
+    """Each CPU keeps a run of counts for the process it last counted and
+    takes its name as the run starts; exec ends the run. A shell that
+    execs cat reads cat's binary under the shell's name first, then the
+    file: the row is cat's, with every page of the file."""
+    c = shared_collectors.get(CacheCollector, rung)
+    sh = subprocess.Popen(["sh", "-c", f'read go; exec cat "{data_file}"'], stdin=subprocess.PIPE,
+                          stdout=subprocess.DEVNULL)
+    try:
+        with pid_filtered(c, [sh.pid]):
+            c.collect()
+            sh.communicate(b"go\n", timeout=testenv.scaled(60))
+            snap = c.collect()
+    finally:
+        if sh.poll() is None:
+            sh.kill()
+            sh.wait()
+    r = row_for(snap, sh.pid)
+    assert r is not None, snap.rows
+    assert r.comm == "cat" and r.hits + r.misses >= PAGES, r
+
+
 def test_the_read_hook_counts_alike_as_a_raw_and_as_a_classic_tracepoint(data_file, monkeypatch):
     """mm_filemap_get_pages is read as a raw tracepoint where the kernel's
     BTF shows the arguments the program reads (here), else as the classic

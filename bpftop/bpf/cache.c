@@ -57,11 +57,24 @@ struct proc_val {
 };
 
 BPF_HASH(proc_stats, u32, struct proc_val, MAX_PROCS);
-// Everything that passed the filter, including processes the hash had no
-// room for: the system totals.
-BPF_PERCPU_ARRAY(totals, struct cache_counts, 1);
 // Events that could not be attributed: the process map was full.
 BPF_PERCPU_ARRAY(untracked, u64, 1);
+
+// A hash lookup, an atomic add and a fresh name on every event cost more
+// than the rest of a cached read's program, so each CPU keeps a run: the
+// process whose events it last counted and their counts, moved into
+// proc_stats only when the CPU counts another process's (or the process
+// execs). `switches` bumps at each move, which lets user space read the
+// hash and the runs consistently (collectors/cache.py). `total` is every
+// count that passed the filter, including processes the hash had no room
+// for: the system totals.
+struct proc_cache {
+    u32 tgid;  // 0: no run
+    u32 switches;
+    struct cache_counts pending;
+    struct cache_counts total;
+};
+BPF_PERCPU_ARRAY(proc_cache, struct proc_cache, 1);
 
 // Process filter, changed at run time by user space without recompiling
 // (keyfilter.h): everyone, only the tgids in filter_pids, or all but them.
@@ -80,22 +93,43 @@ static __always_inline int skip_tgid(u32 tgid)
     return kf_skip(*mode, filter_pids.lookup(&tgid) != NULL);
 }
 
+// Per-CPU counts: no other writer, no atomic needed.
 static __always_inline void add_field(struct cache_counts *c, int field, u64 n)
 {
-    switch (field) {
-    case F_ACCESS:
-        __sync_fetch_and_add(&c->accesses, n);
-        break;
-    case F_BUFDIRTY:
-        __sync_fetch_and_add(&c->buffer_dirties, n);
-        break;
-    case F_ADDED:
-        __sync_fetch_and_add(&c->added, n);
-        break;
-    default:
-        __sync_fetch_and_add(&c->dirtied, n);
-        break;
+    if (field == F_ACCESS)
+        c->accesses += n;
+    else if (field == F_BUFDIRTY)
+        c->buffer_dirties += n;
+    else if (field == F_ADDED)
+        c->added += n;
+    else
+        c->dirtied += n;
+}
+
+// Moves this CPU's run into proc_stats (other CPUs may add to the same
+// process at once: atomics) and ends it.
+static __always_inline void end_run(struct proc_cache *c)
+{
+    struct cache_counts *q = &c->pending;
+    u64 sum = q->accesses + q->buffer_dirties + q->added + q->dirtied;
+    if (c->tgid && sum) {
+        u32 tgid = c->tgid;
+        // No entry: user space dropped the process after it exited and
+        // its last counts, this run's included, were reported.
+        struct proc_val *p = proc_stats.lookup(&tgid);
+        if (p) {
+            __sync_fetch_and_add(&p->c.accesses, q->accesses);
+            __sync_fetch_and_add(&p->c.buffer_dirties, q->buffer_dirties);
+            __sync_fetch_and_add(&p->c.added, q->added);
+            __sync_fetch_and_add(&p->c.dirtied, q->dirtied);
+        }
     }
+    q->accesses = 0;
+    q->buffer_dirties = 0;
+    q->added = 0;
+    q->dirtied = 0;
+    c->tgid = 0;
+    c->switches++;
 }
 
 // Count n pages (or calls) of one kind for the current process; the
@@ -103,35 +137,44 @@ static __always_inline void add_field(struct cache_counts *c, int field, u64 n)
 static __always_inline void count(u32 tgid, int field, u64 n)
 {
     u32 zero = 0;
-    struct cache_counts *t = totals.lookup(&zero);
-    if (t) {
-        // Per-CPU: no other writer, no atomic needed.
-        if (field == F_ACCESS)
-            t->accesses += n;
-        else if (field == F_BUFDIRTY)
-            t->buffer_dirties += n;
-        else if (field == F_ADDED)
-            t->added += n;
-        else
-            t->dirtied += n;
-    }
-    struct proc_val *p = proc_stats.lookup(&tgid);
-    if (!p) {
-        struct proc_val init = {};
-        proc_stats.insert(&tgid, &init);
-        p = proc_stats.lookup(&tgid);
+    if (!n)
+        return;
+    struct proc_cache *c = proc_cache.lookup(&zero);
+    if (!c)
+        return;
+    add_field(&c->total, field, n);
+    if (c->tgid != tgid) {
+        end_run(c);
+        struct proc_val *p = proc_stats.lookup(&tgid);
         if (!p) {
-            u64 *u = untracked.lookup(&zero);
-            if (u)
-                *u += 1;
-            return;
+            struct proc_val init = {};
+            proc_stats.insert(&tgid, &init);
+            p = proc_stats.lookup(&tgid);
+            if (!p) {
+                u64 *u = untracked.lookup(&zero);
+                if (u)
+                    *u += 1;
+                return;
+            }
         }
+        // The name and user as a run starts; exec ends a run (below).
+        p->uid = (u32)bpf_get_current_uid_gid();
+        bpf_get_current_comm(&p->comm, sizeof(p->comm));
+        c->tgid = tgid;
     }
-    // Refreshed on every event: a forked shell that execs `cat` first
-    // touches the cache (reading the binary) under its old name.
-    p->uid = (u32)bpf_get_current_uid_gid();
-    bpf_get_current_comm(&p->comm, sizeof(p->comm));
-    add_field(&p->c, field, n);
+    add_field(&c->pending, field, n);
+}
+
+// A process that execs has a new name: its run on this CPU ends, so the
+// next event starts one and takes the name (a forked shell that execs
+// `cat` touches the cache, reading the binary, under its old name).
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+    u32 zero = 0;
+    struct proc_cache *c = proc_cache.lookup(&zero);
+    if (c && c->tgid == (u32)(bpf_get_current_pid_tgid() >> 32))
+        end_run(c);
+    return 0;
 }
 
 static __always_inline void count_current(int field, u64 n)

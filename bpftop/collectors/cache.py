@@ -285,9 +285,9 @@ class CacheCollector(Collector[CacheSnapshot]):
     def _baseline(self) -> None:
         """Start a new interval now. Counts made under another filter (or
         before the filter was written) are not the operator's to see."""
-        procs = self._read_processes()
+        procs, totals = self._read_counts()
         self._prev_procs = {pid: c for pid, (c, _, _) in procs.items()}
-        self._prev_totals = self._read_totals()
+        self._prev_totals = totals
         self._prev_untracked = self._read_untracked()
         self._last = time.monotonic()
 
@@ -301,31 +301,47 @@ class CacheCollector(Collector[CacheSnapshot]):
             self._comm, self._comm_text = compiled, pattern or ""
 
     # -- reading --------------------------------------------------------------
-    def _read_processes(self) -> Dict[int, Item]:
-        return {
-            maps.key_int(k): (_counts(v.c), int(v.uid), maps.comm(bytes(v.comm)))
-            for k, v in maps.items(self._bpf[b"proc_stats"])
-        }
+    def _read_counts(self) -> Tuple[Dict[int, Item], CacheCounts]:
+        """Per-process cumulative counts (the hash plus each CPU's run not
+        yet moved into it) and the system totals.
 
-    def _read_totals(self) -> CacheCounts:
-        total = CacheCounts()
-        for v in self._bpf[b"totals"].getvalue(0):
-            total = total.plus(_counts(v))
-        return total
+        A CPU that moves its run into the hash while the hash is being read
+        would have it counted twice or not at all; its ``switches`` counter
+        shows that, and the read is retried."""
+        cache = self._bpf[b"proc_cache"]
+        for _ in range(5):
+            before = [c.switches for c in cache.getvalue(0)]
+            items = maps.items(self._bpf[b"proc_stats"])
+            after = list(cache.getvalue(0))
+            if before == [c.switches for c in after]:
+                break
+        current: Dict[int, Item] = {
+            maps.key_int(k): (_counts(v.c), int(v.uid), maps.comm(bytes(v.comm))) for k, v in items
+        }
+        totals = CacheCounts()
+        for c in after:
+            totals = totals.plus(_counts(c.total))
+            # A run of a process no longer in the hash was reported before
+            # the process was dropped (the kernel drops it when it ends).
+            if c.tgid in current:
+                counts, uid, name = current[c.tgid]
+                current[c.tgid] = (counts.plus(_counts(c.pending)), uid, name)
+        return current, totals
 
     def _read_untracked(self) -> int:
         return maps.percpu_total(self._bpf[b"untracked"])
 
     def _forget_dead(self, current: Mapping[int, Item]) -> None:
         """Drop exited processes from the kernel map once their last counts
-        have been reported, so the map does not fill up with the dead."""
+        have been reported, so the map does not fill up with the dead. A
+        CPU's run for one (already reported) ends without an entry to go
+        to: the kernel drops it."""
         for pid in maps.drop_exited(self._bpf[b"proc_stats"], list(current)):
             self._prev_procs.pop(pid, None)
 
     def _read(self) -> CacheSnapshot:
         now = time.monotonic()
-        procs = self._read_processes()
-        totals = self._read_totals()
+        procs, totals = self._read_counts()
         untracked = self._read_untracked()
         buffers, cached = read_meminfo()
         snapshot = CacheSnapshot(
