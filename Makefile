@@ -40,7 +40,7 @@ lint: setup-test
 
 lint-only:
 	@rc=0; \
-	echo "== ruff"; $(VENV)/bin/ruff check bpftop tests scripts $(addprefix bench/,$(BENCHES) soak table benchtable.py) || rc=$$?; \
+	echo "== ruff"; $(VENV)/bin/ruff check bpftop tests scripts $(addprefix bench/,$(BENCHES) soak table benchtable.py procmem.py progtime.py) || rc=$$?; \
 	echo "== mypy"; $(VENV)/bin/mypy || rc=$$?; \
 	exit $$rc
 
