@@ -276,12 +276,13 @@ def test_probes_screen_shows_its_cost_columns_with_numbers_at_80x24(term, tmp_pa
             return None  # "-" until the second sample
 
     def attached_with_figures(shown):
-        # The tab's own program, and its latency probe (a row of its own).
+        # The tab's own program, and its latency probe's two (rows of their own).
         rows = [cells[:1] + cells[2:] if cells[1] == "latency" else cells
                 for cells in (line.split() for line in shown.splitlines())
                 if cells[:2] == ["syscalls", "attached"] or cells[:3] == ["syscalls", "latency", "attached"]]
-        # The host's own work makes syscalls every interval: both programs run.
-        return len(rows) == 2 and all((figure(r[2]) or 0) > 0 and (figure(r[3]) or 0) > 0
+        # The host's own work makes syscalls and context switches every
+        # interval: all three programs run.
+        return len(rows) == 3 and all((figure(r[2]) or 0) > 0 and (figure(r[3]) or 0) > 0
                                       and figure(r[4]) is not None for r in rows)
 
     shown = term.wait_for(attached_with_figures)

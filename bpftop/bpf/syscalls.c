@@ -202,7 +202,14 @@ static __always_inline void on_switch(void)
     u32 tid = (u32)bpf_get_current_pid_tgid();
     u64 ts = c->ts;
     c->ts = 0;
-    if (c->tid == tid && ts >= *since)
+    if (c->tid != tid || ts < *since)
+        return;
+    // A thread that blocked in a call before has its entry: written in
+    // place, which costs far less than an LRU update (a new node each time).
+    u64 *slot = start.lookup(&tid);
+    if (slot)
+        *slot = ts;
+    else
         start.update(&tid, &ts);
 }
 
