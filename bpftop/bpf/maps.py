@@ -23,6 +23,21 @@ def items(table: Any) -> List[Tuple[Any, Any]]:
         return out
 
 
+def items_beside_runs(table: Any, runs: Any, tries: int = 5) -> Tuple[List[Tuple[Any, Any]], List[Any]]:
+    """A hash's items and each CPU's entry of ``runs``, a one-slot per-CPU
+    array of counts the kernel has not yet moved into the hash, read so
+    that they agree: a CPU that moves its counts while the hash is being
+    read bumps the entry's ``switches``, and the read is retried (after
+    ``tries``, the last read is returned)."""
+    for _ in range(tries):
+        before = [c.switches for c in runs.getvalue(0)]
+        read = items(table)
+        after = list(runs.getvalue(0))
+        if before == [c.switches for c in after]:
+            break
+    return read, after
+
+
 def drop_exited(table: Any, pids: Iterable[int], keep: Container[int] = ()) -> List[int]:
     """Delete the entries of processes that have exited (and are not in
     ``keep``) from a map keyed by pid; returns the pids dropped."""

@@ -303,18 +303,9 @@ class CacheCollector(Collector[CacheSnapshot]):
     # -- reading --------------------------------------------------------------
     def _read_counts(self) -> Tuple[Dict[int, Item], CacheCounts]:
         """Per-process cumulative counts (the hash plus each CPU's run not
-        yet moved into it) and the system totals.
-
-        A CPU that moves its run into the hash while the hash is being read
-        would have it counted twice or not at all; its ``switches`` counter
-        shows that, and the read is retried."""
-        cache = self._bpf[b"proc_cache"]
-        for _ in range(5):
-            before = [c.switches for c in cache.getvalue(0)]
-            items = maps.items(self._bpf[b"proc_stats"])
-            after = list(cache.getvalue(0))
-            if before == [c.switches for c in after]:
-                break
+        yet moved into it) and the system totals, read so that they agree
+        (``maps.items_beside_runs``)."""
+        items, after = maps.items_beside_runs(self._bpf[b"proc_stats"], self._bpf[b"proc_cache"])
         current: Dict[int, Item] = {
             maps.key_int(k): (_counts(v.c), int(v.uid), maps.comm(bytes(v.comm))) for k, v in items
         }
@@ -322,7 +313,7 @@ class CacheCollector(Collector[CacheSnapshot]):
         for c in after:
             totals = totals.plus(_counts(c.total))
             # A run of a process no longer in the hash was reported before
-            # the process was dropped (the kernel drops it when it ends).
+            # the process was dropped; the kernel discards it when it ends.
             if c.tgid in current:
                 counts, uid, name = current[c.tgid]
                 current[c.tgid] = (counts.plus(_counts(c.pending)), uid, name)

@@ -262,29 +262,21 @@ class SyscallsCollector(Collector[SyscallsSnapshot]):
         """Per-process cumulative counts: the hash plus each CPU's pending
         count for the process it last saw. Also returns the untracked-call
         total and the processes some CPU still holds a pending count for.
-
-        A CPU that switches process while the hash is being read moves its
-        pending count into the hash, which would count it twice or not at
-        all; its ``switches`` counter shows that, and the read is retried.
+        The hash and the pending counts are read so that they agree
+        (``maps.items_beside_runs``).
         """
         if not self.per_process:
             return {}, 0, set()
-        cache = self._bpf[b"proc_cache"]
-        for _ in range(5):
-            before = [c.switches for c in cache.getvalue(0)]
-            items = maps.items(self._bpf[b"proc_stats"])
-            after = [(c.tgid, c.switches, c.pending) for c in cache.getvalue(0)]
-            if before == [a[1] for a in after]:
-                break
+        items, runs = maps.items_beside_runs(self._bpf[b"proc_stats"], self._bpf[b"proc_cache"])
         current: Dict[int, Tuple[int, str]] = {
             maps.key_int(k): (v.count, maps.comm(bytes(v.comm))) for k, v in items
         }
-        for tgid, _, pending in after:
-            if pending:
-                count, comm = current.get(tgid, (0, ""))
-                current[tgid] = (count + pending, comm)
+        pending = [(int(c.tgid), int(c.pending)) for c in runs if c.pending]
+        for tgid, n in pending:
+            count, comm = current.get(tgid, (0, ""))
+            current[tgid] = (count + n, comm)
         untracked = maps.percpu_total(self._bpf[b"untracked"])
-        return current, untracked, {tgid for tgid, _, pending in after if pending}
+        return current, untracked, {tgid for tgid, _ in pending}
 
     def _forget_dead(self, current: Mapping[int, Tuple[int, str]], pending: Set[int]) -> None:
         """Drop exited processes from the kernel map once their last counts
