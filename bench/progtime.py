@@ -2,8 +2,10 @@
 (run_time_ns and run_cnt in /proc/PID/fdinfo, kept while BPF run-time
 statistics are on): the benches' kernel-measured passes."""
 
+import contextlib
 import os
-from typing import Tuple
+import sys
+from typing import Iterator, Tuple, Type
 
 
 def program_time(pid: int) -> Tuple[int, int]:
@@ -25,3 +27,19 @@ def program_time(pid: int) -> Tuple[int, int]:
         ns += int(info.get("run_time_ns", "0").strip() or 0)
         cnt += int(info.get("run_cnt", "0").strip() or 0)
     return ns, cnt
+
+
+@contextlib.contextmanager
+def statistics_on(root: str, error: Type[Exception]) -> Iterator[None]:
+    """BPF run-time statistics on for the block (bpftop's own switch, from
+    the checkout at ``root``); raises ``error`` when they cannot be."""
+    sys.path.insert(0, root)
+    from bpftop.bpf.stats import StatsSwitch
+
+    stats = StatsSwitch()
+    if not stats.open():
+        raise error(f"no BPF run-time statistics: {stats.error}")
+    try:
+        yield
+    finally:
+        stats.close()
