@@ -22,6 +22,7 @@ from .bpf import system
 from .errors import BpftopError
 from .loop import MAX_INTERVAL, MIN_INTERVAL
 from .numtext import is_decimal
+from .priority import DEFAULT_NICE
 from .safetext import safe
 from .stderr_guard import python_stderr_apart
 from .tabs import PLANNED, TABS
@@ -66,6 +67,16 @@ def _count(text: str) -> int:
     if not is_decimal(text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not a number of intervals (1 or more): {text!r}")
     return int(text)
+
+
+def _nice(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a nice value: {text!r}") from None
+    if not -20 <= value <= 19:
+        raise argparse.ArgumentTypeError(f"nice must be between -20 and 19, not {value}")
+    return value
 
 
 def _probes(text: str) -> List[str]:
@@ -120,6 +131,11 @@ def parser() -> argparse.ArgumentParser:
         "--snapshot-dir", type=Path, default=None, metavar="DIR",
         help="where s and S save text snapshots (default $XDG_STATE_HOME/bpftop or ~/.local/state/bpftop)",
     )
+    p.add_argument(
+        "--nice", type=_nice, default=None, metavar="N",
+        help="the console's CPU priority: its threads' nice and, where the kernel groups tasks by session, "
+        f"its session's (default from the config file, else {DEFAULT_NICE}; 0 leaves both as they are)",
+    )
     p.add_argument("--version", action="version", version=f"bpftop {__version__}")
     return p
 
@@ -152,6 +168,8 @@ def _apply_config(args: argparse.Namespace, cfg: config_mod.Config) -> None:
     recording to replay keeps its own tabs and settings."""
     if args.interval is None:
         args.interval = float(cfg.get("interval"))
+    if args.nice is None:
+        args.nice = int(cfg.get("nice"))
     if args.snapshot_dir is None and cfg.get("snapshot_dir"):
         args.snapshot_dir = Path(cfg.get("snapshot_dir"))
     if args.replay:

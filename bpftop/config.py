@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import UsageError
 from .numtext import is_decimal
+from .priority import DEFAULT_NICE
 from .safetext import safe
 
 if sys.version_info >= (3, 11):
@@ -85,6 +86,8 @@ KEYS: Tuple[Key, ...] = (
         "probes attached at start (--probes); unset: all"),
     Key("latency", "true or false", _is_bool, False,
         "time syscalls from the start (--latency; L switches it live; false: --no-latency)"),
+    Key("nice", "a whole number from -20 to 19", lambda v: isinstance(v, int) and not isinstance(v, bool)
+        and -20 <= v <= 19, DEFAULT_NICE, "the console's CPU priority (--nice); 0 leaves it as it is"),
     Key("snapshot_dir", "a directory path", _is_path, None, "where s and S save text snapshots (--snapshot-dir)"),
     Key("record.append", "true or false", _is_bool, False, "--record adds to an existing file (--record-append)"),
     Key("exporter.listen", "ADDR:PORT, e.g. \"127.0.0.1:9435\" or \"[::1]:9435\"", _is_listen, DEFAULT_LISTEN,

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
 
-from . import first_paint
+from . import first_paint, priority
 from .collectors.base import Collector
 from .errors import BpftopError, UsageError
 from .hostline import host_line
@@ -154,9 +154,14 @@ def console(args: argparse.Namespace, pids: Sequence[int], recorder_for: Recorde
     _need_terminal()
     tabs = list(TABS)
     initial = args.tab[0] if args.tab else tabs[0]
-    with first_paint.shown(host_line(args.interval), [TABS[t].title for t in tabs],
-                           tabs.index(initial) if initial in tabs else 0):
-        return _console(args, pids, recorder_for)
+    # Before any thread starts: each inherits the nice of the thread that starts it.
+    raised = priority.raise_priority(args.nice)
+    try:
+        with first_paint.shown(host_line(args.interval), [TABS[t].title for t in tabs],
+                               tabs.index(initial) if initial in tabs else 0):
+            return _console(args, pids, recorder_for)
+    finally:
+        raised.restore()
 
 
 def _console(args: argparse.Namespace, pids: Sequence[int], recorder_for: RecorderFor) -> int:

@@ -32,6 +32,8 @@ def run(args, prefix=(), **kw):
         (["--replay", "x.bpftop", "--latency"], "tabs' options (--latency) do not apply"),
         (["--replay", "/nonexistent/rec"], "cannot read /nonexistent/rec"),
         (["doctor", "extra"], "doctor takes only -v/--verbose"),
+        (["--nice", "-21"], "nice must be between -20 and 19"),
+        (["--nice", "high"], "not a nice value: 'high'"),
         (["--bogus"], "unrecognized arguments"),
     ],
 )

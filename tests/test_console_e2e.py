@@ -156,6 +156,65 @@ def test_tab_key_bursts_last_key_wins(term):
     assert wait_until_gone(before, timeout=20) == []
 
 
+def console_pid(term):
+    """The console's pid: the pane's shell runs it as its child."""
+    shell = int(term.tmux("list-panes", "-t", "t", "-F", "#{pane_pid}").stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(f"/proc/{shell}/task/{shell}/children") as f:
+            children = [int(c) for c in f.read().split()]
+        if children:
+            return shell, children[0]
+        time.sleep(0.1)
+    raise AssertionError("the console never started")
+
+
+def thread_nices(pid):
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            out.append(int(f.read().rsplit(")", 1)[1].split()[16]))  # field 19: nice
+    return out
+
+
+def group_nice(pid):
+    with open(f"/proc/{pid}/autogroup") as f:
+        return int(f.read().split()[-1])
+
+
+def autogroups_on():
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("args, nice", [((), -10), (("--nice", "-4"), -4), (("--nice", "0"), 0)])
+def test_the_console_runs_at_its_priority_and_gives_the_session_back(term, tmp_path, args, nice):
+    """Every thread of the console (the collection and event threads too,
+    started after it) runs at the console's nice; where the kernel groups
+    tasks by session, so does its session's group while it runs, and the
+    group's nice is the shell's again once the console has quit."""
+    before = prog_ids()
+    term.start(bpftop_cmd("-d", "0.5", *args) + f"; echo EXIT=$? > {tmp_path}/rc")
+    shell, pid = console_pid(term)
+    term.wait_for("SYSCALL")
+    wait_programs(before, True)
+    nices = thread_nices(pid)
+    assert len(nices) >= 4 and set(nices) == {nice}, nices
+    if autogroups_on():
+        assert group_nice(pid) == nice
+    term.keys("q")
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "rc").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (tmp_path / "rc").read_text().strip() == "EXIT=0"
+    if autogroups_on():
+        assert group_nice(shell) == 0  # the shell's session, now without the console
+    assert wait_until_gone(before, timeout=20) == []
+
+
 @pytest.mark.parametrize("env", [
     {"TERM": "xterm-256color"},
     {"TERM": "screen"},

@@ -5,9 +5,10 @@ fails loudly when an upgrade moves them)."""
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Optional
 
 from rich.console import Console
+from textual._time import get_time
 from textual.app import App
 from textual.geometry import Size
 from textual.widget import Widget
@@ -47,3 +48,25 @@ def update_scrollbars(widget: Widget, virtual_size: Size) -> None:
     get there, refresh(layout=True), lays out and redraws every widget.
     """
     widget._scroll_update(virtual_size)
+
+
+# What parser_wait says when Textual's parser no longer keeps its deadline
+# where it is read below: wake as often as Textual's own input loop does.
+TEXTUAL_INPUT_POLL_S = 0.1
+
+
+def parser_wait(parser: Any) -> Optional[float]:
+    """Seconds until Textual's key parser stops waiting for the rest of an
+    escape sequence (a lone Esc is a key only once that time has passed),
+    0 if it is past; None when it waits for nothing.
+
+    Textual's parser keeps that deadline to itself; its input loop wakes
+    every 0.1 s to ask (``tick()``), whether or not anything is pending.
+    """
+    missing = object()
+    deadline: Any = getattr(parser, "_timeout_time", missing)
+    if deadline is missing:
+        return TEXTUAL_INPUT_POLL_S
+    if deadline is None:
+        return None
+    return max(0.0, float(deadline) - get_time())
