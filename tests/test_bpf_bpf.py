@@ -416,3 +416,40 @@ def test_a_pinned_program_shows_its_path_and_outlives_its_process(tmp_path):
     finally:
         child.quit()
         subprocess.run(["umount", str(bpffs)], check=False)
+
+
+def fdinfo_counters(fd):
+    fields = {}
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return (int(fields["prog_id"]), int(fields.get("run_cnt", 0)), int(fields.get("run_time_ns", 0)),
+            int(fields["recursion_misses"]) if "recursion_misses" in fields else None)
+
+
+def test_program_counters_from_the_info_agree_with_the_fdinfo(shared_collectors):
+    """program_stats reads a program's counters from its info (one bpf(2)
+    call); the kernel's fdinfo of the same fd, read just before and just
+    after, brackets them."""
+    from bpftop.bpf.stats import StatsSwitch, program_stats
+    from bpftop.collectors.syscalls import SyscallsCollector
+
+    sc = shared_collectors.get(SyscallsCollector)
+    switch = StatsSwitch()
+    assert switch.open()
+    try:
+        for _ in range(2000):
+            os.getppid()
+        for name, fd in sc.programs():
+            before = fdinfo_counters(fd)
+            got = program_stats(fd)
+            after = fdinfo_counters(fd)
+            assert got is not None, name
+            assert got.prog_id == before[0] == after[0]
+            assert before[1] <= got.run_cnt <= after[1], name
+            assert before[2] <= got.run_time_ns <= after[2], name
+            assert (got.recursion_misses is None) == (before[3] is None), name
+        assert any(program_stats(fd).run_cnt for _, fd in sc.programs())  # statistics were on: it counted
+    finally:
+        switch.close()

@@ -7,17 +7,69 @@ import errno
 import os
 from typing import Any, Container, Dict, Iterable, List, Optional, Sequence, Tuple
 
+# Entries one batch call reads into buffers kept with the table. BCC's own
+# batch read allocates (and the kernel faults in) buffers for the whole map
+# on every read: 16,384 entries of the TCP aggregate, 1.6 MB, six times a
+# second on an idle console. A hash bucket never holds this many.
+CHUNK = 1024
+
+
+class _Chunk:
+    def __init__(self, table: Any) -> None:
+        self.entries = max(1, min(CHUNK, int(table.max_entries)))
+        self.keys = (table.Key * self.entries)()
+        self.values = (table.Leaf * self.entries)()
+        self.key_size = ctypes.sizeof(table.Key)
+        self.value_size = ctypes.sizeof(table.Leaf)
+
+
+def _copy(value: Any) -> Any:
+    # An element of a ctypes array of structs shares the array's buffer,
+    # which the next read overwrites; ints (scalar keys) are values already.
+    return type(value).from_buffer_copy(value) if isinstance(value, ctypes.Array | ctypes.Structure) else value
+
+
+def _batch_items(table: Any) -> List[Tuple[Any, Any]]:
+    import bcc.libbcc
+
+    chunk = getattr(table, "_bpftop_chunk", None)
+    if chunk is None:
+        chunk = _Chunk(table)
+        table._bpftop_chunk = chunk
+    lib = bcc.libbcc.lib
+    out: List[Tuple[Any, Any]] = []
+    # The kernel's place in the map between calls: a bucket's index for a
+    # hash, a key for other maps (BCC declares it a u32 pointer).
+    room = ctypes.create_string_buffer(max(8, chunk.key_size))
+    token = ctypes.cast(room, ctypes.POINTER(ctypes.c_uint32))
+    count = ctypes.c_uint32(0)
+    first = True
+    while True:
+        count.value = chunk.entries
+        res = lib.bpf_lookup_batch(table.map_fd, None if first else token, token,
+                                   chunk.keys, chunk.values, ctypes.byref(count))
+        err = ctypes.get_errno()
+        first = False
+        keys, values = chunk.keys, chunk.values
+        out.extend((_copy(keys[i]), _copy(values[i])) for i in range(count.value))
+        if res != 0:
+            if err == errno.ENOENT:
+                return out  # the end of the map
+            raise OSError(err, f"BPF_MAP_LOOKUP_BATCH on {table._name!r}: {os.strerror(err)}")
+        if count.value == 0:
+            return out
+
 
 def items(table: Any) -> List[Tuple[Any, Any]]:
-    """Every (key, value) of a map, in one batch where the kernel can."""
+    """Every (key, value) of a map, in batches where the kernel can."""
     try:
-        return list(table.items_lookup_batch())
+        return _batch_items(table)
     except Exception:
         # Kernels before 5.6 have no batch lookups: one lookup per key.
         out = []
         for key in list(table.keys()):
             try:
-                out.append((key, table.getvalue(key)))
+                out.append((key, table[key]))
             except KeyError:
                 pass  # deleted between listing and lookup
         return out

@@ -269,6 +269,18 @@ def prog_info(fd: int) -> ProgInfo:
     )
 
 
+def prog_counters(fd: int) -> Tuple[int, int, int, Optional[int]]:
+    """(id, run_cnt, run_time_ns, recursion_misses: None where the kernel
+    does not count them) of the program behind ``fd``: one call, no map ids
+    asked for. BpfError where the kernel's info has no run counters."""
+    info = _ProgInfo()
+    filled = obj_info(fd, info)
+    if filled < _end(_ProgInfo.run_cnt):
+        raise BpfError(errno.ENOTSUP, "no run counters in this kernel's program info")
+    misses = info.recursion_misses if filled >= _end(_ProgInfo.recursion_misses) else None
+    return info.id, info.run_cnt, info.run_time_ns, misses
+
+
 @dataclass(frozen=True)
 class MapInfo:
     id: int

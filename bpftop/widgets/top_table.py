@@ -15,6 +15,7 @@ from typing import ClassVar, Dict, List, Optional, Sequence, Tuple
 
 from rich.cells import cell_len
 from rich.segment import Segment
+from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
@@ -120,6 +121,10 @@ class TopTable(ScrollView, can_focus=True):
         # Rendered rows by position: (what they were rendered from, the strip).
         self._strips: Dict[int, Tuple[tuple, Strip]] = {}
         self._highlighted: Optional[str] = None
+        # The table's own style: Textual works it out from every ancestor's
+        # styles on each call, and render_line needs it for each line (a
+        # sixth of an idle console's UI thread).
+        self._base_style: Optional[Style] = None
 
     # -- the data --------------------------------------------------------------
     @property
@@ -281,8 +286,16 @@ class TopTable(ScrollView, can_focus=True):
             parts.append(" " * PAD + (fill + text if numeric else text + fill) + " " * PAD)
         return "".join(parts)
 
+    def notify_style_update(self) -> None:
+        # Textual calls this on the table whenever its styles or an
+        # ancestor's are worked out anew (focus, a theme, CSS).
+        self._base_style = None
+        super().notify_style_update()
+
     def render_line(self, y: int) -> Strip:
-        base = self.rich_style
+        base = self._base_style
+        if base is None:
+            base = self._base_style = self.rich_style
         if y == 0:
             style = base + self.get_component_rich_style("top-table--header")
             strip = Strip([Segment(self._line(self._labels), style)])

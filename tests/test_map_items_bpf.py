@@ -1,0 +1,78 @@
+"""maps.items against entries written into real hashes: every entry read,
+across several batch calls, as copies that a later read leaves alone."""
+
+import ctypes
+
+import pytest
+
+from bpftop.bpf import maps
+
+pytestmark = pytest.mark.bpf
+
+SOURCE = b"""
+struct pair { u32 pid; u16 port; };
+struct val { u64 count; char comm[16]; };
+BPF_HASH(big, struct pair, struct val, 6000);
+BPF_HASH(small, u32, u64, 8);
+BPF_PERCPU_HASH(percpu, u32, u64, 3000);
+int unused(void *ctx) { return 0; }
+"""
+
+
+@pytest.fixture(scope="module")
+def module():
+    import bcc
+
+    b = bcc.BPF(text=SOURCE)
+    yield b
+    b.cleanup()
+
+
+def no_key_walk(*_):
+    raise AssertionError("read key by key: the batch read failed")
+
+
+def test_a_hash_larger_than_a_batch_is_read_whole_as_copies(module, monkeypatch):
+    table = module[b"big"]
+    table.clear()
+    n = 3 * maps.CHUNK + 17  # several batch calls
+    for i in range(n):
+        k = table.Key(pid=i, port=i % 65536)
+        v = table.Leaf(count=10 * i, comm=f"p{i}".encode())
+        table[k] = v
+    monkeypatch.setattr(table, "keys", no_key_walk)
+    first = maps.items(table)
+    assert len(first) == n
+    got = {(k.pid, k.port): (v.count, bytes(v.comm).rstrip(b"\0")) for k, v in first}
+    assert got == {(i, i % 65536): (10 * i, f"p{i}".encode()) for i in range(n)}
+    monkeypatch.undo()
+    table.clear()
+    table[table.Key(pid=1, port=1)] = table.Leaf(count=99)
+    again = maps.items(table)
+    assert [(k.pid, v.count) for k, v in again] == [(1, 99)]
+    # The first read's objects are its own: the second read did not overwrite them.
+    assert {(k.pid, k.port): v.count for k, v in first} == {(i, i % 65536): 10 * i for i in range(n)}
+
+
+def test_scalar_keys_and_an_empty_map(module):
+    table = module[b"small"]
+    table.clear()
+    assert maps.items(table) == []
+    for i in range(8):
+        table[ctypes.c_uint32(i)] = ctypes.c_uint64(i * i)
+    # Scalars come as ints, as from BCC's own batch read.
+    assert sorted((maps.key_int(k), maps.key_int(v)) for k, v in maps.items(table)) == [(i, i * i) for i in range(8)]
+
+
+def test_per_cpu_values_come_whole(module, monkeypatch):
+    table = module[b"percpu"]
+    table.clear()
+    cpus = table.total_cpu
+    for i in range(2000):
+        leaf = table.Leaf()
+        for c in range(cpus):
+            leaf[c] = i * 100 + c
+        table[ctypes.c_uint32(i)] = leaf
+    monkeypatch.setattr(table, "keys", no_key_walk)
+    got = {maps.key_int(k): list(v) for k, v in maps.items(table)}
+    assert got == {i: [i * 100 + c for c in range(cpus)] for i in range(2000)}
