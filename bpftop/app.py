@@ -23,7 +23,7 @@ from .console_filters import FilterState
 from .filters import NO_FILTER, Filter
 from .keys import KEYS
 from .loop import CollectionLoop, Snapshots
-from .messages import RecordingFailed, SnapshotReady, StatusChanged, SwitchProbe
+from .messages import IntervalReady, RecordingFailed, StatusChanged, SwitchProbe
 from .model import CollectorState, CollectorStatus
 from .recording.file import Recorder, RecordingError
 from .recording.file import header as recording_header
@@ -218,8 +218,7 @@ class BpftopApp(App[int]):
                     self.recording_state.failed = getattr(e, "reason", "") or str(e)
                     self.recording_state.message = str(e)
                 self.post_message(RecordingFailed(str(e)))
-        for tab, snapshot in snapshots:
-            self.post_message(SnapshotReady(tab, snapshot))
+        self.post_message(IntervalReady(snapshots))
 
     def _status_changed(self, status: CollectorStatus) -> None:
         """In the collection loop's threads."""
@@ -237,20 +236,24 @@ class BpftopApp(App[int]):
             filters["pinned"] = self.pinned.text
         return recording_header(list(self.by_tab), self.interval, hooks, filters)
 
-    def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        self.history.feed(message.tab, message.snapshot)
-        self._settle(message.tab)
+    def on_interval_ready(self, message: IntervalReady) -> None:
+        for tab, snapshot in message.snapshots:
+            self._show_snapshot(tab, snapshot)
+
+    def _show_snapshot(self, tab: str, snapshot: Any) -> None:
+        self.history.feed(tab, snapshot)
+        self._settle(tab)
         if self.paused:
-            self._held[message.tab] = message.snapshot
+            self._held[tab] = snapshot
             return
-        view = self.view(message.tab)
+        view = self.view(tab)
         if view is not None:
-            view.show_snapshot(message.snapshot)
+            view.show_snapshot(snapshot)
             if self.screen is self.main_screen and not isinstance(self.focused, (TopTable, Input)):
                 # A tab's own keys are bindings of its view: keep the focus
                 # in the tab shown (start-up can leave it on the tab bar).
-                if self.main_screen.active_tab == message.tab:
-                    self.main_screen.activate(message.tab)
+                if self.main_screen.active_tab == tab:
+                    self.main_screen.activate(tab)
 
     def _settle(self, tab: str) -> None:
         """Once every tab that runs has shown its first data, what the

@@ -1,26 +1,31 @@
 """Messages from collector threads to the UI, in one place.
 
-Posting a Textual message is thread-safe. A burst of snapshots for one tab
-(a slow terminal, a paused UI thread) collapses to the newest.
+Posting a Textual message is thread-safe. A burst of intervals (a slow
+terminal, a paused UI thread) collapses to the newest.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence, Tuple
 
 from textual.message import Message
 
 from .model import CollectorStatus
 
 
-class SnapshotReady(Message):
-    def __init__(self, tab: str, snapshot: Any) -> None:
+class IntervalReady(Message):
+    """One interval's snapshots, every tab's in one message: one wake-up of
+    the UI a beat, not one per tab."""
+
+    def __init__(self, snapshots: Sequence[Tuple[str, Any]]) -> None:
         super().__init__()
-        self.tab = tab
-        self.snapshot = snapshot
+        self.snapshots = snapshots
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SnapshotReady) and message.tab == self.tab
+        # A UI that fell behind shows the newer interval, when it has every
+        # tab the older one had.
+        return isinstance(message, IntervalReady) and {t for t, _ in message.snapshots} <= {
+            t for t, _ in self.snapshots}
 
 
 class StatusChanged(Message):

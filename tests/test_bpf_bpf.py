@@ -453,3 +453,40 @@ def test_program_counters_from_the_info_agree_with_the_fdinfo(shared_collectors)
         assert any(program_stats(fd).run_cnt for _, fd in sc.programs())  # statistics were on: it counted
     finally:
         switch.close()
+
+
+def test_a_raw_tracepoint_link_is_read_once_and_dropped_when_it_goes():
+    """A raw tracepoint link's program and target never change: the BPF
+    tab reads its info once, names it every interval, and forgets it with
+    the link."""
+    import bcc
+
+    from bpftop.bpf import objinfo
+    from bpftop.collectors.bpf import read_links
+
+    b = bcc.BPF(text=b"RAW_TRACEPOINT_PROBE(sched_process_free) { return 0; }")
+    try:
+        known = {}
+        prog_id = objinfo.prog_info(b.funcs[b"raw_tracepoint__sched_process_free"].fd).id
+        first = read_links(known)
+        assert first.get(prog_id) == {"raw_tracepoint sched_process_free"}
+        cached = [i for i, link in known.items() if link.prog_id == prog_id]
+        assert len(cached) == 1
+        opened = []
+        real = objinfo.fd_by_id
+
+        def counting(cmd, obj_id, *a):
+            opened.append((cmd, obj_id))
+            return real(cmd, obj_id, *a)
+
+        objinfo.fd_by_id = counting
+        try:
+            again = read_links(known)
+        finally:
+            objinfo.fd_by_id = real
+        assert again.get(prog_id) == {"raw_tracepoint sched_process_free"}
+        assert (objinfo.BPF_LINK_GET_FD_BY_ID, cached[0]) not in opened  # named from what was kept
+    finally:
+        b.cleanup()
+    after = read_links(known)
+    assert prog_id not in after and cached[0] not in known

@@ -252,10 +252,10 @@ async def test_exception_in_the_ui_detaches_real_programs():
     armed = threading.Event()
 
     class Buggy(BpftopApp):
-        def on_snapshot_ready(self, message):
+        def on_interval_ready(self, message):
             if armed.is_set():
                 raise RuntimeError("a bug in a view")
-            super().on_snapshot_ready(message)
+            super().on_interval_ready(message)
 
     app = Buggy([collector], interval=0.2)
     with pytest.raises(RuntimeError, match="a bug in a view"):

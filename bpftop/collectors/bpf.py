@@ -83,25 +83,39 @@ def read_programs() -> List[objinfo.ProgInfo]:
     return out
 
 
-def read_links() -> Dict[int, Set[str]]:
-    """Program id -> attach points its links name."""
+# Link types whose program and target never change once made (the kernel
+# has no update or detach for them): their info is read once, not every
+# interval. The others (cgroup, xdp, netns, tcx, ...) can have their
+# program replaced (BPF_LINK_UPDATE) or be detached.
+FIXED_LINKS = frozenset({"raw_tracepoint", "tracing", "perf_event", "kprobe_multi", "uprobe_multi"})
+
+
+def read_links(known: Optional[Dict[int, attachinfo.LinkInfo]] = None) -> Dict[int, Set[str]]:
+    """Program id -> attach points its links name. ``known`` keeps the
+    info of links of FIXED_LINKS types between calls."""
     out: Dict[int, Set[str]] = {}
-    names = None
+    cache: Dict[int, attachinfo.LinkInfo] = {} if known is None else known
+    present: Set[int] = set()
     for link_id in objinfo.next_ids(objinfo.BPF_LINK_GET_NEXT_ID):
-        fd = objinfo.fd_by_id(objinfo.BPF_LINK_GET_FD_BY_ID, link_id)
-        if fd is None:
-            continue
-        try:
-            if names is None:
-                names = attachinfo.interface_names()
-            link = attachinfo.link_info(fd, names)
-        except objinfo.BpfError:
-            continue
-        finally:
-            os.close(fd)
+        present.add(link_id)
+        link = cache.get(link_id)
+        if link is None:
+            fd = objinfo.fd_by_id(objinfo.BPF_LINK_GET_FD_BY_ID, link_id)
+            if fd is None:
+                continue
+            try:
+                link = attachinfo.link_info(fd)
+            except objinfo.BpfError:
+                continue
+            finally:
+                os.close(fd)
+            if link.type in FIXED_LINKS:
+                cache[link_id] = link
         point = link.type if not link.target else (
             link.target if link.type == "perf_event" else f"{link.type} {link.target}")
         out.setdefault(link.prog_id, set()).add(point)
+    for gone in set(cache) - present:
+        del cache[gone]
     return out
 
 
@@ -189,6 +203,7 @@ class BpfCollector(Collector[BpfSnapshot]):
         self._scanned_at = 0.0
         self._scanned_ids: Set[int] = set()
         self._maps: Dict[int, objinfo.MapInfo] = {}
+        self._links: Dict[int, attachinfo.LinkInfo] = {}
 
     # -- ladder -----------------------------------------------------------
     def strategies(self) -> List[ladder.Strategy]:
@@ -258,7 +273,7 @@ class BpfCollector(Collector[BpfSnapshot]):
         progs = read_programs()
         now = time.monotonic()
         interval = now - self._last
-        links = read_links()
+        links = read_links(self._links)
         holders = self._owners({p.id for p in progs})
         stats_on, how = self._stats_state(holders)
         # Statistics on at both ends of the interval: its counts are whole.
