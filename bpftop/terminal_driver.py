@@ -108,14 +108,19 @@ class ConsoleDriver(LinuxDriver):
                     with contextlib.suppress(OSError):
                         os.read(self._wake_r, 4096)
                     continue
-                text = decode(os.read(self.fileno, 4096))
-                if not text:
+                try:
+                    data = os.read(self.fileno, 4096)
+                except OSError:
+                    data = b""  # EIO: the terminal hung up
+                if not data:
                     # End of input (a pipe, a hung-up terminal): nothing more
                     # to wait for there; the lifeline ends the console.
                     selector.unregister(self.fileno)
                     continue
-                for event in parser.feed(text):
-                    self.process_message(event)
+                text = decode(data)  # "" while a character's bytes are still coming
+                if text:
+                    for event in parser.feed(text):
+                        self.process_message(event)
             for event in parser.tick():
                 self.process_message(event)
 

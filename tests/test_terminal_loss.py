@@ -166,6 +166,38 @@ def test_a_stop_and_continue_leave_and_redraw_the_screen():
         term.close()
 
 
+def test_keys_after_a_character_split_across_reads_and_a_lone_escape():
+    """The console's input thread waits for input without a timeout: a
+    character whose bytes arrive in two reads is one character, a lone Esc
+    is a key once the parser's wait for the rest of a sequence runs out,
+    and the keys after both still work."""
+    term = PtyRun(BPFTOP + ["-d", "0.5"], width=100, height=30)
+    try:
+        assert term.wait_for(b"SYSCALL", timeout=60)
+        term.send(b"/")
+        assert term.wait_for(b"filter Syscalls", timeout=scaled(10))
+        mark = len(term.output)
+        term.send("é".encode()[:1])
+        term.pump(0.3)
+        term.send("é".encode()[1:])
+        deadline = time.monotonic() + scaled(10)
+        while "é".encode() not in term.output[mark:] and time.monotonic() < deadline:
+            term.pump(0.1)
+        assert "é".encode() in term.output[mark:], "the split character never showed"
+        term.send(b"\x1b")  # a lone Esc: closes the filter prompt
+        term.pump(0.5)
+        mark = len(term.output)
+        term.send(b"2")
+        deadline = time.monotonic() + scaled(10)
+        while b"IOPS" not in term.output[mark:] and time.monotonic() < deadline:
+            term.pump(0.1)
+        assert b"IOPS" in term.output[mark:], "a tab key after the Esc did nothing"
+        term.send(b"q")
+        assert term.wait(scaled(30)) == 0
+    finally:
+        term.close()
+
+
 def state(pid):
     with open(f"/proc/{pid}/stat") as f:
         return f.read().split(") ", 1)[1][0]
