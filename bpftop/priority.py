@@ -63,7 +63,7 @@ def _write_group_nice(nice: int, path: str) -> bool:
 class Raised:
     """What ``raise_priority`` changed, to undo with ``restore``."""
 
-    thread_nice: Optional[int] = None  # the nice now in force, if it was raised
+    thread_nice: Optional[int] = None  # the nice set, if it was changed
     group_before: Optional[int] = None  # the group's nice before, if it was raised
     group_path: str = AUTOGROUP
 

@@ -48,6 +48,14 @@ class PtyRun:
                 break
         return needle in self.output
 
+    def wait_after(self, mark, needle, timeout):
+        """Whether ``needle`` shows in what was written after ``mark`` (a
+        length of ``output``) within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.output[mark:] and time.monotonic() < deadline:
+            self.pump(0.1)
+        return needle in self.output[mark:]
+
     def send(self, data):
         os.write(self.fd, data)
 

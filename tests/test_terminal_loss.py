@@ -156,10 +156,7 @@ def test_a_stop_and_continue_leave_and_redraw_the_screen():
         assert state(term.pid) == "T", "not stopped"
         mark = len(term.output)
         os.kill(term.pid, signal.SIGCONT)
-        deadline = time.monotonic() + scaled(10)
-        while b"\x1b[?1049h" not in term.output[mark:] and time.monotonic() < deadline:
-            term.pump(0.1)
-        assert b"\x1b[?1049h" in term.output[mark:], "the console did not come back"
+        assert term.wait_after(mark, b"\x1b[?1049h", scaled(10)), "the console did not come back"
         term.send(b"q")
         assert term.wait(scaled(30)) == 0
     finally:
@@ -180,18 +177,12 @@ def test_keys_after_a_character_split_across_reads_and_a_lone_escape():
         term.send("é".encode()[:1])
         term.pump(0.3)
         term.send("é".encode()[1:])
-        deadline = time.monotonic() + scaled(10)
-        while "é".encode() not in term.output[mark:] and time.monotonic() < deadline:
-            term.pump(0.1)
-        assert "é".encode() in term.output[mark:], "the split character never showed"
+        assert term.wait_after(mark, "é".encode(), scaled(10)), "the split character never showed"
         term.send(b"\x1b")  # a lone Esc: closes the filter prompt
         term.pump(0.5)
         mark = len(term.output)
         term.send(b"2")
-        deadline = time.monotonic() + scaled(10)
-        while b"IOPS" not in term.output[mark:] and time.monotonic() < deadline:
-            term.pump(0.1)
-        assert b"IOPS" in term.output[mark:], "a tab key after the Esc did nothing"
+        assert term.wait_after(mark, b"IOPS", scaled(10)), "a tab key after the Esc did nothing"
         term.send(b"q")
         assert term.wait(scaled(30)) == 0
     finally:

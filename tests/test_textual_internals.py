@@ -47,3 +47,22 @@ def test_widgets_still_update_their_scrollbars_in_scroll_update():
 
     assert hasattr(Widget, "_scroll_update"), "Widget._scroll_update is gone: fix update_scrollbars()"
     assert "_refresh_scrollbars" in inspect.getsource(Widget._scroll_update)
+
+
+def test_the_key_parser_still_keeps_its_escape_deadline():
+    """The console's input loop waits as long as Textual's key parser has
+    nothing pending, and until its deadline for the rest of an escape
+    sequence when it has (ConsoleDriver.run_input_thread)."""
+    from textual._xterm_parser import XTermParser
+
+    from bpftop.screens.textual_internals import TEXTUAL_INPUT_POLL_S, parser_wait
+
+    parser = XTermParser()
+    assert hasattr(parser, "_timeout_time"), "Textual's Parser._timeout_time is gone: fix parser_wait()"
+    assert parser_wait(parser) is None
+    assert list(parser.feed("a"))  # a plain key: nothing pending after it
+    assert parser_wait(parser) is None
+    assert not list(parser.feed("\x1b"))  # Esc alone: a key only once the wait is over
+    wait = parser_wait(parser)
+    assert wait is not None and 0 < wait <= 1
+    assert parser_wait(object()) == TEXTUAL_INPUT_POLL_S  # no deadline to read: Textual's own pace

@@ -1,5 +1,7 @@
-"""maps.items against entries written into real hashes: every entry read,
-across several batch calls, as copies that a later read leaves alone."""
+"""Reading BPF maps against values written into real maps:
+maps.PerCpuArrayTotals on per-CPU arrays, and maps.items on hashes (every
+entry read, across several batch calls, as copies that a later read
+leaves alone)."""
 
 import ctypes
 
@@ -10,6 +12,10 @@ from bpftop.bpf import maps
 pytestmark = pytest.mark.bpf
 
 SOURCE = b"""
+struct two { u64 a; u64 b; };
+struct odd { u32 a; u64 b; };
+BPF_PERCPU_ARRAY(pairs, struct two, 7);
+BPF_PERCPU_ARRAY(odds, struct odd, 2);
 struct pair { u32 pid; u16 port; };
 struct val { u64 count; char comm[16]; };
 BPF_HASH(big, struct pair, struct val, 6000);
@@ -28,10 +34,32 @@ def module():
     b.cleanup()
 
 
+def test_sums_every_field_over_every_cpu(module):
+    table = module[b"pairs"]
+    for slot in range(7):
+        per_cpu = table.Leaf()
+        for cpu in range(table.total_cpu):
+            per_cpu[cpu].a = 1000 * slot + cpu
+            per_cpu[cpu].b = 2**40 + slot * cpu
+        table[ctypes.c_int(slot)] = per_cpu
+    got = maps.PerCpuArrayTotals(table).read()
+    cpus = range(table.total_cpu)
+    assert got == {
+        "a": [sum(1000 * s + c for c in cpus) for s in range(7)],
+        "b": [sum(2**40 + s * c for c in cpus) for s in range(7)],
+    }
+
+
+def test_a_struct_not_all_u64_is_refused(module):
+    with pytest.raises(ValueError, match="u64"):
+        maps.PerCpuArrayTotals(module[b"odds"])
+
+
 def no_key_walk(*_):
     raise AssertionError("read key by key: the batch read failed")
 
 
+@pytest.mark.matrix
 def test_a_hash_larger_than_a_batch_is_read_whole_as_copies(module, monkeypatch):
     table = module[b"big"]
     table.clear()
@@ -64,6 +92,7 @@ def test_scalar_keys_and_an_empty_map(module):
     assert sorted((maps.key_int(k), maps.key_int(v)) for k, v in maps.items(table)) == [(i, i * i) for i in range(8)]
 
 
+@pytest.mark.matrix
 def test_per_cpu_values_come_whole(module, monkeypatch):
     table = module[b"percpu"]
     table.clear()
