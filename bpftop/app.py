@@ -119,6 +119,10 @@ class BpftopApp(App[int]):
                           if replay is not None else None)
         self.collection: Optional[CollectionLoop] = None  # None in a replay: nothing is collected
         self._ui_loop: Optional[asyncio.AbstractEventLoop] = None
+        # Until Textual's first layout (its Ready event), an exit waits here:
+        # the return code asked for, or None when none was asked.
+        self._laid_out = False
+        self._exit_waiting: Optional[int] = None
         self.paused = False
         self._held: Dict[str, object] = {}  # snapshots that arrived while paused
         # Tabs that have shown data, until every running one has (then None).
@@ -192,8 +196,23 @@ class BpftopApp(App[int]):
         loop = self._ui_loop
         if loop is None or loop.is_closed():
             return False
-        loop.call_soon_threadsafe(functools.partial(self.exit, return_code=code))
+        loop.call_soon_threadsafe(functools.partial(self._exit_when_ready, code))
         return True
+
+    def _exit_when_ready(self, code: int = 0) -> None:
+        """Exit now, or once the screen's widgets are all mounted. An exit
+        while they still mount (a q typed on the first paint, a SIGTERM at
+        start) crashed Textual's tab bar: its own mount handler looked for
+        tabs the exit had already removed, and printed a traceback."""
+        if self._laid_out:
+            self.exit(return_code=code)
+        else:
+            self._exit_waiting = code
+
+    def on_ready(self) -> None:
+        self._laid_out = True
+        if self._exit_waiting is not None:
+            self.call_after_refresh(self.exit, return_code=self._exit_waiting)
 
     def output_healthy(self) -> bool:
         return output_healthy(self)
@@ -350,7 +369,7 @@ class BpftopApp(App[int]):
         return True
 
     async def action_quit(self) -> None:
-        self.exit()
+        self._exit_when_ready()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -263,3 +263,19 @@ async def test_redrawing_tables_never_asks_the_terminal_its_size(monkeypatch):
         await pilot.pause(0.3)
         assert asked == []
         assert tuple(app.console.size) == (130, 40)
+
+
+async def test_an_exit_asked_before_the_first_layout_waits_for_it():
+    """A q typed on the first paint, or a SIGTERM at start, asks for an exit
+    before Textual has mounted the screen's widgets: the console exits,
+    with the code asked for, once they are (an exit in the middle crashed
+    Textual's tab bar with a traceback)."""
+    app = BpftopApp([FakeCollector()], interval=0.1)
+    app._exit_when_ready(7)  # what request_exit and q do before Ready
+    assert app.return_code is None
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(100):
+            if not app.is_running:
+                break
+            await pilot.pause(0.05)
+    assert app.return_code == 7
