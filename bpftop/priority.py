@@ -42,7 +42,8 @@ def read_group_nice(path: str = AUTOGROUP) -> Optional[int]:
     return None
 
 
-def _groups_enabled(path: str = AUTOGROUP_ENABLED) -> bool:
+def groups_enabled(path: str = AUTOGROUP_ENABLED) -> bool:
+    """Whether the kernel groups tasks by session for scheduling."""
     try:
         with open(path) as f:
             return f.read().strip() == "1"
@@ -50,7 +51,8 @@ def _groups_enabled(path: str = AUTOGROUP_ENABLED) -> bool:
         return False
 
 
-def _write_group_nice(nice: int, path: str) -> bool:
+def write_group_nice(nice: int, path: str = AUTOGROUP) -> bool:
+    """Set a session group's nice (``/proc/PID/autogroup``); False if refused."""
     try:
         with open(path, "w") as f:
             f.write(str(nice))
@@ -69,7 +71,7 @@ class Raised:
 
     def restore(self) -> None:
         if self.group_before is not None:
-            _write_group_nice(self.group_before, self.group_path)
+            write_group_nice(self.group_before, self.group_path)
             self.group_before = None
 
 
@@ -91,8 +93,8 @@ def raise_priority(nice: int, group_path: str = AUTOGROUP, enabled_path: str = A
             raised.thread_nice = nice
     except OSError:
         pass
-    if nice < 0 and _groups_enabled(enabled_path):
+    if nice < 0 and groups_enabled(enabled_path):
         before = read_group_nice(group_path)
-        if before is not None and before > nice and _write_group_nice(nice, group_path):
+        if before is not None and before > nice and write_group_nice(nice, group_path):
             raised.group_before = before
     return raised

@@ -17,6 +17,7 @@ from bpfprogs import ours, prog_ids, prog_list, tag_env, wait_until_gone
 from terminal import Terminal, active_tab
 from testenv import scaled
 
+from bpftop.priority import groups_enabled, read_group_nice
 from bpftop.tabs import TABS
 
 pytestmark = pytest.mark.bpf
@@ -178,16 +179,7 @@ def thread_nices(pid):
 
 
 def group_nice(pid):
-    with open(f"/proc/{pid}/autogroup") as f:
-        return int(f.read().split()[-1])
-
-
-def autogroups_on():
-    try:
-        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
-            return f.read().strip() == "1"
-    except OSError:
-        return False
+    return read_group_nice(f"/proc/{pid}/autogroup")
 
 
 @pytest.mark.parametrize("args, nice", [((), -10), (("--nice", "-4"), -4), (("--nice", "0"), 0)])
@@ -203,14 +195,14 @@ def test_the_console_runs_at_its_priority_and_gives_the_session_back(term, tmp_p
     wait_programs(before, True)
     nices = thread_nices(pid)
     assert len(nices) >= 4 and set(nices) == {nice}, nices
-    if autogroups_on():
+    if groups_enabled():
         assert group_nice(pid) == nice
     term.keys("q")
     deadline = time.monotonic() + 20
     while not (tmp_path / "rc").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert (tmp_path / "rc").read_text().strip() == "EXIT=0"
-    if autogroups_on():
+    if groups_enabled():
         assert group_nice(shell) == 0  # the shell's session, now without the console
     assert wait_until_gone(before, timeout=20) == []
 

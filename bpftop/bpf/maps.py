@@ -20,7 +20,6 @@ class _Chunk:
         self.keys = (table.Key * self.entries)()
         self.values = (table.Leaf * self.entries)()
         self.key_size = ctypes.sizeof(table.Key)
-        self.value_size = ctypes.sizeof(table.Leaf)
 
 
 def _copy(value: Any) -> Any:

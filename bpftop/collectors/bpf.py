@@ -90,15 +90,14 @@ def read_programs() -> List[objinfo.ProgInfo]:
 FIXED_LINKS = frozenset({"raw_tracepoint", "tracing", "perf_event", "kprobe_multi", "uprobe_multi"})
 
 
-def read_links(known: Optional[Dict[int, attachinfo.LinkInfo]] = None) -> Dict[int, Set[str]]:
+def read_links(known: Dict[int, attachinfo.LinkInfo]) -> Dict[int, Set[str]]:
     """Program id -> attach points its links name. ``known`` keeps the
     info of links of FIXED_LINKS types between calls."""
     out: Dict[int, Set[str]] = {}
-    cache: Dict[int, attachinfo.LinkInfo] = {} if known is None else known
     present: Set[int] = set()
     for link_id in objinfo.next_ids(objinfo.BPF_LINK_GET_NEXT_ID):
         present.add(link_id)
-        link = cache.get(link_id)
+        link = known.get(link_id)
         if link is None:
             fd = objinfo.fd_by_id(objinfo.BPF_LINK_GET_FD_BY_ID, link_id)
             if fd is None:
@@ -110,12 +109,12 @@ def read_links(known: Optional[Dict[int, attachinfo.LinkInfo]] = None) -> Dict[i
             finally:
                 os.close(fd)
             if link.type in FIXED_LINKS:
-                cache[link_id] = link
+                known[link_id] = link
         point = link.type if not link.target else (
             link.target if link.type == "perf_event" else f"{link.type} {link.target}")
         out.setdefault(link.prog_id, set()).add(point)
-    for gone in set(cache) - present:
-        del cache[gone]
+    for gone in set(known) - present:
+        del known[gone]
     return out
 
 
