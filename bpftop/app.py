@@ -138,6 +138,14 @@ class BpftopApp(App[int]):
         # A tab shown while the collectors still compile is started next.
         if self.collection is not None and event.pane.id:
             self.collection.prefer(event.pane.id)
+            self._shown(event.pane.id)
+
+    def _shown(self, tab: str) -> None:
+        """Tabs that read less often while hidden (the BPF tab's walk of
+        every object in the kernel) do so only when nothing records: a
+        recording keeps every tab at every interval."""
+        if self.collection is not None and self.recorder is None:
+            self.collection.show(tab)
 
     def notify(self, message: str, *, markup: bool = False, **kwargs: Any) -> None:
         # Messages quote filters, paths and errors: never markup, never raw.
@@ -176,6 +184,7 @@ class BpftopApp(App[int]):
             )
             self.probing.collection = self.collection
             self.collection.prefer(self.initial_tab)
+            self._shown(self.initial_tab)
             # The compiles start once the first frame is drawn: the rungs'
             # checks and bcc's own Python hold the GIL, and with them going
             # the first frame came 0.5 s later.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from . import malloc
 from .collectors.base import Collector
@@ -65,6 +65,7 @@ class _Slot:
         self.since = 0.0  # monotonic time it came up: its first interval is not a sliver
         self.backoff = FIRST_BACKOFF
         self.retry_at = 0.0
+        self.read_at = float("-inf")  # the beat it was last read at
         self.worker: Optional[threading.Thread] = None
         # What reading it has cost so far (reads, seconds, failed reads),
         # for the exporter's own metrics.
@@ -93,6 +94,11 @@ class CollectionLoop:
         self._thread: Optional[threading.Thread] = None
         self._next = 0.0
         self._preferred: Optional[str] = None
+        # The tab on screen (the console's; None: every tab is read every
+        # interval), and tabs to read before the next beat.
+        self._shown: Optional[str] = None
+        self._now: Set[str] = set()
+        self._beat_at = float("-inf")
         # What ended a loop run in its own thread (a bug in a sink), for the caller to see.
         self.error: Optional[BaseException] = None
 
@@ -167,6 +173,19 @@ class CollectionLoop:
         on screen goes live first."""
         with self._lock:
             self._preferred = tab
+
+    def show(self, tab: str) -> None:
+        """``tab`` is on screen: the others whose capabilities say so
+        (``read_while_hidden``) are not read from now on, and ``tab``, if
+        it missed the last beat, is read at once."""
+        with self._lock:
+            self._shown = tab
+            slot = self._slots.get(tab)
+            stale = slot is not None and slot.read_at < self._beat_at
+            if stale:
+                self._now.add(tab)
+        if stale:
+            self._wake.set()
 
     def _bring_up(self) -> None:
         now = time.monotonic()
@@ -256,6 +275,7 @@ class CollectionLoop:
         with self._lock:
             slot.state, slot.since = state, time.monotonic()
             slot.backoff, slot.retry_at = FIRST_BACKOFF, 0.0
+            slot.read_at = float("-inf")  # a new start is read once, hidden or not
         self._on_status(collector.status)
 
     # -- reading (the loop's thread) -------------------------------------------
@@ -272,10 +292,18 @@ class CollectionLoop:
             if not self._sleep():
                 break
             now = time.monotonic()
-            # A steady beat: the next read one interval after this one was
-            # due, unless reading took longer than that.
-            self._next = max(self._next + self._interval, now + MIN_INTERVAL / 2)
-            snapshots = self._read_all(now)
+            with self._lock:
+                early, self._now = (self._now if now < self._next else None), set()
+            if early is None:
+                # A steady beat: the next read one interval after this one
+                # was due, unless reading took longer than that.
+                self._next = max(self._next + self._interval, now + MIN_INTERVAL / 2)
+                self._beat_at = now
+            snapshots = self._read_all(now, early)
+            if early is not None:
+                if snapshots and not self._stop.is_set():
+                    self._on_interval(snapshots)  # not a beat: not counted
+                continue
             if snapshots and not self._stop.is_set():
                 self._on_interval(snapshots)
                 delivered += 1
@@ -291,16 +319,27 @@ class CollectionLoop:
                 self._wake.clear()
                 # A new interval counts from when it was set.
                 self._next = min(self._next, time.monotonic() + self._interval)
+                with self._lock:
+                    if self._now:
+                        return True
         return False
 
-    def _read_all(self, now: float) -> Snapshots:
+    def _read_all(self, now: float, only: Optional[Set[str]] = None) -> Snapshots:
+        """Every tab due at this beat; with ``only``, those of them."""
         out: Snapshots = []
+        half = self._interval / 2
         for tab, slot in self._slots.items():
+            if only is not None and tab not in only:
+                continue
             with self._lock:
                 due = (slot.state == _UP and slot.enabled and now >= slot.retry_at - 1e-3
-                       and now >= slot.since + self._interval / 2)
+                       and now >= slot.since + half)
+                if (due and not slot.collector.CAPABILITIES.read_while_hidden and self._shown not in (None, tab)
+                        and slot.read_at > float("-inf")):
+                    due = False  # hidden, and read once (the console's first data from every tab)
             if not due:
                 continue
+            slot.read_at = now
             snapshot = self._read_one(slot, now)
             if snapshot is not None:
                 out.append((tab, snapshot))

@@ -1,5 +1,6 @@
 """Test helpers about the kernel's BPF programs (via bpftool) and privileges."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -97,6 +98,7 @@ class _Sampler:
         self.seen = set()
         self._tagged = {}  # pid -> ((executable, stack), whether its environment carries our tag)
         self._thread = None
+        self.quiet = threading.Event()  # set: no samples (see quiet_sampler)
 
     def _is_tagged(self, pid):
         if pid == os.getpid():
@@ -144,11 +146,27 @@ class _Sampler:
 
     def _run(self):
         while True:
-            self.sample()
+            if not self.quiet.is_set():
+                self.sample()
             time.sleep(0.1)
 
 
 _sampler = _Sampler()
+
+
+@contextlib.contextmanager
+def quiet_sampler():
+    """No sampling meanwhile: each sample opens a few files of every
+    process (500 opens a second), which a console's Processes tab would be
+    busy reading while a test measures the console itself. Load or unload
+    no program meanwhile."""
+    _sampler.sample()
+    _sampler.quiet.set()
+    try:
+        yield
+    finally:
+        _sampler.quiet.clear()
+        _sampler.sample()
 
 
 def prog_ids():

@@ -30,6 +30,16 @@ def test_text_has_totals_own_mark_and_escapes_names():
     assert [ln.split()[0] for ln in lines[4:7]] == ["11", "10", "12"]
 
 
+def test_a_reading_over_a_long_interval_says_how_long():
+    """The console reads the BPF tab only while it is shown: the first
+    reading on return covers the time away, and says so."""
+    import dataclasses
+
+    snap = dataclasses.replace(bpf_snapshot(), interval_s=254.4)
+    assert "BPF CPU 0.54% over 254s  stats on" in to_text(snap)
+    assert " over " not in to_text(bpf_snapshot()).splitlines()[1]
+
+
 def test_stats_off_reads_stats_off_not_zero():
     snap = bpf_snapshot(stats=False)
     text = to_text(snap)

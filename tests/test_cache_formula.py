@@ -12,6 +12,7 @@ from bpftop.bpf import system
 from bpftop.collectors import cache_hooks
 from bpftop.collectors.cache import compile_comm_filter, process_rows, read_meminfo
 from bpftop.model.cache import CacheCounts, CacheRow, CacheSnapshot, cache_stats
+from bpftop.procfs import KeptFile
 from bpftop.render import cache as render
 
 counters = st.integers(min_value=-(10**6), max_value=10**12)
@@ -105,8 +106,8 @@ def test_comm_filter_errors_are_one_clear_message():
 def test_meminfo(tmp_path):
     f = tmp_path / "meminfo"
     f.write_text("MemTotal: 100 kB\nBuffers:     2048 kB\nCached:   1048576 kB\nSwapCached: 0 kB\n")
-    assert read_meminfo(str(f)) == (2.0, 1024.0)
-    assert read_meminfo(str(tmp_path / "absent")) == (None, None)
+    assert read_meminfo(KeptFile(str(f))) == (2.0, 1024.0)
+    assert read_meminfo(KeptFile(str(tmp_path / "absent"))) == (None, None)
     buffers, cached = read_meminfo()
     assert buffers is not None and cached is not None and cached > 0
 

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from bpfprogs import ours, prog_ids, prog_list, tag_env, wait_until_gone
+from bpfprogs import ours, prog_ids, prog_list, quiet_sampler, tag_env, wait_until_gone
 from terminal import Terminal, active_tab
 from testenv import scaled
 
@@ -205,6 +205,58 @@ def test_the_console_runs_at_its_priority_and_gives_the_session_back(term, tmp_p
     if groups_enabled():
         assert group_nice(shell) == 0  # the shell's session, now without the console
     assert wait_until_gone(before, timeout=20) == []
+
+
+def wait_all_loaded(before, quiet=2.0, timeout=60.0):
+    """Until the console's programs stop appearing (every tab up)."""
+    deadline = time.monotonic() + timeout
+    seen, since = set(), time.monotonic()
+    while time.monotonic() < deadline:
+        now = set(prog_ids()) - set(before)
+        if now != seen:
+            seen, since = now, time.monotonic()
+        elif seen and time.monotonic() - since >= quiet:
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"the console's programs kept changing: {prog_list()}")
+
+
+def own_calls_per_second(counter, pid, seconds):
+    counter.collect()
+    began = time.monotonic()
+    time.sleep(seconds)
+    snap = counter.collect()
+    took = time.monotonic() - began
+    return sum(p.count for p in snap.processes if p.pid == pid) / took
+
+
+def test_the_console_makes_few_syscalls_of_its_own_on_an_idle_machine(term, shared_collectors):
+    """Its own row on its Syscalls tab is unremarkable (issue 16), counted
+    by a syscalls program of the test's own: 414 to 594 a second before the
+    BPF tab stopped walking every program and map in the kernel each second
+    while hidden, 65 after (489 while the BPF tab is on screen: its walk is
+    that tab's work, and stops again when another tab is shown)."""
+    from bpftop.collectors.syscalls import SyscallsCollector
+
+    counter = shared_collectors.get(SyscallsCollector)
+    before = prog_ids()
+    term.start(bpftop_cmd("-d", "1"))
+    _, pid = console_pid(term)
+    term.wait_for("SYSCALL")
+    wait_all_loaded(before)
+    time.sleep(2)  # every tab has had its first reading
+    with quiet_sampler():  # the harness's own 500 opens a second: the console would read them
+        idle = own_calls_per_second(counter, pid, 10)
+        term.keys("6")
+        term.wait_for("programs")
+        walking = own_calls_per_second(counter, pid, 5)
+        term.keys("1")
+        term.wait_for("SYSCALL")
+        time.sleep(1)
+        again = own_calls_per_second(counter, pid, 5)
+    term.keys("q")
+    assert idle < 150, f"{idle:.0f} syscalls a second of its own, idle on the Syscalls tab"
+    assert again < 150 and walking > again, (walking, again)
 
 
 @pytest.mark.parametrize("env", [

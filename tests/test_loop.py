@@ -11,6 +11,7 @@ from testenv import scaled
 from uihelpers import wait_for
 
 from bpftop.app import BpftopApp
+from bpftop.collectors.capabilities import Capabilities
 from bpftop.collectors.syscalls import SyscallsCollector
 from bpftop.loop import CollectionLoop
 from bpftop.model import CollectorState
@@ -229,6 +230,54 @@ def test_interval_change_wakes_the_loop():
         time.sleep(0.05)
     loop.stop()
     assert snaps
+
+
+class Walker(FakeCollector):
+    """A tab not read while another is on screen, as the BPF tab's walk is not."""
+
+    tab = "bpf"
+    CAPABILITIES = Capabilities(read_while_hidden=False)
+
+
+def test_a_hidden_tab_that_says_so_is_read_once_then_only_when_shown():
+    """Not at the next beat, a second later: at once."""
+    beats = []
+    shown, walker = FakeCollector(), Walker()
+    loop = CollectionLoop([shown, walker], 1.0, on_interval=lambda s: beats.append([tab for tab, _ in s]))
+    loop.show("syscalls")
+    loop.start()
+    assert wait(lambda: len(beats) >= 3)
+    # Its first reading (the console's first data from every tab), then none.
+    assert beats[:3] == [["syscalls", "bpf"], ["syscalls"], ["syscalls"]]
+    loop.show("bpf")
+    assert wait(lambda: len(beats) >= 4, 0.5)
+    assert beats[3] == ["bpf"]
+    assert wait(lambda: len(beats) >= 5)
+    assert beats[4] == ["syscalls", "bpf"]  # on screen: every beat
+    loop.show("syscalls")  # shown again: read at the last beat, so nothing at once
+    time.sleep(0.3)
+    assert len(beats) == 5
+    # Switched off and on again: read once more, hidden or not.
+    loop.set_enabled("bpf", False)
+    assert wait(lambda: loop.is_enabled("bpf") is False and walker.stopped)
+    count = len(beats)
+    loop.set_enabled("bpf", True)
+    assert wait(lambda: ["syscalls", "bpf"] in beats[count:], 5.0)
+    count = len(beats)
+    assert wait(lambda: len(beats) >= count + 2, 5.0)
+    loop.stop()
+    assert beats[count:count + 2] == [["syscalls"], ["syscalls"]]
+
+
+def test_without_a_tab_shown_every_tab_is_read_every_interval():
+    """Headless, the exporter and a console that records never say which
+    tab is shown."""
+    shown, walker = FakeCollector(), Walker()
+    loop = CollectionLoop([shown, walker], 0.1, on_interval=lambda s: None)
+    loop.start()
+    assert wait(lambda: shown.collects >= 10)
+    loop.stop()
+    assert walker.collects >= shown.collects - 1 >= 9
 
 
 def test_run_in_the_callers_thread_counts_intervals():

@@ -16,6 +16,7 @@ struct two { u64 a; u64 b; };
 struct odd { u32 a; u64 b; };
 BPF_PERCPU_ARRAY(pairs, struct two, 7);
 BPF_PERCPU_ARRAY(odds, struct odd, 2);
+BPF_PERCPU_ARRAY(counters, u64, 6);
 struct pair { u32 pid; u16 port; };
 struct val { u64 count; char comm[16]; };
 BPF_HASH(big, struct pair, struct val, 6000);
@@ -53,6 +54,24 @@ def test_sums_every_field_over_every_cpu(module):
 def test_a_struct_not_all_u64_is_refused(module):
     with pytest.raises(ValueError, match="u64"):
         maps.PerCpuArrayTotals(module[b"odds"])
+
+
+@pytest.mark.matrix
+def test_plain_counters_are_summed_in_one_call_and_see_each_new_value(module, monkeypatch):
+    table = module[b"counters"]
+    calls = []
+    real = maps.PerCpuArrayTotals.read
+    monkeypatch.setattr(maps.PerCpuArrayTotals, "read", lambda self: calls.append(1) or real(self))
+    monkeypatch.setattr(type(table), "getvalue", no_key_walk)
+    for rnd in (1, 2):
+        for slot in range(6):
+            per_cpu = table.Leaf()
+            for cpu in range(table.total_cpu):
+                per_cpu[cpu] = rnd * (10**9 * slot + cpu + 1)
+            table[ctypes.c_int(slot)] = per_cpu
+        cpus = range(table.total_cpu)
+        assert maps.percpu_totals(table) == [sum(rnd * (10**9 * s + c + 1) for c in cpus) for s in range(6)]
+    assert len(calls) == 2
 
 
 def no_key_walk(*_):

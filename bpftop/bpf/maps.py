@@ -7,6 +7,8 @@ import errno
 import os
 from typing import Any, Container, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .. import procfs
+
 # Entries one batch call reads into buffers kept with the table. BCC's own
 # batch read allocates (and the kernel faults in) buffers for the whole map
 # on every read: 16,384 entries of the TCP aggregate, 1.6 MB, six times a
@@ -93,9 +95,7 @@ def drop_exited(table: Any, pids: Iterable[int], keep: Container[int] = ()) -> L
     """Delete the entries of processes that have exited (and are not in
     ``keep``) from a map keyed by pid; returns the pids dropped."""
     dropped = []
-    for pid in pids:
-        if pid in keep or os.path.exists(f"/proc/{pid}"):
-            continue
+    for pid in procfs.exited(pid for pid in pids if pid not in keep):
         try:
             del table[table.Key(pid)]
         except KeyError:
@@ -112,6 +112,19 @@ def key_int(key: Any) -> int:
 def percpu_total(table: Any, index: int = 0) -> int:
     """The sum over CPUs of one slot of a per-CPU array (a counter)."""
     return int(sum(table.getvalue(table.Key(index))))
+
+
+def percpu_totals(table: Any) -> List[int]:
+    """Every slot of a per-CPU array of u64 counters, each summed over the
+    CPUs: one batch call (PerCpuArrayTotals, kept with the table) where a
+    lookup per slot took one call each."""
+    reader = getattr(table, "_bpftop_totals", None)
+    if reader is None:
+        reader = table._bpftop_totals = PerCpuArrayTotals(table)
+    totals = reader.read()
+    if totals is None:
+        return [percpu_total(table, i) for i in range(reader.slots)]
+    return totals["value"]
 
 
 def sum_fields(values: Iterable[Any], fields: Sequence[str]) -> Tuple[int, ...]:
@@ -143,9 +156,11 @@ class PerCpuArrayTotals:
 
     def __init__(self, table: Any) -> None:
         leaf = table.sLeaf
-        self.fields = [f[0] for f in leaf._fields_]
-        if any(ctypes.sizeof(f[1]) != 8 for f in leaf._fields_) or ctypes.sizeof(leaf) != 8 * len(self.fields):
-            raise ValueError(f"{table._name!r}: only a struct of u64 fields is summed here")
+        # A plain u64 counter is one field, "value".
+        fields = getattr(leaf, "_fields_", None) or [("value", leaf)]
+        self.fields = [f[0] for f in fields]
+        if any(ctypes.sizeof(f[1]) != 8 for f in fields) or ctypes.sizeof(leaf) != 8 * len(self.fields):
+            raise ValueError(f"{table._name!r}: only u64 counters are summed here")
         import bcc.libbcc
 
         self._lib = bcc.libbcc.lib

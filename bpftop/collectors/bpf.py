@@ -184,8 +184,13 @@ class BpfCollector(Collector[BpfSnapshot]):
     tab = "bpf"
     title = "BPF"
     # Every filter field (name, type, attach, pid, comm) applies to the
-    # table's rows: there is no kernel program to filter in.
-    CAPABILITIES = Capabilities()
+    # table's rows: there is no kernel program to filter in. A walk opens,
+    # marks, asks and closes every program in the kernel, and lists every
+    # map and link: with only bpftop's own 27 programs, 230 syscalls, 80 %
+    # of the console's own on an idle machine. Run counts are cumulative in
+    # the kernel, so a reading when the tab is shown again covers the time
+    # it was hidden.
+    CAPABILITIES = Capabilities(read_while_hidden=False)
 
     def __init__(self, pids: Sequence[int] = (), enable_stats: bool = False, key_limit: int = KEY_LIMIT) -> None:
         super().__init__()
@@ -241,12 +246,13 @@ class BpfCollector(Collector[BpfSnapshot]):
 
     def _owners(self, prog_ids: Set[int]) -> bpf_owners.Holders:
         now = time.monotonic()
-        if self._holders is None or now - self._scanned_at >= RESCAN_S or not prog_ids <= self._scanned_ids:
-            self._holders = bpf_owners.scan()
+        holders = self._holders
+        if holders is None or now - self._scanned_at >= RESCAN_S or not prog_ids <= self._scanned_ids:
+            holders = self._holders = bpf_owners.scan()
             self._scanned_at, self._scanned_ids = now, set(prog_ids)
         else:
-            self._holders.drop_exited()
-        return self._holders
+            holders.drop_exited()
+        return holders
 
     def _baseline(self) -> None:
         progs = read_programs()

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set, Tuple
 
+from .. import procfs
 from ..bpf import attachinfo, objinfo
 from ..model.bpf import Owner
 
@@ -39,7 +40,7 @@ class Holders:
         """Forget holders whose process is gone (a pid reused meanwhile is
         caught by the next full scan)."""
         gone = {o.pid for owners in self.owners.values() for o in owners} | {o.pid for o in self.stats_holders}
-        gone = {pid for pid in gone if not os.path.exists(f"/proc/{pid}")}
+        gone = set(procfs.exited(gone))
         if not gone:
             return
         for prog_id, owners in self.owners.items():

@@ -23,6 +23,7 @@ import re
 import time
 from typing import Any, Dict, List, Mapping, Optional, Pattern, Sequence, Tuple
 
+from .. import procfs
 from ..bpf import btf, ladder, loader, maps, system
 from ..model import CountUnit, HookKind
 from ..model.cache import CacheCounts, CacheRow, CacheSnapshot
@@ -107,15 +108,17 @@ TRAMPOLINE_SYMBOL = "bpf_trampoline_link_prog"  # fentry needs BPF trampolines
 system.want_symbols([TRAMPOLINE_SYMBOL])
 
 
-def read_meminfo(path: str = "/proc/meminfo") -> Tuple[Optional[float], Optional[float]]:
+_MEMINFO = procfs.KeptFile("/proc/meminfo")
+
+
+def read_meminfo(source: Optional[procfs.KeptFile] = None) -> Tuple[Optional[float], Optional[float]]:
     """(Buffers, Cached) in MB, None for a field the file lacks."""
     values: Dict[str, float] = {}
     try:
-        with open(path) as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                if key in ("Buffers", "Cached"):
-                    values[key] = int(rest.split()[0]) / 1024.0
+        for line in (source or _MEMINFO).read().decode("ascii", "replace").splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("Buffers", "Cached"):
+                values[key] = int(rest.split()[0]) / 1024.0
     except (OSError, ValueError, IndexError):
         pass
     return values.get("Buffers"), values.get("Cached")

@@ -30,6 +30,11 @@ class Capabilities:
     # The units its counts may be in; the rung in use says which one
     # (Strategy.unit). Empty: counts are events, whatever the rung.
     units: Tuple[CountUnit, ...] = ()
+    # False: once it has been read, the console reads it only while its tab
+    # is on screen, and at once when the tab is shown. For a collector whose
+    # read costs syscalls for each object in the kernel and whose counts the
+    # kernel keeps whole, so that the reading on return covers the time away.
+    read_while_hidden: bool = True
 
 
 @dataclass(frozen=True)

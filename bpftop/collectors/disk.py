@@ -207,7 +207,7 @@ class DiskCollector(Collector[DiskSnapshot]):
         classic tracepoint programs ran for, with no miss counted). Keyed by
         sector, starts can be shared, so the kernel's miss counters are the
         figure, and only where it keeps them."""
-        at_completion, at_start = (maps.percpu_total(self._bpf[b"stale"], i) for i in (0, 1))
+        at_completion, at_start = maps.percpu_totals(self._bpf[b"stale"])[:2]
         stale = self._stale_purged + at_completion + at_start
         misses = self.recursion_misses()
         starts_missed: Optional[int] = None

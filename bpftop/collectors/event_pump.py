@@ -86,6 +86,7 @@ class EventPump:
         self._read = 0  # events the last batched read took off the buffer
         # Whether the thread waits in poll(2) on the ring buffer's epoll fd.
         self.gated = False
+        self._gate: Optional[int] = None
 
     @property
     def batched(self) -> bool:
@@ -121,6 +122,13 @@ class EventPump:
     def drain(self) -> None:
         """Everything the kernel sent up to now has gone to ``feed``."""
         if self._thread is not None and self._thread.is_alive():
+            gate = self._gate
+            if gate is not None and not select.select([gate], [], [], 0)[0]:
+                # Nothing waits in the ring buffer, so the thread has fed
+                # every event: libbpf moves the consumer position past an
+                # event only once its callback has returned. One call here,
+                # where waking the thread and waiting for it took six.
+                return
             self._drain_done.clear()
             self._drain_req.set()
             self._wake_up()
@@ -168,6 +176,7 @@ class EventPump:
     def _poll_loop(self, bpf: Any) -> None:
         gate = ringbuf.epoll_fd(bpf) if self.batched and self.ring and self._wake_fd is not None else None
         self.gated = gate is not None
+        self._gate = gate
         if gate is not None:
             self._gated_loop(bpf, gate)
             return
@@ -224,4 +233,5 @@ class EventPump:
                 self._consume(bpf)
                 self._drain_req.clear()
                 self._drain_done.set()
+        self._gate = None
         self._drain_done.set()

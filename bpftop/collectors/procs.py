@@ -18,11 +18,11 @@ Python (the view's row filter).
 from __future__ import annotations
 
 import functools
-import os
 import platform
 import time
 from typing import Any, Dict, List, Sequence, Tuple
 
+from .. import procfs
 from ..bpf import ladder, loader, maps, system
 from ..model import EventBuffer, HookKind
 from ..model.procs import ProcsSnapshot
@@ -193,8 +193,7 @@ class ProcsCollector(Collector[ProcsSnapshot]):
     def _read_lost(self) -> Tuple[int, ...]:
         if self._bpf is None:
             return (0,) * len(LOST_KINDS)
-        table = self._bpf[b"lost"]
-        return tuple(maps.percpu_total(table, i) for i in range(len(LOST_KINDS)))
+        return tuple(maps.percpu_totals(self._bpf[b"lost"])[:len(LOST_KINDS)])
 
     def _delete(self, pids: Sequence[int]) -> None:
         table = self._bpf[b"counts"]
@@ -213,8 +212,7 @@ class ProcsCollector(Collector[ProcsSnapshot]):
         # Entries whose exit was not counted (filtered out, or it ended
         # before bpftop started counting it) are found by a look in /proc
         # every few reads, so they cannot fill the kernel's table.
-        ended = frozenset(e[0] for e in entries if not os.path.exists(f"/proc/{e[0]}")) \
-            if self._reads % GONE_EVERY == 0 else frozenset()
+        ended = frozenset(procfs.exited(e[0] for e in entries)) if self._reads % GONE_EVERY == 0 else frozenset()
         rows, gone = self.counts.update(entries, self.log.comms, ended)
         self._delete(gone)
         self._forget_comms(rows)
@@ -256,6 +254,5 @@ class ProcsCollector(Collector[ProcsSnapshot]):
         comms = self.log.comms
         if len(comms) > 4 * MAX_PROCS:
             keep = {r.pid for r in rows}
-            for pid in list(comms):
-                if pid not in keep and not os.path.exists(f"/proc/{pid}"):
-                    del comms[pid]
+            for pid in procfs.exited(pid for pid in comms if pid not in keep):
+                del comms[pid]

@@ -26,6 +26,7 @@ import platform
 import time
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
+from .. import procfs
 from ..bpf import ladder, loader, maps, system
 from ..model import EventBuffer, HookKind
 from ..model.disk import NSLOTS
@@ -280,9 +281,8 @@ class TcpCollector(Collector[TcpSnapshot]):
 
     # -- reading ----------------------------------------------------------
     def _counters(self) -> Tuple[int, ...]:
-        table = self._bpf[b"counts"]
         base = (self._gen & 1) * NCOUNTS
-        return tuple(maps.percpu_total(table, base + i) for i in range(NCOUNTS))
+        return tuple(maps.percpu_totals(self._bpf[b"counts"])[base:base + NCOUNTS])
 
     def _counts(self, raw: bytes) -> Counts:
         c = self._values.get(raw)
@@ -324,14 +324,12 @@ class TcpCollector(Collector[TcpSnapshot]):
         delete follows the read at once."""
         table = self._bpf[b"agg"]
         now = time.monotonic_ns()  # bpf_ktime_get_ns()'s clock
-        alive: Dict[int, bool] = {}
+        ended = set(procfs.exited({key.pid for _, key, _ in entries}))
         live = []
         for k, key, c in entries:
-            if key.pid not in alive:
-                alive[key.pid] = os.path.exists(f"/proc/{key.pid}")
             settled = (not self._outcomes or c.established + c.refused + c.failed >= c.attempts
                        or now - c.last_ns > SETTLED_NS)
-            if alive[key.pid] or not settled:
+            if key.pid not in ended or not settled:
                 live.append((key, c))
                 continue
             try:

@@ -128,6 +128,10 @@ def stats_text(snap: BpfSnapshot) -> str:
 
 def summary(snap: BpfSnapshot) -> str:
     cpu = STATS_OFF if snap.cpu_pct_total is None else f"{snap.cpu_pct_total:.2f}%"
+    if snap.cpu_pct_total is not None and snap.interval_s >= 2:
+        # The console does not read this tab while it is hidden: its first
+        # reading on return covers the time away.
+        cpu += f" over {snap.interval_s:.0f}s"
     ours = sum(1 for r in snap.rows if r.ours)
     parts = [
         f"{snap.programs_total} programs",
