@@ -141,8 +141,8 @@ class BpftopApp(App[int]):
             self._shown(event.pane.id)
 
     def _shown(self, tab: str) -> None:
-        """Tabs that read less often while hidden (the BPF tab's walk of
-        every object in the kernel) do so only when nothing records: a
+        """Tabs not read while hidden (the BPF tab: its walk of every
+        object in the kernel) are left unread only when nothing records: a
         recording keeps every tab at every interval."""
         if self.collection is not None and self.recorder is None:
             self.collection.show(tab)

@@ -97,7 +97,7 @@ class CollectionLoop:
         # The tab on screen (the console's; None: every tab is read every
         # interval), and tabs to read before the next beat.
         self._shown: Optional[str] = None
-        self._now: Set[str] = set()
+        self._asap: Set[str] = set()
         self._beat_at = float("-inf")
         # What ended a loop run in its own thread (a bug in a sink), for the caller to see.
         self.error: Optional[BaseException] = None
@@ -183,7 +183,7 @@ class CollectionLoop:
             slot = self._slots.get(tab)
             stale = slot is not None and slot.read_at < self._beat_at
             if stale:
-                self._now.add(tab)
+                self._asap.add(tab)
         if stale:
             self._wake.set()
 
@@ -293,7 +293,7 @@ class CollectionLoop:
                 break
             now = time.monotonic()
             with self._lock:
-                early, self._now = (self._now if now < self._next else None), set()
+                early, self._asap = (self._asap if now < self._next else None), set()
             if early is None:
                 # A steady beat: the next read one interval after this one
                 # was due, unless reading took longer than that.
@@ -320,7 +320,7 @@ class CollectionLoop:
                 # A new interval counts from when it was set.
                 self._next = min(self._next, time.monotonic() + self._interval)
                 with self._lock:
-                    if self._now:
+                    if self._asap:
                         return True
         return False
 

@@ -246,13 +246,12 @@ class BpfCollector(Collector[BpfSnapshot]):
 
     def _owners(self, prog_ids: Set[int]) -> bpf_owners.Holders:
         now = time.monotonic()
-        holders = self._holders
-        if holders is None or now - self._scanned_at >= RESCAN_S or not prog_ids <= self._scanned_ids:
-            holders = self._holders = bpf_owners.scan()
+        if self._holders is None or now - self._scanned_at >= RESCAN_S or not prog_ids <= self._scanned_ids:
+            self._holders = bpf_owners.scan()
             self._scanned_at, self._scanned_ids = now, set(prog_ids)
         else:
-            holders.drop_exited()
-        return holders
+            self._holders.drop_exited()
+        return self._holders
 
     def _baseline(self) -> None:
         progs = read_programs()
