@@ -46,12 +46,17 @@ async def test_an_interval_with_the_same_rows_redraws_only_the_changed_rows() ->
         assert drawn == [1]  # a's line: not the header, not b or c
         assert shown(t) == [("a", "31"), ("b", "20"), ("c", "10")]
         assert "31" in screen_text(app).splitlines()[1]
-        # New order: the cursor stays on its row.
+        # New order: a cursor put on a row stays on it.
         t.move_cursor(row=2)
         t.show(table(("a", 31), ("b", 20), ("c", 40)))
         await pilot.pause()
         assert shown(t) == [("c", "40"), ("a", "31"), ("b", "20")]
         assert t.cursor_row == 0
+        # ... until it is put back on the first row, the busiest: there it stays.
+        t.move_cursor(row=0)
+        t.show(table(("a", 31), ("b", 20), ("c", 4)))
+        await pilot.pause()
+        assert shown(t)[0] == ("a", "31") and t.cursor_row == 0
         # Rows gone, then none at all: the empty state, then rows again.
         t.show(table())
         await pilot.pause()
@@ -91,6 +96,21 @@ async def test_the_cursor_keys_move_along_the_rows_and_say_which_row_is_highligh
         t.show(table(*((f"r{i:02}", 100 - i) for i in range(1, 20))))
         await pilot.pause()
         assert t.cursor_row == 0 and seen[-1] == "r01"
+
+
+async def test_an_untouched_cursor_stays_on_the_first_row_and_the_table_at_its_top() -> None:
+    """The console's own syscalls, about equal and changing order every
+    interval, scrolled the Syscalls tab away from its busiest rows."""
+    app = One()
+    async with app.run_test(size=(40, 8)) as pilot:
+        t = app.query_one(TopTable)
+        t.focus()
+        t.show(table(*((f"r{i:02}", 100 - i) for i in range(20))))
+        await pilot.pause()
+        t.show(table(*((f"r{i:02}", 100 + i) for i in range(20))))  # r00 last now
+        await pilot.pause()
+        assert t.cursor_row == 0 and t.scroll_y == 0
+        assert screen_text(app).splitlines()[1].split() == ["r19", "119"]
 
 
 async def test_a_table_that_changes_size_lays_out_the_screen_only_when_a_scrollbar_comes_or_goes() -> None:

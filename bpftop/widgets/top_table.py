@@ -121,6 +121,12 @@ class TopTable(ScrollView, can_focus=True):
         # Rendered rows by position: (what they were rendered from, the strip).
         self._strips: Dict[int, Tuple[tuple, Strip]] = {}
         self._highlighted: Optional[str] = None
+        # Whether the cursor keeps to its row as the order changes: once the
+        # operator has put it on a row below the first. Until then (and
+        # after Home) it stays on the first row, the busiest: following the
+        # row it was on scrolled an untouched table away from its top as
+        # soon as that row's count fell.
+        self._follow = False
         # The table's own style: Textual works it out from every ancestor's
         # styles on each call, and render_line needs it for each line (a
         # sixth of an idle console's UI thread).
@@ -206,9 +212,10 @@ class TopTable(ScrollView, can_focus=True):
         for gone in [r for r in self._strips if r >= len(rows)]:
             del self._strips[gone]
         self.virtual_size = Size(sum(w + 2 * PAD for w in widths), len(rows) + 1)
-        # The cursor stays on its row wherever that row went.
+        # A cursor the operator put on a row stays on it wherever it went.
         keys = [k for k, _ in rows]
-        cursor = keys.index(cursor_key) if cursor_key is not None and cursor_key in keys else self.cursor_row
+        follow = self._follow and cursor_key is not None and cursor_key in keys
+        cursor = keys.index(cursor_key) if follow else self.cursor_row
         cursor = max(0, min(cursor, len(rows) - 1))
         moved = cursor != self.cursor_row
         self.set_reactive(TopTable.cursor_row, cursor)
@@ -225,6 +232,7 @@ class TopTable(ScrollView, can_focus=True):
     # -- the cursor ------------------------------------------------------------
     def move_cursor(self, *, row: int, animate: bool = False, scroll: bool = True) -> None:
         self.cursor_row = max(0, min(row, len(self._rows) - 1))
+        self._follow = self.cursor_row > 0
         if scroll:
             self._scroll_to_cursor()
 
