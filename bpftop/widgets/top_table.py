@@ -214,8 +214,9 @@ class TopTable(ScrollView, can_focus=True):
         self.virtual_size = Size(sum(w + 2 * PAD for w in widths), len(rows) + 1)
         # A cursor the operator put on a row stays on it wherever it went.
         keys = [k for k, _ in rows]
-        follow = self._follow and cursor_key is not None and cursor_key in keys
-        cursor = keys.index(cursor_key) if follow else self.cursor_row
+        cursor = self.cursor_row
+        if self._follow and cursor_key is not None and cursor_key in keys:
+            cursor = keys.index(cursor_key)
         cursor = max(0, min(cursor, len(rows) - 1))
         moved = cursor != self.cursor_row
         self.set_reactive(TopTable.cursor_row, cursor)
