@@ -255,6 +255,7 @@ def test_the_console_makes_few_syscalls_of_its_own_on_an_idle_machine(term, shar
         time.sleep(1)
         again = own_calls_per_second(counter, pid, 5)
     term.keys("q")
+    assert wait_until_gone(before, timeout=20) == []
     assert idle < 150, f"{idle:.0f} syscalls a second of its own, idle on the Syscalls tab"
     assert again < 150 and walking > again, (walking, again)
 

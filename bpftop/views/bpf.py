@@ -98,7 +98,7 @@ class BpfView(TabView):
         values = self.history.get(("avg_ns", row.id)).values()
         known = [v for v in values if v is not None]
         now = "stats off" if row.cost is None else f"{fmt_avg(row.avg_ns or 0.0)} ns"
-        show_text(label, plain(f"prog {row.id} avg ns per run, last {len(values)} intervals: now {now}"
+        show_text(label, plain(f"prog {row.id} avg ns per run, last {len(values)} readings: now {now}"
                                f"  max {fmt_avg(max(known)) if known else '-'}"))
         width = spark.size.width or 40
         series = [float(v) if v is not None else 0.0 for v in values][-width:]
