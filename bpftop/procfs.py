@@ -85,6 +85,11 @@ def live_pids() -> FrozenSet[int]:
 
 def exited(pids: Iterable[int]) -> List[int]:
     """Those of ``pids`` that have exited. A process the listing lacks is
-    looked for once more: it may have started after the listing was made."""
+    looked for once more: it may have started after the listing was made.
+    Nothing to check lists nothing (the Processes tab's look every few
+    reads, the TCP tab's fold, with no process in them)."""
+    wanted = list(pids)
+    if not wanted:
+        return []
     listed = live_pids()
-    return [pid for pid in pids if pid not in listed and not os.path.exists(f"/proc/{pid}")]
+    return [pid for pid in wanted if pid not in listed and not os.path.exists(f"/proc/{pid}")]

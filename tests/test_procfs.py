@@ -47,3 +47,8 @@ def test_exited_finds_an_exit_and_not_a_process_started_after_the_listing(monkey
     finally:
         late.kill()
         late.wait()
+
+
+def test_nothing_to_check_lists_nothing(monkeypatch):
+    monkeypatch.setattr(procfs, "live_pids", lambda: (_ for _ in ()).throw(AssertionError("listed /proc")))
+    assert procfs.exited([]) == [] and procfs.exited(iter(())) == []
