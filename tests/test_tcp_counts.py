@@ -90,12 +90,29 @@ def test_a_process_shows_its_latest_name_and_a_destination_its_first_pids():
     assert "curl" in dest.comms and "sh" not in dest.comms
 
 
+def test_a_reused_socket_address_joins_each_attempt_to_its_own_outcome():
+    """The kernel reuses a freed socket's address at once. Two connects from
+    one CPU, their outcomes handled on another: read CPU by CPU (perf
+    buffers), both outcomes can come before both attempts, or after them
+    (the 6.1 guest's perf-buffer rung: one attempt stayed "pending")."""
+    attempts = [raw(te.EV_CONNECT, 7, ts=1_000_000_000), raw(te.EV_CONNECT, 7, ts=1_001_000_000)]
+    outcomes = [raw(te.EV_ESTABLISHED, 7, sport=40000, ts=1_000_250_000, lat=250_000),
+                raw(te.EV_ESTABLISHED, 7, sport=40001, ts=1_001_100_000, lat=100_000)]
+    for order in (outcomes + attempts, attempts + outcomes):
+        log = te.EventLog()
+        for data in order:
+            log.feed(data)
+        events, _ = log.take()
+        assert [(e.seq, e.result, e.sport, e.latency_us) for e in events] == [
+            (2, "established", 40001, 100.0), (1, "established", 40000, 250.0)]
+
+
 def test_the_event_log_joins_outcomes_and_filters_events():
     log = te.EventLog()
     log.feed(raw(te.EV_ESTABLISHED, 7, sport=40000, ts=1_000_250_000, lat=250_000))  # read before its attempt
     log.feed(raw(te.EV_CONNECT, 7, ts=1_000_000_000))
     log.feed(raw(te.EV_CONNECT, 8, dport=9))
-    log.feed(raw(te.EV_REFUSED, 8, sport=40001, lat=50_000))
+    log.feed(raw(te.EV_REFUSED, 8, sport=40001, ts=1_000_050_000, lat=50_000))  # the attempt's time plus lat
     log.feed(raw(te.EV_CONNECT, 9, dport=22))
     events, streamed = log.take()
     assert streamed == 3

@@ -68,10 +68,11 @@ def test_a_settled_attempt_is_frozen_once_and_a_pending_one_follows_its_outcome(
     log = te.EventLog()
     log.feed(raw(te.EV_CONNECT, 1))
     log.feed(raw(te.EV_CONNECT, 2, dport=9))
-    log.feed(raw(te.EV_ESTABLISHED, 1, sport=40000, lat=250_000))
+    # As the kernel sends them: an outcome's time less its latency is its attempt's.
+    log.feed(raw(te.EV_ESTABLISHED, 1, sport=40000, ts=1_000_250_000, lat=250_000))
     (pending, settled), _ = log.take()
     assert (pending.result, settled.result) == ("pending", "established")
-    log.feed(raw(te.EV_REFUSED, 2, sport=40001, lat=50_000))
+    log.feed(raw(te.EV_REFUSED, 2, sport=40001, ts=1_000_050_000, lat=50_000))
     (refused, again), streamed = log.take()
     assert again is settled and streamed == 2
     assert (refused.seq, refused.result, refused.sport, refused.latency_us) == (2, "refused", 40001, 50.0)

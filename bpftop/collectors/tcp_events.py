@@ -128,8 +128,14 @@ class EventLog:
         self._reset()
 
     def _reset(self) -> None:
-        self._open: Dict[int, _Attempt] = {}
-        self._early: Dict[int, Tuple[int, int, int, int, int, bytes]] = {}
+        # Keyed by socket address and the attempt's time (an outcome's time
+        # less its latency, to the nanosecond): the kernel reuses a freed
+        # socket's address at once, and per-CPU perf buffers, read one after
+        # the other, bring two attempts (or two outcomes) of one address
+        # before the others. Keyed by address alone, the second took the
+        # first's place, which stayed "pending" for good.
+        self._open: Dict[Tuple[int, int], _Attempt] = {}
+        self._early: Dict[Tuple[int, int], Tuple[int, int, int, int, bytes]] = {}
         self._log.clear()
         self.streamed = 0  # attempt events that passed the Python-side filter
 
@@ -162,24 +168,21 @@ class EventLog:
                 if kind == EV_CONNECT_FAILED:
                     att.result = FAILED
                 elif self.outcomes:
-                    early = self._early.pop(sk, None)
-                    # The outcome's time less its latency is its attempt's
-                    # time to the nanosecond: an older socket's at the same
-                    # address does not join.
-                    if early is not None and early[0] == ts:
-                        self._outcome(att, *early[1:])
+                    early = self._early.pop((sk, ts), None)
+                    if early is not None:
+                        self._outcome(att, *early)
                     else:
                         if len(self._open) >= MAX_OPEN:
                             self._open.pop(next(iter(self._open)))
-                        self._open[sk] = att
+                        self._open[(sk, ts)] = att
             elif kind in (EV_ESTABLISHED, EV_FAILED, EV_REFUSED):
-                opened = self._open.pop(sk, None)
+                opened = self._open.pop((sk, ts - lat), None)
                 if opened is not None:
                     self._outcome(opened, kind, lat, sport, family, saddr)
                 else:
                     if len(self._early) >= MAX_OPEN:
                         self._early.pop(next(iter(self._early)))
-                    self._early[sk] = (ts - lat, kind, lat, sport, family, saddr)
+                    self._early[(sk, ts - lat)] = (kind, lat, sport, family, saddr)
 
     def _outcome(self, att: _Attempt, kind: int, lat_ns: int, sport: int, family: int, saddr: bytes) -> None:
         att.result = _RESULT[kind]
